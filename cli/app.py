@@ -1,0 +1,163 @@
+"""The command line: global options, one module per command, exit codes.
+
+Global options may stand before or after the command's name (`sdeliver --json status` and
+`sdeliver status --json` both work): `main` moves them in front before typer parses.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from . import __version__
+from .commands import config as config_cmd
+from .commands import destroy, init, reconcile
+from .context import state
+from .errors import EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, SdeliverError
+
+HELP = f"""Continuous delivery and safe releases for a serverless web app on AWS (boto3, no
+CloudFormation).
+
+\b
+Examples:
+  sdeliver init                      provision everything sdeliver.yaml declares
+  sdeliver deploy --env test         build, publish, move the alias, API and site, run e2e
+  sdeliver promote test->prod        run in prod the release test runs
+  sdeliver rollback --alias prod     back to the previous prod release, exactly
+  sdeliver reconcile --check         show drift; exit 3 if AWS differs from sdeliver.yaml
+  sdeliver status --json             one JSON document for scripts
+
+{EXIT_CODES_HELP}
+"""
+
+app = typer.Typer(
+    name="sdeliver",
+    help=HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"sdeliver {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    config: Annotated[
+        Path, typer.Option("--config", "-c", help="The configuration file.", show_default=True)
+    ] = Path("sdeliver.yaml"),
+    profile: Annotated[str | None, typer.Option(help="AWS profile to use.")] = None,
+    region: Annotated[str | None, typer.Option(help="AWS region (default: from the config).")] = None,
+    endpoint_url: Annotated[
+        str | None,
+        typer.Option(help="AWS endpoint (an emulator). Env: SDELIVER_ENDPOINT_URL."),
+    ] = None,
+    json_: Annotated[
+        bool, typer.Option("--json", help="One JSON document on stdout, nothing else there.")
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail on stderr.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Answer yes; never prompt.")] = False,
+    local: Annotated[
+        bool, typer.Option("--local", help="Use the local emulator instead of AWS.")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    g = state(ctx)
+    g.config_path = config
+    g.profile = profile
+    g.region = region
+    g.endpoint_url = endpoint_url or os.environ.get("SDELIVER_ENDPOINT_URL") or None
+    g.json = json_
+    g.verbose = verbose
+    g.yes = yes
+    g.local = local
+    ctx.call_on_close(g.close)
+
+
+app.add_typer(config_cmd.app, name="config")
+app.command(epilog=init.EPILOG)(init.init)
+app.command(epilog=reconcile.EPILOG)(reconcile.reconcile)
+app.command(epilog=destroy.EPILOG)(destroy.destroy)
+
+# -- argv ----------------------------------------------------------------------------------
+
+FLAGS = {"--json", "--verbose", "-v", "--yes", "-y", "--local"}
+VALUED = {"--config", "-c", "--profile", "--region", "--endpoint-url"}
+
+
+def hoist_globals(argv: list[str]) -> list[str]:
+    """Move global options found after the command name to the front."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        name = arg.split("=", 1)[0]
+        if arg in FLAGS:
+            front.append(arg)
+        elif name in VALUED and "=" in arg and name.startswith("--"):
+            front.append(arg)
+        elif arg in VALUED and i + 1 < len(argv):
+            front.extend(argv[i : i + 2])
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = hoist_globals(list(sys.argv[1:] if argv is None else argv))
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name="sdeliver", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return done.exit_code
+    except click.exceptions.UsageError as err:
+        err.show()
+        return EXIT_USAGE
+    except click.exceptions.ClickException as err:
+        err.show()
+        return err.exit_code
+    except click.exceptions.Abort:
+        from .output import error
+
+        error("aborted")
+        return 130
+    except SdeliverError as err:
+        from .output import error
+
+        error(str(err))
+        return err.exit_code
+    except KeyboardInterrupt:
+        from .output import error
+
+        error("interrupted")
+        return 130
+    except BrokenPipeError:
+        return EXIT_FAILED
+    except Exception as err:  # the last line of defence: never a traceback for a user
+        from .output import error
+
+        if os.environ.get("SDELIVER_DEBUG"):
+            raise
+        error(f"internal error: {type(err).__name__}: {err} (set SDELIVER_DEBUG=1 for a traceback)")
+        return EXIT_FAILED
+    return result if isinstance(result, int) else 0

@@ -1,0 +1,357 @@
+"""The one place that talks to AWS: session, clients, retries, waiters, error translation.
+
+Nothing else in sdeliver imports boto3 or handles botocore exceptions. Every call goes
+through `Aws.call` (or `paginate` / `wait`), which counts it (reads vs writes, for
+`-v` and the benchmarks), retries what eventual consistency makes transient, and turns
+whatever AWS answers into an `AwsError` whose one line names the operation, the resource
+and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from .errors import AwsError, ConfigError
+
+READ_PREFIXES = ("Get", "List", "Describe", "Head", "Lookup", "Search", "Test", "Select")
+
+ACCESS_DENIED = {
+    "AccessDenied",
+    "AccessDeniedException",
+    "UnauthorizedOperation",
+    "AuthorizationError",
+    "UnrecognizedClientException",
+    "InvalidClientTokenId",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "SignatureDoesNotMatch",
+}
+
+# Codes that mean "what you asked for is not there"; callers pass `missing=` to get None.
+NOT_FOUND = {
+    "NoSuchBucket",
+    "NoSuchKey",
+    "NotFound",
+    "404",
+    "NoSuchEntity",
+    "ResourceNotFoundException",
+    "NoSuchHostedZone",
+    "NoSuchBucketPolicy",
+    "NoSuchWebsiteConfiguration",
+    "NoSuchPublicAccessBlockConfiguration",
+    "ServerSideEncryptionConfigurationNotFoundError",
+    "NoSuchTagSet",
+    "PipelineNotFoundException",
+}
+
+# Eventual consistency, retried with jitter on top of botocore's own retries.
+IAM_PROPAGATION = "iam-propagation"
+FUNCTION_BUSY = "function-busy"
+APIGW_BUSY = "apigw-busy"
+
+
+def _is_iam_propagation(code: str, message: str) -> bool:
+    return code == "InvalidParameterValueException" and (
+        "cannot be assumed" in message or "role" in message.lower() and "assume" in message.lower()
+    )
+
+
+TRANSIENT: dict[str, Callable[[str, str], bool]] = {
+    IAM_PROPAGATION: _is_iam_propagation,
+    FUNCTION_BUSY: lambda code, message: code in {"ResourceConflictException"}
+    and ("in progress" in message or "update" in message.lower()),
+    APIGW_BUSY: lambda code, message: code in {"TooManyRequestsException", "ConflictException"},
+}
+
+
+@dataclass
+class CallStats:
+    reads: int = 0
+    writes: int = 0
+    waited: float = 0.0
+    uploaded_bytes: int = 0
+    operations: Counter[str] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def summary(self) -> str:
+        return (
+            f"AWS calls: {self.reads} reads, {self.writes} writes; "
+            f"{self.uploaded_bytes} bytes uploaded; {self.waited:.1f}s waited on AWS"
+        )
+
+
+def is_write(operation: str) -> bool:
+    return not operation.startswith(READ_PREFIXES)
+
+
+class Aws:
+    """Clients for one account and region, created lazily and shared across threads."""
+
+    retry_max_seconds: float = float(os.environ.get("SDELIVER_RETRY_MAX_SECONDS", "90"))
+
+    def __init__(
+        self,
+        *,
+        region: str,
+        profile: str | None = None,
+        endpoint_url: str | None = None,
+        max_attempts: int = 10,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.region = region
+        self.profile = profile
+        self.endpoint_url = endpoint_url
+        self.log = log or (lambda _message: None)
+        self.stats = CallStats()
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+        self._identity: dict[str, str] | None = None
+        self._call_log = os.environ.get("SDELIVER_CALL_LOG")
+        self._config = botocore.config.Config(
+            retries={"mode": "standard", "max_attempts": max_attempts},
+            connect_timeout=10,
+            read_timeout=60,
+            max_pool_connections=32,
+            user_agent_extra="sdeliver",
+        )
+        try:
+            self._session = boto3.session.Session(profile_name=profile, region_name=region)
+        except botocore.exceptions.ProfileNotFound:
+            raise ConfigError(
+                f"AWS profile {profile!r} is not configured",
+                hint="list profiles with 'aws configure list-profiles'",
+            ) from None
+
+    # -- clients -------------------------------------------------------------------------
+
+    def client(self, service: str) -> Any:
+        with self._lock:
+            if service not in self._clients:
+                client = self._session.client(
+                    service, endpoint_url=self.endpoint_url, config=self._config
+                )
+                client.meta.events.register("before-call.*.*", self._count)
+                self._clients[service] = client
+            return self._clients[service]
+
+    def _count(self, model: Any, **_: Any) -> None:
+        name = model.name
+        with self.stats.lock:
+            self.stats.operations[name] += 1
+            if is_write(name):
+                self.stats.writes += 1
+            else:
+                self.stats.reads += 1
+            if self._call_log:
+                service = model.service_model.service_name
+                with open(self._call_log, "a", encoding="utf-8") as fh:
+                    fh.write(f"{service} {name}\n")
+
+    # -- identity ------------------------------------------------------------------------
+
+    def identity(self) -> dict[str, str]:
+        if self._identity is None:
+            found = self.call("sts", "get_caller_identity", resource="the caller")
+            self._identity = {"account": found["Account"], "arn": found["Arn"]}
+        return self._identity
+
+    @property
+    def account_id(self) -> str:
+        return self.identity()["account"]
+
+    @property
+    def caller_arn(self) -> str:
+        return self.identity()["arn"]
+
+    @property
+    def partition(self) -> str:
+        if self.region.startswith("cn-"):
+            return "aws-cn"
+        if self.region.startswith("us-gov-"):
+            return "aws-us-gov"
+        return "aws"
+
+    # -- calls ---------------------------------------------------------------------------
+
+    def call(
+        self,
+        service: str,
+        operation: str,
+        *,
+        resource: str = "",
+        missing: bool = False,
+        retry: tuple[str, ...] = (),
+        ignore: tuple[str, ...] = (),
+        **params: Any,
+    ) -> Any:
+        """Call one operation.
+
+        missing: return None when AWS says the resource does not exist.
+        retry: names from TRANSIENT to retry (bounded, with jitter) before giving up.
+        ignore: error codes that mean the call's effect is already there (returns None).
+        """
+        method = getattr(self.client(service), operation)
+
+        def transient(exc: BaseException) -> bool:
+            if not isinstance(exc, botocore.exceptions.ClientError):
+                return False
+            code, message = _code(exc), _message(exc)
+            return any(TRANSIENT[name](code, message) for name in retry)
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            self.log(f"retrying {service}.{operation} ({resource}): {exc}")
+
+        try:
+            if not retry:
+                return method(**params)
+            for attempt in Retrying(
+                retry=retry_if_exception(transient),
+                wait=wait_random_exponential(multiplier=0.5, max=10),
+                stop=stop_after_delay(self.retry_max_seconds) | stop_after_attempt(30),
+                before_sleep=before_sleep,
+                reraise=True,
+            ):
+                with attempt:
+                    return method(**params)
+        except botocore.exceptions.ClientError as err:
+            code = _code(err)
+            if missing and code in NOT_FOUND:
+                return None
+            if code in ignore:
+                return None
+            raise self.translate(err, service, operation, resource) from None
+        except botocore.exceptions.BotoCoreError as err:
+            raise self.translate(err, service, operation, resource) from None
+        return None  # pragma: no cover - Retrying always returns or raises
+
+    def paginate(
+        self, service: str, operation: str, key: str, *, resource: str = "", **params: Any
+    ) -> Iterator[Any]:
+        """Every item of a paginated list call (all pages, never only the first)."""
+        client = self.client(service)
+        try:
+            if client.can_paginate(operation):
+                for page in client.get_paginator(operation).paginate(**params):
+                    yield from page.get(key, [])
+            else:
+                yield from self.call(service, operation, resource=resource, **params).get(key, [])
+        except botocore.exceptions.ClientError as err:
+            raise self.translate(err, service, operation, resource) from None
+        except botocore.exceptions.BotoCoreError as err:
+            raise self.translate(err, service, operation, resource) from None
+
+    def wait(
+        self,
+        service: str,
+        waiter: str,
+        *,
+        resource: str = "",
+        delay: float = 2,
+        max_attempts: int = 150,
+        **params: Any,
+    ) -> None:
+        started = time.monotonic()
+        try:
+            self.client(service).get_waiter(waiter).wait(
+                WaiterConfig={"Delay": delay, "MaxAttempts": max_attempts}, **params
+            )
+        except botocore.exceptions.WaiterError as err:
+            reason = err.last_response.get("Error", {}).get("Message") if err.last_response else None
+            raise AwsError(
+                f"waiting for {resource or service} ({waiter}) failed: {reason or err.kwargs.get('reason') or err}",
+                code="WaiterError",
+            ) from None
+        except botocore.exceptions.ClientError as err:
+            raise self.translate(err, service, waiter, resource) from None
+        except botocore.exceptions.BotoCoreError as err:
+            raise self.translate(err, service, waiter, resource) from None
+        finally:
+            with self.stats.lock:
+                self.stats.waited += time.monotonic() - started
+
+    def add_uploaded(self, size: int) -> None:
+        with self.stats.lock:
+            self.stats.uploaded_bytes += size
+
+    # -- errors --------------------------------------------------------------------------
+
+    def translate(
+        self, err: Exception, service: str, operation: str, resource: str
+    ) -> AwsError:
+        what = f"{service}.{operation}" + (f" on {resource}" if resource else "")
+        if isinstance(err, botocore.exceptions.NoCredentialsError):
+            return AwsError(
+                "no AWS credentials found",
+                code="NoCredentials",
+                hint="set AWS_PROFILE (or pass --profile), or run with --local",
+            )
+        if isinstance(err, botocore.exceptions.NoRegionError):
+            return AwsError("no AWS region set", hint="set region: in sdeliver.yaml or --region")
+        if isinstance(err, botocore.exceptions.EndpointConnectionError):
+            return AwsError(
+                f"cannot reach AWS for {what}: {err}",
+                code="EndpointConnectionError",
+                hint="check the network, the region, or --endpoint-url",
+            )
+        if isinstance(err, botocore.exceptions.ClientError):
+            code, message = _code(err), _message(err)
+            if code in ACCESS_DENIED:
+                return AwsError(
+                    f"access denied: {what}: {message or code}",
+                    code=code,
+                    hint="grant this permission to the credentials in use, or use another --profile",
+                )
+            if code in NOT_FOUND:
+                return AwsError(
+                    f"{what}: not found: {message or code}",
+                    code=code,
+                    hint="run 'sdeliver reconcile' to create what sdeliver.yaml declares",
+                )
+            if code == "BucketAlreadyExists":
+                return AwsError(
+                    f"{what}: the bucket name is taken by another AWS account",
+                    code=code,
+                    hint="choose another name (artifacts.bucket, or the environment's domain)",
+                )
+            return AwsError(f"{what} failed: {code}: {message}", code=code)
+        return AwsError(f"{what} failed: {err}", code=type(err).__name__)
+
+
+def error_code(err: BaseException) -> str:
+    """The AWS error code of a failure, or '' when it is not one."""
+    if isinstance(err, AwsError):
+        return err.code
+    if isinstance(err, botocore.exceptions.ClientError):
+        return _code(err)
+    return ""
+
+
+def _code(err: botocore.exceptions.ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def _message(err: botocore.exceptions.ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Message", ""))
+
+
+def tags_dict(tags: list[Mapping[str, str]] | None) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in tags or []}

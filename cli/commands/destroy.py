@@ -1,0 +1,43 @@
+"""`sdeliver destroy`: remove everything of the app from AWS."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..context import state
+from ._shared import confirm, epilog
+
+EPILOG = epilog(
+    "sdeliver destroy --yes            # everything but the artifact bucket (the ledger)",
+    "sdeliver destroy --yes --purge    # the release ledger and artifacts too",
+)
+
+
+def destroy(
+    ctx: typer.Context,
+    purge: Annotated[
+        bool, typer.Option("--purge", help="Also delete the artifact bucket: ledger and artifacts.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be deleted.")] = False,
+) -> None:
+    """Delete every resource of the app; the artifact bucket only with --purge."""
+    from ..operations import reconcile as op
+    from ..output import emit_json, info
+    from ..render import plan_table
+
+    g = state(ctx)
+    project = g.project()
+    plan = op.destroy_plan(project, purge=purge)
+    if not g.json:
+        plan_table(plan)
+    if dry_run or plan.converged or not confirm(g, f"Delete {len(plan.pending)} resource(s)?"):
+        if g.json:
+            emit_json({"app": project.app, **plan.to_json(), "applied": False})
+        return
+    op.apply(project, plan)
+    if g.json:
+        emit_json({"app": project.app, **plan.to_json(), "applied": True})
+    else:
+        info(f"destroy: {len(plan.pending)} resource(s) deleted.")

@@ -1,0 +1,64 @@
+"""`sdeliver reconcile`: make AWS match sdeliver.yaml, showing the plan first."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..context import state
+from ..errors import DriftFound
+from ._shared import confirm, epilog
+
+EPILOG = epilog(
+    "sdeliver reconcile --check        # exit 3 when AWS differs from sdeliver.yaml",
+    "sdeliver reconcile --yes          # apply without asking",
+    "sdeliver reconcile --json --check # the plan as data",
+)
+
+
+def reconcile(
+    ctx: typer.Context,
+    check: Annotated[
+        bool, typer.Option("--check", help="Print the plan, change nothing; exit 3 on drift.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan, change nothing.")] = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Also delete what sdeliver created and no longer declares.")
+    ] = False,
+) -> None:
+    """Read what exists, compare it field by field with sdeliver.yaml, print the plan, apply it.
+
+    Never moves a release pointer (alias version, stage deployment, site content).
+    """
+    g = state(ctx)
+    run_reconcile(g, check=check, dry_run=dry_run, prune=prune)
+
+
+def run_reconcile(g, *, check: bool, dry_run: bool, prune: bool, verb: str = "reconcile") -> None:  # type: ignore[no-untyped-def]
+    from ..operations import reconcile as op
+    from ..output import emit_json, info
+    from ..render import plan_table
+
+    project = g.project()
+    plan = op.plan(project, prune=prune)
+    if g.json:
+        document = {"app": project.app, "region": project.region, **plan.to_json()}
+    else:
+        plan_table(plan)
+    if check or dry_run or plan.converged:
+        if g.json:
+            emit_json({**document, "applied": False})
+        if check and not plan.converged:
+            raise DriftFound(f"drift found: {len(plan.pending)} change(s) would be made")
+        return
+    if not confirm(g, f"Apply these {len(plan.pending)} change(s)?"):
+        info("Nothing changed.")
+        if g.json:
+            emit_json({**document, "applied": False})
+        return
+    op.apply(project, plan)
+    if g.json:
+        emit_json({**document, "applied": True})
+    else:
+        info(f"{verb}: done, {len(plan.pending)} change(s) applied.")

@@ -1,0 +1,418 @@
+"""sdeliver.yaml: a validated, typed model, and errors that name the file, line and key.
+
+Loading never raises anything but `ConfigError` (exit 2): malformed YAML, unknown keys,
+wrong types, impossible values, unreadable or oversized files all end in one message.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from .errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "sdeliver.yaml"
+MAX_CONFIG_BYTES = 1024 * 1024
+MAX_YAML_NODES = 20_000  # after alias expansion: stops "billion laughs" documents
+
+HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+RESERVED_ENV_KEYS = {
+    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+}
+
+
+def _relative_path(value: Any) -> Any:
+    """A path inside the project directory: relative, no `..` escaping it."""
+    if not isinstance(value, str) or not value.strip():
+        return value  # let the type check say what is wrong
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    path = PurePosixPath(value.replace("\\", "/"))
+    if path.is_absolute() or re.match(r"^[A-Za-z]:", value):
+        raise ValueError(f"must be a path relative to the project directory, not {value!r}")
+    depth = 0
+    for part in path.parts:
+        depth += -1 if part == ".." else (0 if part == "." else 1)
+        if depth < 0:
+            raise ValueError(f"must stay inside the project directory, {value!r} leaves it")
+    return value
+
+
+def _scalar_to_str(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value
+
+
+RelPath = Annotated[str, BeforeValidator(_relative_path)]
+EnvValue = Annotated[str, BeforeValidator(_scalar_to_str)]
+Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$")]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class Function(Model):
+    name: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = None
+    runtime: Annotated[str, Field(pattern=r"^(python|nodejs|java|dotnet|ruby|provided)[0-9a-z.]*$")] = (
+        "python3.12"
+    )
+    handler: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s]+$")] = "app.handler"
+    source: RelPath = "app/"
+    memory: Annotated[int, Field(ge=128, le=10240)] = 128
+    timeout: Annotated[int, Field(ge=1, le=900)] = 10
+    architecture: Literal["x86_64", "arm64"] = "x86_64"
+    environment: dict[str, EnvValue] = Field(default_factory=dict)
+    secrets: list[str] = Field(
+        default_factory=list,
+        description="Names of `environment` keys whose values are never printed or recorded.",
+    )
+
+    @field_validator("environment")
+    @classmethod
+    def _env_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", key):
+                raise ValueError(f"environment variable name {key!r} is not valid")
+            if key in RESERVED_ENV_KEYS:
+                raise ValueError(f"environment variable {key!r} is reserved by Lambda")
+        return value
+
+    @model_validator(mode="after")
+    def _secrets_declared(self) -> Function:
+        unknown = [s for s in self.secrets if s not in self.environment]
+        if unknown:
+            raise ValueError(f"secrets names keys missing from environment: {', '.join(unknown)}")
+        return self
+
+
+class Api(Model):
+    name: Annotated[str | None, Field(min_length=1, max_length=128)] = None
+    openapi: RelPath | None = None
+    description: str = "managed by sdeliver"
+
+
+class Site(Model):
+    source: RelPath = "site/"
+    config: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("config")
+    @classmethod
+    def _reserved(cls, value: dict[str, Any]) -> dict[str, Any]:
+        taken = sorted({"apiBaseurl", "version", "env", "release"} & set(value))
+        if taken:
+            raise ValueError(f"keys {', '.join(taken)} are written by sdeliver; remove them")
+        return value
+
+
+class Build(Model):
+    commands: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+
+
+class Environment(Model):
+    domain: str | None = None
+    e2e: Annotated[str, Field(min_length=1)] | None = None
+    alarms: list[str] = Field(
+        default_factory=list, description="CloudWatch alarms that stop a canary when in ALARM."
+    )
+
+    @field_validator("domain")
+    @classmethod
+    def _hostname(cls, value: str | None) -> str | None:
+        if value is not None:
+            value = value.rstrip(".").lower()
+            if not HOSTNAME.match(value):
+                raise ValueError(f"{value!r} is not a valid DNS name")
+        return value
+
+
+class Dns(Model):
+    zone: str
+
+    @field_validator("zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        value = value.rstrip(".").lower()
+        if not HOSTNAME.match(value):
+            raise ValueError(f"{value!r} is not a valid DNS zone name")
+        return value
+
+
+class PipelineSource(Model):
+    provider: Literal["github", "github-oauth", "s3"] = "github"
+    repo: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")] | None = None
+    branch: Annotated[str, Field(min_length=1)] = "main"
+    connection_arn: Annotated[
+        str, Field(pattern=r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):")
+    ] | None = None
+    token: Annotated[str, Field(pattern=r"^(ssm|secretsmanager):.+$")] | None = Field(
+        default=None,
+        description="Where the GitHub OAuth token is kept: ssm:/param/name or secretsmanager:name.",
+    )
+    bucket: str | None = None
+    key: str | None = None
+
+    @model_validator(mode="after")
+    def _provider_fields(self) -> PipelineSource:
+        needed = {
+            "github": ("repo", "connection_arn"),
+            "github-oauth": ("repo", "token"),
+            "s3": ("bucket", "key"),
+        }[self.provider]
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"provider {self.provider} needs {' and '.join(missing)}")
+        return self
+
+
+class Pipeline(Model):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9.@_-]{1,100}$")] | None = None
+    source: PipelineSource
+    approval: bool = False
+    build: Literal["lambda", "codebuild"] = "lambda"
+
+
+class Artifacts(Model):
+    bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] | None = None
+
+
+class Config(Model):
+    app: Name
+    region: Annotated[str, Field(pattern=r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")] = "us-east-1"
+    function: Function = Field(default_factory=Function)
+    api: Api = Field(default_factory=Api)
+    site: Site | None = Field(default_factory=Site)
+    build: Build = Field(default_factory=Build)
+    environments: dict[
+        Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,19}$")], Environment
+    ] = Field(min_length=1)
+    dns: Dns | None = None
+    pipeline: Pipeline | None = None
+    artifacts: Artifacts = Field(default_factory=Artifacts)
+
+    # Where the file was read from; not part of the document.
+    _path: Path = Path(DEFAULT_CONFIG_NAME)
+
+    @model_validator(mode="after")
+    def _defaults(self) -> Config:
+        if self.function.name is None:
+            self.function.name = f"{self.app}-app"
+        if self.api.name is None:
+            self.api.name = self.app
+        if self.pipeline is not None and self.pipeline.name is None:
+            self.pipeline.name = f"{self.app}-delivery"
+        return self
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def project_dir(self) -> Path:
+        return self._path.parent
+
+    @property
+    def function_name(self) -> str:
+        assert self.function.name is not None  # filled by _defaults
+        return self.function.name
+
+    @property
+    def api_name(self) -> str:
+        assert self.api.name is not None
+        return self.api.name
+
+    def resolve(self, relative: str) -> Path:
+        return (self.project_dir / relative).resolve()
+
+    def env(self, name: str) -> Environment:
+        from .errors import UsageError
+
+        if name not in self.environments:
+            known = ", ".join(self.environments)
+            raise UsageError(f"unknown environment {name!r}: {self.path.name} declares {known}")
+        return self.environments[name]
+
+    @property
+    def first_env(self) -> str:
+        return next(iter(self.environments))
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# -- loading -------------------------------------------------------------------------------
+
+
+class _Lines:
+    """Maps a key path to the line it stands on, from the composed YAML node tree."""
+
+    def __init__(self) -> None:
+        self.lines: dict[tuple[str, ...], int] = {}
+
+    def walk(self, node: yaml.Node, path: tuple[str, ...], budget: list[int]) -> None:
+        budget[0] -= 1
+        if budget[0] < 0:
+            raise ConfigError("the YAML document is too large once its aliases are expanded")
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            seen: set[str] = set()
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                if key in seen:
+                    raise _located(path + (key,), key_node.start_mark.line + 1, "duplicate key")
+                seen.add(key)
+                self.lines[path + (key,)] = key_node.start_mark.line + 1
+                self.walk(value_node, path + (key,), budget)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                self.walk(item, path + (str(index),), budget)
+
+    def line_of(self, path: tuple[str, ...]) -> int | None:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get(())
+
+
+class _LocatedError(Exception):
+    def __init__(self, path: tuple[str, ...], line: int | None, message: str) -> None:
+        self.path, self.line, self.message = path, line, message
+
+
+def _located(path: tuple[str, ...], line: int | None, message: str) -> _LocatedError:
+    return _LocatedError(path, line, message)
+
+
+def _where(file: Path, line: int | None) -> str:
+    return f"{file}:{line}" if line else str(file)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+        if size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{path}: {size} bytes is too large for a configuration file")
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{path}: no such file",
+            hint="run 'sdeliver init' to write one, or pass --config PATH",
+        ) from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a configuration file") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot be read: {err.strerror or err}") from None
+    if b"\x00" in data:
+        raise ConfigError(f"{path}: is a binary file, not YAML")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: is not UTF-8 text (byte {err.start})") from None
+
+
+def _message(err: dict[str, Any]) -> str:
+    msg = str(err.get("msg", "invalid value"))
+    if err.get("type") == "extra_forbidden":
+        return "unknown key"
+    if err.get("type") == "missing":
+        return "is required"
+    return msg.removeprefix("Value error, ")
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """Validate one YAML document; every problem is a `ConfigError` naming file:line and key."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark else None
+        problem = err.problem or err.context or "malformed YAML"
+        raise ConfigError(f"{_where(path, line)}: malformed YAML: {problem}") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: malformed YAML: {err}") from None
+    if node is None:
+        raise ConfigError(f"{path}: is empty; it must declare at least app and environments")
+    lines = _Lines()
+    try:
+        lines.walk(node, (), [MAX_YAML_NODES])
+    except _LocatedError as err:
+        raise ConfigError(f"{_where(path, err.line)}: {'.'.join(err.path)}: {err.message}") from None
+    try:
+        data = yaml.safe_load(text)
+    except (yaml.YAMLError, RecursionError, ValueError) as err:
+        raise ConfigError(f"{path}: malformed YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{_where(path, 1)}: the document must be a mapping of keys, not a "
+                          f"{type(data).__name__}")
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as err:
+        errors = err.errors()
+        first = errors[0]
+        loc = tuple(str(part) for part in first["loc"])
+        key = ".".join(loc) or "(document)"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(
+            f"{_where(path, lines.line_of(loc))}: {key}: {_message(dict(first))}{more}"
+        ) from None
+    except RecursionError:
+        raise ConfigError(f"{path}: the document nests too deeply") from None
+    config._path = path
+    _check_semantics(config, lines, path)
+    return config
+
+
+def _check_semantics(config: Config, lines: _Lines, path: Path) -> None:
+    """Rules that span keys: each error still points at the key to change."""
+
+    def fail(loc: tuple[str, ...], message: str) -> None:
+        raise ConfigError(f"{_where(path, lines.line_of(loc))}: {'.'.join(loc)}: {message}")
+
+    seen: dict[str, str] = {}
+    for name, env in config.environments.items():
+        if env.domain is None:
+            continue
+        loc = ("environments", name, "domain")
+        if env.domain in seen:
+            fail(loc, f"{env.domain} is already the domain of environment {seen[env.domain]}")
+        seen[env.domain] = name
+        if config.dns is None:
+            fail(loc, "a domain needs dns.zone (the hosted zone its record goes in)")
+        elif not (env.domain == config.dns.zone or env.domain.endswith("." + config.dns.zone)):
+            fail(loc, f"{env.domain} is not inside dns.zone {config.dns.zone}")
+    if config.site is not None and config.function.source.rstrip("/") == config.site.source.rstrip(
+        "/"
+    ):
+        fail(("site", "source"), "must not be the same directory as function.source")
+
+
+def load_config(path: Path | str) -> Config:
+    path = Path(path)
+    return parse_config(_read_text(path), path)
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Config.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "sdeliver.yaml"
+    return schema

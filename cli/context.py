@@ -1,0 +1,77 @@
+"""The global options every command shares, and what they resolve to."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from .config import Config, load_config
+from .output import Reporter
+
+if TYPE_CHECKING:
+    from .project import Project
+
+
+@dataclass
+class Globals:
+    config_path: Path = Path("sdeliver.yaml")
+    profile: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    json: bool = False
+    verbose: bool = False
+    yes: bool = False
+    local: bool = False
+    _config: Config | None = None
+    _project: Project | None = None
+    _cleanups: list[Any] = field(default_factory=list)
+
+    @property
+    def reporter(self) -> Reporter:
+        return Reporter(verbose=self.verbose)
+
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def project(self, config: Config | None = None) -> Project:
+        """The project with its AWS clients (imports boto3: only commands that call AWS)."""
+        if self._project is None:
+            from .aws import Aws
+            from .project import Project
+
+            config = config or self.config()
+            endpoint = self.endpoint_url or os.environ.get("SDELIVER_ENDPOINT_URL") or None
+            if self.local:
+                from .local.emulator import local_endpoint
+
+                endpoint = local_endpoint(self, config)
+            reporter = self.reporter
+            aws = Aws(
+                region=self.region or config.region,
+                profile=None if self.local else self.profile,
+                endpoint_url=endpoint,
+                log=reporter.detail,
+            )
+            self._project = Project(config=config, aws=aws, progress=reporter)
+        return self._project
+
+    def close(self) -> None:
+        if self._project is not None and self.verbose:
+            from .output import info
+
+            info(self._project.aws.stats.summary())
+        while self._cleanups:
+            self._cleanups.pop()()
+
+
+def state(ctx: typer.Context) -> Globals:
+    root = ctx.find_root()
+    if not isinstance(root.obj, Globals):
+        root.obj = Globals()
+    return root.obj

@@ -1,0 +1,59 @@
+"""Every failure a user can meet, with its documented exit code.
+
+Exit codes are stable: scripts rely on them.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_DRIFT = 3
+EXIT_LOCKED = 4
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok, 1 operation failed, 2 bad usage or configuration, "
+    "3 drift found (reconcile --check), 4 environment locked."
+)
+
+
+class SdeliverError(Exception):
+    """A failure with a message for a person and an exit code for a script."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  {self.hint}"
+
+
+class OperationFailed(SdeliverError):
+    exit_code = EXIT_FAILED
+
+
+class UsageError(SdeliverError):
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(SdeliverError):
+    exit_code = EXIT_USAGE
+
+
+class DriftFound(SdeliverError):
+    exit_code = EXIT_DRIFT
+
+
+class EnvironmentLocked(SdeliverError):
+    exit_code = EXIT_LOCKED
+
+
+class AwsError(OperationFailed):
+    """An AWS call failed for a reason retries cannot fix."""
+
+    def __init__(self, message: str, *, code: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code

@@ -1,0 +1,75 @@
+"""Human output on stderr (rich: spinners and tables on a terminal, plain lines otherwise)
+and one JSON document on stdout for scripts."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+
+_console: Console | None = None
+
+
+def console() -> Console:
+    global _console
+    if _console is None:
+        _console = Console(stderr=True, highlight=False, soft_wrap=True)
+    return _console
+
+
+def interactive() -> bool:
+    return console().is_terminal and sys.stdin.isatty()
+
+
+class Reporter:
+    """A `Progress` for people: steps and details on stderr, spinners for waits."""
+
+    def __init__(self, *, verbose: bool = False, quiet: bool = False) -> None:
+        self.verbose = verbose
+        self.quiet = quiet
+
+    def step(self, message: str) -> None:
+        if not self.quiet:
+            console().print(f"[bold]›[/] {escape(message)}")
+
+    def detail(self, message: str) -> None:
+        if self.verbose and not self.quiet:
+            console().print(f"  [dim]{escape(message)}[/]")
+
+    def warn(self, message: str) -> None:
+        console().print(f"[yellow]warning:[/] {escape(message)}")
+
+    @contextlib.contextmanager
+    def waiting(self, message: str) -> Iterator[None]:
+        if self.quiet:
+            yield
+            return
+        if console().is_terminal:
+            with console().status(escape(message)):
+                yield
+        else:
+            console().print(f"  {escape(message)}")
+            yield
+
+    def output(self, line: str) -> None:
+        # A child process's output (build, e2e): passed through as it is.
+        if not self.quiet:
+            console().out(line, highlight=False)
+
+
+def emit_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def error(message: str) -> None:
+    console().print(f"[red]error:[/] {escape(message)}")
+
+
+def info(message: str) -> None:
+    console().print(escape(message))

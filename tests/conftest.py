@@ -1,0 +1,114 @@
+"""Shared fixtures: a moto server on a loopback port, a sample project, the real CLI.
+
+Integration tests drive `sdeliver` exactly as a user does, and every AWS call goes over
+real HTTP through botocore to the moto server.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+EXAMPLE = Path(__file__).parent.parent / "config" / "sdeliver.example.yaml"
+
+
+@pytest.fixture(autouse=True)
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dummy credentials: nothing here may ever reach a real AWS account."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "SDELIVER_ENDPOINT_URL", "SDELIVER_CALL_LOG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
+    monkeypatch.setenv("SDELIVER_RETRY_MAX_SECONDS", "5")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, empty account on the moto server for each test."""
+    import urllib.request
+
+    req = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
+    urllib.request.urlopen(req, timeout=30).close()  # noqa: S310 - loopback only
+    monkeypatch.setenv("SDELIVER_ENDPOINT_URL", moto_server)
+    return moto_server
+
+
+def client(endpoint: str, service: str, region: str = "us-east-1"):  # type: ignore[no-untyped-def]
+    import boto3
+
+    return boto3.client(service, region_name=region, endpoint_url=endpoint)
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path) -> Path:
+    """The shared example sdeliver.yaml, unchanged, beside a tiny app."""
+    target = tmp_path / "project"
+    shutil.copytree(FIXTURES / "sample", target)
+    shutil.copy(EXAMPLE, target / "sdeliver.yaml")
+    return target
+
+
+@pytest.fixture
+def hosted_zone(endpoint: str) -> str:
+    zone = client(endpoint, "route53").create_hosted_zone(
+        Name="example.com", CallerReference="sdeliver-tests"
+    )
+    return str(zone["HostedZone"]["Id"])
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+@pytest.fixture
+def sdeliver(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run the real CLI in-process: `sdeliver("init", "--yes", cwd=dir)` -> Result."""
+    from sdeliver.app import main
+
+    def run(*args: str, cwd: Path | None = None) -> Result:
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return run
