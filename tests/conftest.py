@@ -112,3 +112,32 @@ def sdeliver(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
         return Result(code, out, err)
 
     return run
+
+
+@pytest.fixture
+def mocked_aws() -> Iterator[None]:
+    """In-process moto for unit tests (AWS-managed IAM policies loaded, as on AWS)."""
+    from moto import mock_aws
+
+    with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
+        yield
+
+
+@pytest.fixture
+def make_project(project_dir: Path, mocked_aws: None):  # type: ignore[no-untyped-def]
+    """A `Project` over the sample project (or a config text), talking to in-process moto."""
+    from sdeliver.aws import Aws
+    from sdeliver.config import load_config
+    from sdeliver.project import Project
+
+    def make(config_text: str | None = None, *, zone: bool = True) -> Project:
+        path = project_dir / "sdeliver.yaml"
+        if config_text is not None:
+            path.write_text(config_text, encoding="utf-8")
+        config = load_config(path)
+        aws = Aws(region=config.region)
+        if zone and config.dns is not None:
+            aws.call("route53", "create_hosted_zone", Name=config.dns.zone, CallerReference="t")
+        return Project(config=config, aws=aws)
+
+    return make
