@@ -58,7 +58,9 @@ def root(
         Path, typer.Option("--config", "-c", help="The configuration file.", show_default=True)
     ] = Path("sdeliver.yaml"),
     profile: Annotated[str | None, typer.Option(help="AWS profile to use.")] = None,
-    region: Annotated[str | None, typer.Option(help="AWS region (default: from the config).")] = None,
+    region: Annotated[
+        str | None, typer.Option(help="AWS region (default: from the config).")
+    ] = None,
     endpoint_url: Annotated[
         str | None,
         typer.Option(help="AWS endpoint (an emulator). Env: SDELIVER_ENDPOINT_URL."),
@@ -66,7 +68,9 @@ def root(
     json_: Annotated[
         bool, typer.Option("--json", help="One JSON document on stdout, nothing else there.")
     ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail on stderr.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="More detail on stderr.")
+    ] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Answer yes; never prompt.")] = False,
     local: Annotated[
         bool, typer.Option("--local", help="Use the local emulator instead of AWS.")
@@ -110,9 +114,7 @@ def hoist_globals(argv: list[str]) -> list[str]:
             rest.extend(argv[i:])
             break
         name = arg.split("=", 1)[0]
-        if arg in FLAGS:
-            front.append(arg)
-        elif name in VALUED and "=" in arg and name.startswith("--"):
+        if arg in FLAGS or (name in VALUED and "=" in arg and name.startswith("--")):
             front.append(arg)
         elif arg in VALUED and i + 1 < len(argv):
             front.extend(argv[i : i + 2])

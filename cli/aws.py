@@ -70,14 +70,17 @@ APIGW_BUSY = "apigw-busy"
 
 def _is_iam_propagation(code: str, message: str) -> bool:
     return code == "InvalidParameterValueException" and (
-        "cannot be assumed" in message or "role" in message.lower() and "assume" in message.lower()
+        "cannot be assumed" in message
+        or ("role" in message.lower() and "assume" in message.lower())
     )
 
 
 TRANSIENT: dict[str, Callable[[str, str], bool]] = {
     IAM_PROPAGATION: _is_iam_propagation,
-    FUNCTION_BUSY: lambda code, message: code in {"ResourceConflictException"}
-    and ("in progress" in message or "update" in message.lower()),
+    FUNCTION_BUSY: lambda code, message: (
+        code in {"ResourceConflictException"}
+        and ("in progress" in message or "update" in message.lower())
+    ),
     APIGW_BUSY: lambda code, message: code in {"TooManyRequestsException", "ConflictException"},
 }
 
@@ -275,9 +278,12 @@ class Aws:
                 WaiterConfig={"Delay": delay, "MaxAttempts": max_attempts}, **params
             )
         except botocore.exceptions.WaiterError as err:
-            reason = err.last_response.get("Error", {}).get("Message") if err.last_response else None
+            reason = (
+                err.last_response.get("Error", {}).get("Message") if err.last_response else None
+            )
             raise AwsError(
-                f"waiting for {resource or service} ({waiter}) failed: {reason or err.kwargs.get('reason') or err}",
+                f"waiting for {resource or service} ({waiter}) failed: "
+                f"{reason or err.kwargs.get('reason') or err}",
                 code="WaiterError",
             ) from None
         except botocore.exceptions.ClientError as err:
@@ -294,9 +300,7 @@ class Aws:
 
     # -- errors --------------------------------------------------------------------------
 
-    def translate(
-        self, err: Exception, service: str, operation: str, resource: str
-    ) -> AwsError:
+    def translate(self, err: Exception, service: str, operation: str, resource: str) -> AwsError:
         what = f"{service}.{operation}" + (f" on {resource}" if resource else "")
         if isinstance(err, botocore.exceptions.NoCredentialsError):
             return AwsError(
@@ -318,7 +322,7 @@ class Aws:
                 return AwsError(
                     f"access denied: {what}: {message or code}",
                     code=code,
-                    hint="grant this permission to the credentials in use, or use another --profile",
+                    hint="grant this permission to the credentials in use, or another --profile",
                 )
             if code in NOT_FOUND:
                 return AwsError(

@@ -29,11 +29,24 @@ MAX_YAML_NODES = 20_000  # after alias expansion: stops "billion laughs" documen
 
 HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 RESERVED_ENV_KEYS = {
-    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
 }
 
 
@@ -73,10 +86,12 @@ class Model(BaseModel):
 
 class Function(Model):
     name: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = None
-    runtime: Annotated[str, Field(pattern=r"^(python|nodejs|java|dotnet|ruby|provided)[0-9a-z.]*$")] = (
-        "python3.12"
+    runtime: Annotated[
+        str, Field(pattern=r"^(python|nodejs|java|dotnet|ruby|provided)[0-9a-z.]*$")
+    ] = "python3.12"
+    handler: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s]+$")] = (
+        "app.handler"
     )
-    handler: Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\s]+$")] = "app.handler"
     source: RelPath = "app/"
     memory: Annotated[int, Field(ge=128, le=10240)] = 128
     timeout: Annotated[int, Field(ge=1, le=900)] = 10
@@ -161,9 +176,10 @@ class PipelineSource(Model):
     provider: Literal["github", "github-oauth", "s3"] = "github"
     repo: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")] | None = None
     branch: Annotated[str, Field(min_length=1)] = "main"
-    connection_arn: Annotated[
-        str, Field(pattern=r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):")
-    ] | None = None
+    connection_arn: (
+        Annotated[str, Field(pattern=r"^arn:aws[a-z-]*:(codestar-connections|codeconnections):")]
+        | None
+    ) = None
     token: Annotated[str, Field(pattern=r"^(ssm|secretsmanager):.+$")] | None = Field(
         default=None,
         description="Where the GitHub OAuth token is kept: ssm:/param/name or secretsmanager:name.",
@@ -202,9 +218,9 @@ class Config(Model):
     api: Api = Field(default_factory=Api)
     site: Site | None = Field(default_factory=Site)
     build: Build = Field(default_factory=Build)
-    environments: dict[
-        Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,19}$")], Environment
-    ] = Field(min_length=1)
+    environments: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,19}$")], Environment] = (
+        Field(min_length=1)
+    )
     dns: Dns | None = None
     pipeline: Pipeline | None = None
     artifacts: Artifacts = Field(default_factory=Artifacts)
@@ -278,13 +294,13 @@ class _Lines:
             for key_node, value_node in node.value:
                 key = str(key_node.value)
                 if key in seen:
-                    raise _located(path + (key,), key_node.start_mark.line + 1, "duplicate key")
+                    raise _located((*path, key), key_node.start_mark.line + 1, "duplicate key")
                 seen.add(key)
-                self.lines[path + (key,)] = key_node.start_mark.line + 1
-                self.walk(value_node, path + (key,), budget)
+                self.lines[(*path, key)] = key_node.start_mark.line + 1
+                self.walk(value_node, (*path, key), budget)
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
-                self.walk(item, path + (str(index),), budget)
+                self.walk(item, (*path, str(index)), budget)
 
     def line_of(self, path: tuple[str, ...]) -> int | None:
         while path:
@@ -336,6 +352,9 @@ def _message(err: dict[str, Any]) -> str:
         return "unknown key"
     if err.get("type") == "missing":
         return "is required"
+    if err.get("type") == "string_pattern_mismatch":
+        pattern = (err.get("ctx") or {}).get("pattern", "")
+        return f"{err.get('input')!r} is not valid here (must match {pattern})"
     return msg.removeprefix("Value error, ")
 
 
@@ -356,14 +375,18 @@ def parse_config(text: str, path: Path) -> Config:
     try:
         lines.walk(node, (), [MAX_YAML_NODES])
     except _LocatedError as err:
-        raise ConfigError(f"{_where(path, err.line)}: {'.'.join(err.path)}: {err.message}") from None
+        raise ConfigError(
+            f"{_where(path, err.line)}: {'.'.join(err.path)}: {err.message}"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except (yaml.YAMLError, RecursionError, ValueError) as err:
         raise ConfigError(f"{path}: malformed YAML: {err}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{_where(path, 1)}: the document must be a mapping of keys, not a "
-                          f"{type(data).__name__}")
+        raise ConfigError(
+            f"{_where(path, 1)}: the document must be a mapping of keys, not a "
+            f"{type(data).__name__}"
+        )
     try:
         config = Config.model_validate(data)
     except ValidationError as err:

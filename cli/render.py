@@ -29,7 +29,8 @@ def plan_table(plan: Plan, *, show_unchanged: bool = False) -> None:
     table.add_column("changes")
     for change in changes:
         detail = "; ".join(
-            f"{f.field}: {_short(f.old)} → {_short(f.new)}" if change.action == "update"
+            f"{f.field}: {_short(f.old)} → {_short(f.new)}"
+            if change.action == "update"
             else f.field
             for f in change.fields
         )

@@ -22,7 +22,12 @@ EXAMPLE = Path(__file__).parent.parent / "config" / "sdeliver.example.yaml"
 @pytest.fixture(autouse=True)
 def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Dummy credentials: nothing here may ever reach a real AWS account."""
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "SDELIVER_ENDPOINT_URL", "SDELIVER_CALL_LOG"):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "SDELIVER_ENDPOINT_URL",
+        "SDELIVER_CALL_LOG",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
@@ -59,7 +64,7 @@ def endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     import urllib.request
 
     req = urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
-    urllib.request.urlopen(req, timeout=30).close()  # noqa: S310 - loopback only
+    urllib.request.urlopen(req, timeout=30).close()
     monkeypatch.setenv("SDELIVER_ENDPOINT_URL", moto_server)
     return moto_server
 

@@ -29,7 +29,9 @@ def starter_config(app: str, region: str) -> str:
 def init(
     ctx: typer.Context,
     app: Annotated[str | None, typer.Option(help="App name for a new sdeliver.yaml.")] = None,
-    check: Annotated[bool, typer.Option("--check", help="Show the plan only; exit 3 if not converged.")] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Show the plan only; exit 3 if not converged.")
+    ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the plan only.")] = False,
     write_only: Annotated[
         bool, typer.Option("--write-only", help="Write sdeliver.yaml and stop (no AWS calls).")
@@ -48,9 +50,7 @@ def init(
     if not path.exists():
         if app is None:
             if g.yes or not interactive():
-                raise UsageError(
-                    f"{path} does not exist: pass --app NAME to write a starter one"
-                )
+                raise UsageError(f"{path} does not exist: pass --app NAME to write a starter one")
             app = typer.prompt("App name ([a-z0-9-], 3..40 characters)", err=True)
         if not re.match(r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$", app or ""):
             raise UsageError(f"--app {app!r}: use 3..40 characters of a-z, 0-9 and '-'")

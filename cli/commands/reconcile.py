@@ -22,9 +22,12 @@ def reconcile(
     check: Annotated[
         bool, typer.Option("--check", help="Print the plan, change nothing; exit 3 on drift.")
     ] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan, change nothing.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan, change nothing.")
+    ] = False,
     prune: Annotated[
-        bool, typer.Option("--prune", help="Also delete what sdeliver created and no longer declares.")
+        bool,
+        typer.Option("--prune", help="Also delete what sdeliver created and no longer declares."),
     ] = False,
 ) -> None:
     """Read what exists, compare it field by field with sdeliver.yaml, print the plan, apply it.

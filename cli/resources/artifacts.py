@@ -45,7 +45,10 @@ def create_bucket(project: Project, bucket: str) -> None:
     if project.region != "us-east-1":
         params["CreateBucketConfiguration"] = {"LocationConstraint": project.region}
     project.aws.call(
-        "s3", "create_bucket", resource=f"bucket {bucket}", ignore=("BucketAlreadyOwnedByYou",),
+        "s3",
+        "create_bucket",
+        resource=f"bucket {bucket}",
+        ignore=("BucketAlreadyOwnedByYou",),
         **params,
     )
     project.aws.wait("s3", "bucket_exists", resource=f"bucket {bucket}", delay=1, Bucket=bucket)
@@ -70,7 +73,9 @@ def read_tags(project: Project, bucket: str) -> dict[str, str]:
 
 def bucket_exists(project: Project, bucket: str) -> bool:
     return (
-        project.aws.call("s3", "head_bucket", resource=f"bucket {bucket}", missing=True, Bucket=bucket)
+        project.aws.call(
+            "s3", "head_bucket", resource=f"bucket {bucket}", missing=True, Bucket=bucket
+        )
         is not None
     )
 
@@ -137,24 +142,36 @@ def plan(project: Project) -> list[Change]:
             create_bucket(p, bucket)
         if "public_access_block" in changing:
             p.aws.call(
-                "s3", "put_public_access_block", resource=res, Bucket=bucket,
+                "s3",
+                "put_public_access_block",
+                resource=res,
+                Bucket=bucket,
                 PublicAccessBlockConfiguration=BLOCK_ALL,
             )
         if "encryption" in changing:
             p.aws.call(
-                "s3", "put_bucket_encryption", resource=res, Bucket=bucket,
+                "s3",
+                "put_bucket_encryption",
+                resource=res,
+                Bucket=bucket,
                 ServerSideEncryptionConfiguration={
                     "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
                 },
             )
         if "versioning" in changing:
             p.aws.call(
-                "s3", "put_bucket_versioning", resource=res, Bucket=bucket,
+                "s3",
+                "put_bucket_versioning",
+                resource=res,
+                Bucket=bucket,
                 VersioningConfiguration={"Status": "Enabled"},
             )
         if "policy" in changing:
             p.aws.call(
-                "s3", "put_bucket_policy", resource=res, Bucket=bucket,
+                "s3",
+                "put_bucket_policy",
+                resource=res,
+                Bucket=bucket,
                 Policy=json.dumps(want["policy"]),
             )
         if "tags" in changing:
@@ -173,9 +190,7 @@ def plan(project: Project) -> list[Change]:
     ]
     if have is None:
         fields = [FieldChange(f.field, None, f.new) for f in fields]
-    return [
-        Change(KIND, bucket, "create" if have is None else "update", fields, calls, apply)
-    ]
+    return [Change(KIND, bucket, "create" if have is None else "update", fields, calls, apply)]
 
 
 def destroy(project: Project) -> list[Change]:
@@ -197,7 +212,10 @@ def empty_bucket(project: Project, bucket: str) -> None:
     def flush() -> None:
         if batch:
             project.aws.call(
-                "s3", "delete_objects", resource=f"bucket {bucket}", Bucket=bucket,
+                "s3",
+                "delete_objects",
+                resource=f"bucket {bucket}",
+                Bucket=bucket,
                 Delete={"Objects": list(batch), "Quiet": True},
             )
             batch.clear()
