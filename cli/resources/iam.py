@@ -1,14 +1,294 @@
-"""(being written)"""
+"""IAM roles sdeliver creates: today the function's execution role; tomorrow the pipeline's.
+
+Each role is described by a `Role` (name, the service that assumes it, inline policies)
+and every role goes through the same plan: trust policy, inline policies and tags are
+compared with what IAM holds. Policies are least privilege: named actions on this app's
+resources, never `*`.
+"""
 
 from __future__ import annotations
 
-from ..plan import Change
-from ..project import Project
+import json
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..aws import tags_dict
+from ..errors import OperationFailed
+from ..plan import Change, FieldChange
+from ..project import TAG_APP, Project
+
+KIND = "iam-role"
+PATH = "/sdeliver/"
+LOGS_POLICY = "sdeliver-logs"
+# Inline policies with this prefix are sdeliver's: one no longer declared is removed.
+OWN_POLICY_PREFIX = "sdeliver-"
+
+
+@dataclass(frozen=True)
+class Role:
+    name: str
+    service: str  # the AWS service principal that assumes the role
+    policies: dict[str, dict[str, Any]] = field(default_factory=dict)  # inline, by name
+    description: str = "managed by sdeliver"
+
+    def trust_policy(self) -> dict[str, Any]:
+        return {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": self.service},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+
+
+def log_group_arn(project: Project, function_name: str) -> str:
+    return project.arn("logs", f"log-group:/aws/lambda/{function_name}")
+
+
+def logs_policy(project: Project, function_name: str) -> dict[str, Any]:
+    group = log_group_arn(project, function_name)
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "CreateOwnLogGroup",
+                "Effect": "Allow",
+                "Action": "logs:CreateLogGroup",
+                "Resource": [group, f"{group}:*"],
+            },
+            {
+                "Sid": "WriteOwnLogs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": f"{group}:*",
+            },
+        ],
+    }
+
+
+def execution_role(project: Project) -> Role:
+    return Role(
+        name=project.execution_role,
+        service="lambda.amazonaws.com",
+        policies={LOGS_POLICY: logs_policy(project, project.function_name)},
+    )
+
+
+def roles(project: Project) -> list[Role]:
+    """Every role this project declares, in the order they are planned."""
+    return [execution_role(project)]
+
+
+def role_arn(project: Project, name: str) -> str:
+    """The ARN a role has (learnt by plan or apply), or the one it will have once created."""
+    known: dict[str, str] = project.facts.get("role_arns", {})
+    return known.get(name) or project.role_arn(name)
+
+
+def _remember(project: Project, name: str, arn: str) -> None:
+    project.facts.setdefault("role_arns", {})[name] = arn
+    if name == project.execution_role:
+        project.facts["role_arn"] = arn
+
+
+# -- reading ---------------------------------------------------------------------------
+
+
+def policy_document(document: Any) -> Any:
+    """A policy as data: IAM answers URL-encoded JSON text (botocore or moto may decode it)."""
+    if isinstance(document, str):
+        return json.loads(urllib.parse.unquote(document))
+    return document
+
+
+def read(project: Project, role: Role) -> dict[str, Any] | None:
+    res = f"role {role.name}"
+    found = project.aws.call("iam", "get_role", resource=res, missing=True, RoleName=role.name)
+    if found is None:
+        return None
+    names = list(
+        project.aws.paginate(
+            "iam", "list_role_policies", "PolicyNames", resource=res, RoleName=role.name
+        )
+    )
+    policies = {}
+    for name in names:
+        got = project.aws.call(
+            "iam", "get_role_policy", resource=res, RoleName=role.name, PolicyName=name
+        )
+        policies[name] = policy_document(got["PolicyDocument"])
+    tags = tags_dict(
+        list(
+            project.aws.paginate("iam", "list_role_tags", "Tags", resource=res, RoleName=role.name)
+        )
+    )
+    return {
+        "arn": found["Role"]["Arn"],
+        "path": found["Role"].get("Path", "/"),
+        "trust_policy": policy_document(found["Role"]["AssumeRolePolicyDocument"]),
+        "policies": policies,
+        "tags": tags,
+    }
+
+
+# -- planning --------------------------------------------------------------------------
 
 
 def plan(project: Project) -> list[Change]:
-    return []
+    return [plan_role(project, role) for role in roles(project)]
+
+
+def plan_role(project: Project, role: Role) -> Change:
+    have = read(project, role)
+    want_tags = project.tags()
+    if have is None:
+        return _create(role, want_tags)
+    _check_owner(project, role, have)
+    _remember(project, role.name, have["arn"])
+
+    fields: list[FieldChange] = []
+    if have["trust_policy"] != role.trust_policy():
+        fields.append(FieldChange("trust_policy", have["trust_policy"], role.trust_policy()))
+    for name, document in role.policies.items():
+        if have["policies"].get(name) != document:
+            fields.append(FieldChange(f"policy:{name}", have["policies"].get(name), document))
+    stale = [
+        name for name in have["policies"]
+        if name.startswith(OWN_POLICY_PREFIX) and name not in role.policies
+    ]
+    for name in stale:
+        fields.append(FieldChange(f"policy:{name}", have["policies"][name], None))
+    # Tags sdeliver does not set are the user's: keep them, add ours.
+    merged = {**have["tags"], **want_tags}
+    if merged != have["tags"]:
+        fields.append(FieldChange("tags", have["tags"], merged))
+    if not fields:
+        return Change(KIND, role.name, "none")
+
+    changing = {f.field for f in fields}
+    calls = []
+    if "trust_policy" in changing:
+        calls.append("iam.UpdateAssumeRolePolicy")
+    calls += ["iam.PutRolePolicy" for n in role.policies if f"policy:{n}" in changing]
+    calls += ["iam.DeleteRolePolicy" for _ in stale]
+    if "tags" in changing:
+        calls.append("iam.TagRole")
+
+    def apply(p: Project) -> None:
+        res = f"role {role.name}"
+        if "trust_policy" in changing:
+            p.aws.call(
+                "iam", "update_assume_role_policy", resource=res, RoleName=role.name,
+                PolicyDocument=json.dumps(role.trust_policy()),
+            )
+        for name, document in role.policies.items():
+            if f"policy:{name}" in changing:
+                _put_policy(p, role.name, name, document)
+        for name in stale:
+            p.aws.call(
+                "iam", "delete_role_policy", resource=res, missing=True,
+                RoleName=role.name, PolicyName=name,
+            )
+        if "tags" in changing:
+            p.aws.call("iam", "tag_role", resource=res, RoleName=role.name, Tags=_tag_list(merged))
+        _remember(p, role.name, have["arn"])
+
+    return Change(KIND, role.name, "update", fields, calls, apply)
+
+
+def _create(role: Role, tags: dict[str, str]) -> Change:
+    fields = [
+        FieldChange("path", None, PATH),
+        FieldChange("trust_policy", None, role.trust_policy()),
+        *(FieldChange(f"policy:{name}", None, doc) for name, doc in role.policies.items()),
+        FieldChange("tags", None, tags),
+    ]
+    calls = ["iam.CreateRole", *("iam.PutRolePolicy" for _ in role.policies)]
+
+    def apply(p: Project) -> None:
+        created = p.aws.call(
+            "iam", "create_role", resource=f"role {role.name}", RoleName=role.name, Path=PATH,
+            AssumeRolePolicyDocument=json.dumps(role.trust_policy()),
+            Description=role.description, Tags=_tag_list(tags),
+        )
+        for name, document in role.policies.items():
+            _put_policy(p, role.name, name, document)
+        # The role is not assumable everywhere for a few seconds: whoever passes it to a
+        # service retries on IAM_PROPAGATION (see function.py).
+        _remember(p, role.name, created["Role"]["Arn"])
+
+    return Change(KIND, role.name, "create", fields, calls, apply)
+
+
+def _check_owner(project: Project, role: Role, have: dict[str, Any]) -> None:
+    owner = have["tags"].get(TAG_APP)
+    if owner not in (None, project.app):
+        raise OperationFailed(
+            f"IAM role {role.name} belongs to sdeliver app {owner!r}",
+            hint="rename one of the apps (app: in sdeliver.yaml names the roles)",
+        )
+    if have["path"] != PATH:
+        raise OperationFailed(
+            f"IAM role {role.name} exists outside sdeliver's path {PATH} (at {have['path']})",
+            hint="delete or rename that role, or rename this app",
+        )
+
+
+def _put_policy(project: Project, role: str, name: str, document: dict[str, Any]) -> None:
+    project.aws.call(
+        "iam", "put_role_policy", resource=f"role {role}", RoleName=role, PolicyName=name,
+        PolicyDocument=json.dumps(document),
+    )
+
+
+def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+
+# -- destroying ------------------------------------------------------------------------
 
 
 def destroy(project: Project) -> list[Change]:
-    return []
+    changes = []
+    for role in reversed(roles(project)):
+        have = read(project, role)
+        if have is None or have["tags"].get(TAG_APP) != project.app:
+            continue  # never delete what this app did not create
+        attached = [
+            item["PolicyArn"]
+            for item in project.aws.paginate(
+                "iam", "list_attached_role_policies", "AttachedPolicies",
+                resource=f"role {role.name}", RoleName=role.name,
+            )
+        ]
+        changes.append(_delete(role, list(have["policies"]), attached))
+    return changes
+
+
+def _delete(role: Role, inline: list[str], attached: list[str]) -> Change:
+    calls = ["iam.DeleteRolePolicy" for _ in inline]
+    calls += ["iam.DetachRolePolicy" for _ in attached]  # else DeleteRole fails
+    calls.append("iam.DeleteRole")
+
+    def apply(p: Project) -> None:
+        res = f"role {role.name}"
+        for name in inline:
+            p.aws.call(
+                "iam", "delete_role_policy", resource=res, missing=True,
+                RoleName=role.name, PolicyName=name,
+            )
+        for arn in attached:
+            p.aws.call(
+                "iam", "detach_role_policy", resource=res, missing=True,
+                RoleName=role.name, PolicyArn=arn,
+            )
+        p.aws.call("iam", "delete_role", resource=res, missing=True, RoleName=role.name)
+        p.facts.get("role_arns", {}).pop(role.name, None)
+        if role.name == p.execution_role:
+            p.facts.pop("role_arn", None)
+
+    return Change(KIND, role.name, "delete", [], calls, apply)
