@@ -16,7 +16,7 @@ import typer
 
 from . import __version__
 from .commands import config as config_cmd
-from .commands import destroy, init, reconcile
+from .commands import deploy, destroy, history, init, promote, reconcile, rollback, status, unlock
 from .context import state
 from .errors import EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, SdeliverError
 
@@ -96,6 +96,12 @@ app.add_typer(config_cmd.app, name="config")
 app.command(epilog=init.EPILOG)(init.init)
 app.command(epilog=reconcile.EPILOG)(reconcile.reconcile)
 app.command(epilog=destroy.EPILOG)(destroy.destroy)
+app.command(epilog=deploy.EPILOG)(deploy.deploy)
+app.command(epilog=promote.EPILOG)(promote.promote)
+app.command(epilog=rollback.EPILOG)(rollback.rollback)
+app.command(epilog=status.EPILOG)(status.status)
+app.command(epilog=history.EPILOG)(history.history)
+app.command(epilog=unlock.EPILOG)(unlock.unlock)
 
 # -- argv ----------------------------------------------------------------------------------
 

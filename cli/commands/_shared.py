@@ -25,3 +25,17 @@ def confirm(g: Globals, question: str) -> bool:
     if not interactive():
         raise UsageError(f"{question} needs confirmation: pass --yes when not at a terminal")
     return typer.confirm(question, default=False, err=True)
+
+
+def finish_release(g: Globals, result) -> None:  # type: ignore[no-untyped-def]
+    """Print a release command's result; exit 1 when it did not end well."""
+    from ..output import emit_json, error, info
+
+    if g.json:
+        emit_json(result.to_json())
+    elif result.ok:
+        info(result.summary())
+    else:
+        error(result.summary())
+    if not result.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,42 @@
+"""`sdeliver history`: the release ledger of an environment."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..context import state
+from ._shared import epilog
+
+EPILOG = epilog("sdeliver history --env prod", "sdeliver history --env prod --limit 5 --json")
+
+
+def history(
+    ctx: typer.Context,
+    env: Annotated[str | None, typer.Option("--env", "-e", help="Environment (default: the first).")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Newest N entries.")] = None,
+) -> None:
+    """Every pointer move of an environment, newest first."""
+    from rich.table import Table
+
+    from ..operations.status import history as run
+    from ..output import console, emit_json
+
+    g = state(ctx)
+    project = g.project()
+    target = env or project.config.first_env
+    entries = run(project, target, limit)
+    if g.json:
+        emit_json({"app": project.app, "env": target, "entries": entries})
+        return
+    if not entries:
+        console().print(f"{target}: no releases yet")
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("#", "when", "action", "outcome", "release", "version", "e2e", "who"):
+        table.add_column(column)
+    for e in entries:
+        table.add_row(str(e["seq"]), e["when"], e["action"], e["outcome"], e["release"],
+                      str(e.get("lambda_version") or "-"), e["e2e"], e["who"].rsplit("/", 1)[-1])
+    console().print(table)

@@ -1,0 +1,67 @@
+"""`sdeliver status`: what each environment runs now."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from ..context import state
+from ._shared import epilog
+
+EPILOG = epilog("sdeliver status", "sdeliver status --json | jq '.environments.prod.version'")
+
+
+def status(
+    ctx: typer.Context,
+    env: Annotated[str | None, typer.Option("--env", "-e", help="Only this environment.")] = None,
+) -> None:
+    """Show what each environment runs: version, release, e2e, URLs.
+
+    Per environment: alias → version (and canary weights), release id, code SHA-256, when
+    and by whom deployed, last e2e outcome, API URL, site URL, domain, and a held lock.
+    """
+    from ..operations.status import environment_status
+    from ..operations.status import status as run
+    from ..output import emit_json
+
+    g = state(ctx)
+    project = g.project()
+    if env is not None:
+        project.config.env(env)
+        document = {"app": project.app, "region": project.region,
+                    "environments": {env: environment_status(project, env)}}
+    else:
+        document = run(project)
+    if g.json:
+        emit_json(document)
+    else:
+        render(document)
+
+
+def render(document: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from ..output import console
+
+    table = Table(title=f"{document['app']} ({document['region']})", box=None, pad_edge=False,
+                  header_style="bold", title_justify="left")
+    for column in ("env", "version", "release", "deployed", "e2e", "api", "site"):
+        table.add_column(column)
+    for name, env in document["environments"].items():
+        if env.get("error"):
+            table.add_row(name, "-", f"[red]{env['error']}[/]", "", "", "", "")
+            continue
+        weights = ", ".join(f"v{v} {w:.0%}" for v, w in (env.get("weights") or {}).items())
+        version = f"{env['version']}" + (f" (+{weights})" if weights else "")
+        deployed = f"{env.get('deployed_at', '-')} {env.get('action', '')}".strip()
+        table.add_row(name, version, env.get("release") or "-", deployed, env.get("e2e", "-"),
+                      env.get("api_url") or "-", env.get("site_url") or "-")
+    console().print(table)
+    for name, env in document["environments"].items():
+        if env.get("locked_by"):
+            console().print(f"[yellow]{name} is locked:[/] {env['locked_by']}")
+        if env.get("last"):
+            last = env["last"]
+            console().print(f"{name}: last attempt #{last['seq']} {last['action']} "
+                            f"{last['outcome']} ({last.get('message') or ''})")

@@ -1,0 +1,197 @@
+"""Deploy: build a release from the project directory and make an environment run it.
+
+Build first (outside the lock: a slow build must not hold the environment), then, holding
+the environment's lease: store the release's artifacts, update the function code only when
+its SHA-256 differs, publish a version, apply the API definition only when it changed and
+deploy the stage, move the alias, publish the site (config.json last), run e2e. When e2e
+fails (or a step fails) the previous pointers are put back. Every outcome is a ledger entry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..aws import FUNCTION_BUSY
+from ..errors import SdeliverError
+from ..ledger import Entry, Ledger
+from ..lock import EnvironmentLock
+from ..project import Project
+from ..release import Build, ReleaseStore, build
+from .environment import (
+    Pointers,
+    api_id,
+    move_alias,
+    point_stage,
+    publish_site,
+    read_pointers,
+    run_e2e,
+)
+from .result import ReleaseResult
+
+# Published versions snapshot these: a new version is needed when any differs.
+VERSION_FIELDS = ("CodeSha256", "Handler", "Runtime", "MemorySize", "Timeout", "Role",
+                  "Environment", "Architectures")
+
+
+def publish_function(project: Project, built: Build, store: ReleaseStore) -> str:
+    """The version that runs `built`: the code is uploaded and a version published only
+    when needed."""
+    from ..resources import function
+
+    name = project.function_name
+    latest = function.read_function(project)
+    if latest is None:
+        from ..errors import OperationFailed
+
+        raise OperationFailed(
+            f"function {name} does not exist", hint="run 'sdeliver init' (or reconcile) first"
+        )
+    if latest.get("CodeSha256") != built.code_sha256:
+        project.progress.step(f"updating the code of {name}")
+        project.aws.call(
+            "lambda", "update_function_code", resource=f"function {name}",
+            retry=(FUNCTION_BUSY,), FunctionName=name, S3Bucket=store.bucket,
+            S3Key=store.key(built.release_id, "function.zip"),
+        )
+        with project.progress.waiting(f"waiting for {name} to finish updating"):
+            project.aws.wait("lambda", "function_updated_v2", resource=f"function {name}",
+                             delay=1, FunctionName=name)
+        latest = function.read_function(project) or latest
+    else:
+        reusable = _matching_version(project, latest)
+        if reusable is not None:
+            return reusable
+    published = project.aws.call(
+        "lambda", "publish_version", resource=f"function {name}", retry=(FUNCTION_BUSY,),
+        FunctionName=name, Description=f"sdeliver release {built.release_id}",
+        CodeSha256=built.code_sha256,
+    )
+    return str(published["Version"])
+
+
+def _matching_version(project: Project, latest: dict[str, Any]) -> str | None:
+    """The newest published version identical to $LATEST (code and configuration)."""
+    versions = [
+        v for v in project.aws.paginate(
+            "lambda", "list_versions_by_function", "Versions",
+            resource=f"function {project.function_name}", FunctionName=project.function_name,
+        )
+        if v.get("Version") != "$LATEST"
+    ]
+    if not versions:
+        return None
+    newest = max(versions, key=lambda v: int(v["Version"]))
+    same = all(newest.get(f) == latest.get(f) for f in VERSION_FIELDS)
+    return str(newest["Version"]) if same else None
+
+
+def deploy_api(project: Project, env: str, built: Build) -> str:
+    """Apply the definition when it changed, then deploy the environment's stage."""
+    from ..resources import api
+
+    rest_api = api_id(project)
+    if api.definition_sha256(project, rest_api) != built.definition_sha256:
+        project.progress.step(f"applying the API definition to {project.api_name}")
+        api.apply_definition(project, rest_api, built.definition, built.definition_sha256)
+    return api.create_deployment(project, rest_api, env, f"sdeliver release {built.release_id}")
+
+
+def restore(project: Project, env: str, before: Pointers, entry: Entry | None) -> None:
+    """Put an environment back on what it served before (alias, stage, site)."""
+    if before.version is not None:
+        move_alias(project, env, before.version, weights=before.weights)
+    if before.deployment_id is not None:
+        point_stage(project, env, before.deployment_id)
+    if entry is not None:
+        manifest = ReleaseStore(project).manifest(entry.release)
+        if manifest is not None:
+            publish_site(project, env, entry.release, manifest)
+
+
+def unchanged(current: Entry | None, built: Build, now: Pointers) -> bool:
+    return (
+        current is not None
+        and current.release == built.release_id
+        and current.e2e != "failed"
+        and now.version == current.lambda_version
+        and now.deployment_id == current.api_deployment_id
+        and not now.weights
+    )
+
+
+def deploy(
+    project: Project,
+    env: str,
+    *,
+    rollback_on_failure: bool = True,
+    force: bool = False,
+    wait: float | None = None,
+) -> ReleaseResult:
+    project.config.env(env)
+    project.progress.step(f"building {project.app}")
+    built = build(project)
+    try:
+        ledger = Ledger(project, env)
+        if not force:
+            current = ledger.current()
+            if unchanged(current, built, read_pointers(project, env)):
+                assert current is not None
+                return ReleaseResult(env, "deploy", "unchanged", built.release_id,
+                                     current.lambda_version, current.api_deployment_id,
+                                     current.e2e, current.seq)
+        with EnvironmentLock(project, env, "deploy", wait=wait):
+            return _deploy_locked(project, env, built, ledger, rollback_on_failure)
+    finally:
+        built.close()
+
+
+def _deploy_locked(
+    project: Project, env: str, built: Build, ledger: Ledger, rollback_on_failure: bool
+) -> ReleaseResult:
+    store = ReleaseStore(project)
+    if store.store(built):
+        project.progress.step(f"stored release {built.release_id}")
+    manifest = store.require(built.release_id)
+    current = ledger.current()
+    before = read_pointers(project, env)
+    fields: dict[str, Any] = {
+        "action": "deploy",
+        "release": built.release_id,
+        "code_sha256": built.code_sha256,
+        "api_definition_sha256": built.definition_sha256,
+        "site_digest": built.site_digest,
+        "site_artifact": store.key(built.release_id, "site.zip") if built.site_zip else None,
+        "source_revision": built.source_revision,
+        "replaces": current.seq if current else None,
+    }
+    version = deployment = None
+    try:
+        version = publish_function(project, built, store)
+        deployment = deploy_api(project, env, built)
+        move_alias(project, env, version, revision_id=before.alias_revision)
+        project.progress.step(f"alias {env} → version {version}")
+        published = publish_site(project, env, built.release_id, manifest, built.site_zip)
+    except SdeliverError as err:
+        _recover(project, env, before, current)
+        ledger.append(**fields, outcome="failed", lambda_version=version,
+                      api_deployment_id=deployment, message=str(err.message))
+        raise
+    e2e = run_e2e(project, env, manifest.get("version") or built.release_id)
+    outcome, message = "succeeded", None
+    if e2e == "failed" and rollback_on_failure and current is not None:
+        project.progress.warn(f"e2e failed: putting {env} back on release {current.release}")
+        restore(project, env, before, current)
+        outcome, message = "rolled-back", f"e2e failed; {env} restored to {current.release}"
+    elif e2e == "failed":
+        message = "e2e failed; the release stays in place"
+    entry = ledger.append(**fields, outcome=outcome, lambda_version=version,
+                          api_deployment_id=deployment, e2e=e2e, message=message)
+    return ReleaseResult(env, "deploy", outcome, built.release_id, version, deployment, e2e,
+                         entry.seq, published.to_json() if published else None, message)
+
+
+def _recover(project: Project, env: str, before: Pointers, current: Entry | None) -> None:
+    try:
+        restore(project, env, before, current)
+    except SdeliverError as err:
+        project.progress.warn(f"could not restore {env}: {err.message}")

@@ -1,0 +1,164 @@
+"""An environment's release pointers — alias version, stage deployment, site content — and
+the moves every release command makes with them.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..aws import FUNCTION_BUSY
+from ..errors import AwsError, OperationFailed
+from ..project import Project
+from ..publish import PublishResult, files_from_zip, publish
+from ..release import ReleaseStore
+from ..shell import run_command
+
+
+@dataclass
+class Pointers:
+    """Where an environment points now."""
+
+    version: str | None
+    weights: dict[str, float] = field(default_factory=dict)
+    deployment_id: str | None = None
+    alias_revision: str | None = None
+
+
+def api_id(project: Project) -> str:
+    from ..resources import api
+
+    if "rest_api_id" not in project.facts:
+        found = api.find_api(project)
+        if found is None:
+            raise OperationFailed(
+                f"REST API {project.api_name} does not exist",
+                hint="run 'sdeliver init' (or reconcile) first",
+            )
+        project.facts["rest_api_id"] = found["id"]
+    return str(project.facts["rest_api_id"])
+
+
+def read_pointers(project: Project, env: str) -> Pointers:
+    from ..resources import api, function
+
+    alias = function.read_alias(project, env)
+    if alias is None:
+        raise OperationFailed(
+            f"alias {env} of function {project.function_name} does not exist",
+            hint="run 'sdeliver init' (or reconcile) first",
+        )
+    stage = api.stage(project, api_id(project), env)
+    if stage is None:
+        raise OperationFailed(
+            f"stage {env} of REST API {project.api_name} does not exist",
+            hint="run 'sdeliver init' (or reconcile) first",
+        )
+    routing = alias.get("RoutingConfig") or {}
+    return Pointers(
+        version=alias["FunctionVersion"],
+        weights=dict(routing.get("AdditionalVersionWeights") or {}),
+        deployment_id=stage.get("deploymentId"),
+        alias_revision=alias.get("RevisionId"),
+    )
+
+
+def move_alias(
+    project: Project,
+    env: str,
+    version: str,
+    *,
+    weights: dict[str, float] | None = None,
+    revision_id: str | None = None,
+) -> None:
+    """Point the alias at a version (with canary weights, or none), optimistically locked."""
+    params: dict[str, Any] = {
+        "FunctionName": project.function_name,
+        "Name": env,
+        "FunctionVersion": version,
+        "RoutingConfig": {"AdditionalVersionWeights": weights or {}},
+    }
+    if revision_id:
+        params["RevisionId"] = revision_id
+    try:
+        project.aws.call(
+            "lambda", "update_alias", resource=f"alias {env}", retry=(FUNCTION_BUSY,), **params
+        )
+    except AwsError as err:
+        if err.code == "PreconditionFailedException":
+            raise OperationFailed(
+                f"alias {env} was changed by someone else while this command ran",
+                hint="check 'sdeliver status', then run the command again",
+            ) from None
+        raise
+
+
+def point_stage(project: Project, env: str, deployment_id: str) -> None:
+    from ..resources import api
+
+    api.point_stage(project, api_id(project), env, deployment_id)
+
+
+def urls(project: Project, env: str) -> tuple[str, str]:
+    """The API's and the site's URLs (the local gateway's, in local mode)."""
+    gateway = project.facts.get("local_gateway")
+    if gateway:
+        base = str(gateway).rstrip("/")
+        return f"{base}/{env}/api/", f"{base}/{env}/site/"
+    domain = project.config.env(env).domain
+    site = f"http://{domain}/" if domain else project.site_url(env)
+    return project.api_url(api_id(project), env), site
+
+
+def site_config(
+    project: Project, env: str, manifest: dict[str, Any], release_id: str
+) -> dict[str, Any]:
+    api_url, _ = urls(project, env)
+    return {
+        **manifest.get("site_config", {}),
+        "apiBaseurl": api_url,
+        "version": manifest.get("version") or manifest.get("source_revision") or "",
+        "env": env,
+        "release": release_id,
+    }
+
+
+def publish_site(
+    project: Project,
+    env: str,
+    release_id: str,
+    manifest: dict[str, Any],
+    site_zip: Path | None = None,
+) -> PublishResult | None:
+    """Make the environment's bucket hold exactly the release's site, config.json last."""
+    if project.config.site is None or not manifest.get("site_digest"):
+        return None
+    bucket = project.site_bucket(env)
+    config = site_config(project, env, manifest, release_id)
+    with tempfile.TemporaryDirectory(prefix="sdeliver-site-") as tmp:
+        if site_zip is None:
+            site_zip = ReleaseStore(project).download_site(release_id, Path(tmp))
+        return publish(project, bucket, files_from_zip(site_zip), config)
+
+
+def run_e2e(project: Project, env: str, version: str) -> str:
+    """Run the environment's e2e command: "passed", "failed" or "skipped"."""
+    command = project.config.env(env).e2e
+    if not command:
+        return "skipped"
+    api_url, site_url = urls(project, env)
+    project.progress.step(f"e2e ({env}): {command}")
+    status = run_command(
+        command,
+        cwd=project.config.project_dir,
+        progress=project.progress,
+        env={
+            "SDELIVER_API_URL": api_url,
+            "SDELIVER_SITE_URL": site_url,
+            "SDELIVER_ENV": env,
+            "SDELIVER_VERSION": version,
+        },
+    )
+    return "passed" if status == 0 else "failed"

@@ -1,0 +1,185 @@
+"""Promote: make the target environment run exactly the release the source runs now.
+
+Nothing is rebuilt: the same Lambda version (no upload, no new version), the same API
+deployment (a deployment is an immutable snapshot of the definition, so the target stage
+serves the very same one), the site from the release's stored artifacts with the target's
+own config.json. Then the target's e2e; on failure, back to the target's previous release.
+With a canary, traffic moves to the new version by alias routing weights in steps, e2e and
+alarms checked between steps; the stage and site switch when the traffic does, at 100 %.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import OperationFailed, SdeliverError, UsageError
+from ..ledger import Entry, Ledger
+from ..lock import EnvironmentLock
+from ..project import Project
+from ..release import ReleaseStore
+from .deploy import _recover, restore
+from .environment import Pointers, move_alias, point_stage, publish_site, read_pointers, run_e2e
+from .result import ReleaseResult
+
+
+@dataclass
+class Canary:
+    percent: float
+    steps: int = 3
+    interval: float = 60.0
+
+    def weights(self) -> list[float]:
+        """Traffic on the new version at each step, the last being 100 % (the switch)."""
+        if self.steps <= 1:
+            return [100.0]
+        span = 100.0 - self.percent
+        return [
+            round(self.percent + span * i / (self.steps - 1), 2) for i in range(self.steps)
+        ]
+
+
+def parse_route(route: str | None, source: str | None, target: str | None) -> tuple[str, str]:
+    if route:
+        if "->" not in route:
+            raise UsageError(f"{route!r}: write the route as SOURCE->TARGET, e.g. test->prod")
+        source, target = (part.strip() for part in route.split("->", 1))
+    if not source or not target:
+        raise UsageError("name the environments: 'promote test->prod' or --from test --to prod")
+    return source, target
+
+
+def check_route(project: Project, source: str, target: str, *, skip_order: bool) -> None:
+    config = project.config
+    config.env(source)
+    config.env(target)
+    if source == target:
+        raise UsageError(f"cannot promote {source} to itself")
+    order = list(config.environments)
+    if not skip_order and order.index(target) != order.index(source) + 1:
+        raise UsageError(
+            f"{source}->{target} skips the declared order ({' -> '.join(order)})",
+            hint="pass --skip-order to promote anyway",
+        )
+
+
+def source_release(project: Project, source: str) -> Entry:
+    entry = Ledger(project, source).current()
+    if entry is None:
+        raise OperationFailed(
+            f"{source} has no release to promote", hint=f"run 'sdeliver deploy --env {source}'"
+        )
+    if entry.e2e == "failed":
+        raise OperationFailed(
+            f"{source} runs release {entry.release}, whose e2e failed: not promoting it",
+            hint=f"fix it and deploy {source} again",
+        )
+    if entry.lambda_version is None or entry.api_deployment_id is None:
+        raise OperationFailed(f"ledger entry #{entry.seq} of {source} lacks its pointers")
+    return entry
+
+
+def alarms_firing(project: Project, env: str) -> list[str]:
+    names = project.config.env(env).alarms
+    if not names:
+        return []
+    found = project.aws.call(
+        "cloudwatch", "describe_alarms", resource=f"alarms of {env}", AlarmNames=names
+    )
+    return [a["AlarmName"] for a in found.get("MetricAlarms", []) if a["StateValue"] == "ALARM"]
+
+
+def promote(
+    project: Project,
+    source: str,
+    target: str,
+    *,
+    skip_order: bool = False,
+    canary: Canary | None = None,
+    rollback_on_failure: bool = True,
+    wait: float | None = None,
+) -> ReleaseResult:
+    check_route(project, source, target, skip_order=skip_order)
+    src = source_release(project, source)
+    with EnvironmentLock(project, target, f"promote {source}->{target}", wait=wait):
+        ledger = Ledger(project, target)
+        current = ledger.current()
+        before = read_pointers(project, target)
+        if (
+            current is not None and current.release == src.release
+            and before.version == src.lambda_version
+            and before.deployment_id == src.api_deployment_id and not before.weights
+        ):
+            return ReleaseResult(target, "promote", "unchanged", src.release, src.lambda_version,
+                                 src.api_deployment_id, current.e2e, current.seq)
+        manifest = ReleaseStore(project).require(src.release)
+        fields: dict[str, Any] = {
+            "action": "promote",
+            "release": src.release,
+            "lambda_version": src.lambda_version,
+            "code_sha256": src.code_sha256,
+            "api_deployment_id": src.api_deployment_id,
+            "api_definition_sha256": src.api_definition_sha256,
+            "site_digest": src.site_digest,
+            "site_artifact": src.site_artifact,
+            "source_revision": src.source_revision,
+            "replaces": current.seq if current else None,
+            "message": f"from {source} (ledger #{src.seq})",
+        }
+        assert src.lambda_version is not None and src.api_deployment_id is not None
+        if canary is not None and before.version not in (None, src.lambda_version):
+            failed = _canary(project, target, src, before, canary, ledger, fields)
+            if failed:
+                return failed
+        try:
+            move_alias(project, target, src.lambda_version, revision_id=before.alias_revision)
+            point_stage(project, target, src.api_deployment_id)
+            published = publish_site(project, target, src.release, manifest)
+        except SdeliverError as err:
+            _recover(project, target, before, current)
+            ledger.append(**{**fields, "message": str(err.message)}, outcome="failed")
+            raise
+        e2e = run_e2e(project, target, manifest.get("version") or src.release)
+        outcome, message = "succeeded", fields["message"]
+        if e2e == "failed" and rollback_on_failure and current is not None:
+            project.progress.warn(f"e2e failed: putting {target} back on {current.release}")
+            restore(project, target, before, current)
+            outcome, message = "rolled-back", f"e2e failed; {target} restored to {current.release}"
+        entry = ledger.append(**{**fields, "message": message}, outcome=outcome, e2e=e2e)
+        return ReleaseResult(target, "promote", outcome, src.release, src.lambda_version,
+                             src.api_deployment_id, e2e, entry.seq,
+                             published.to_json() if published else None, message)
+
+
+def _canary(
+    project: Project, env: str, src: Entry, before: Pointers, canary: Canary,
+    ledger: Ledger, fields: dict[str, Any],
+) -> ReleaseResult | None:
+    """Shift traffic step by step; a failure puts all traffic back and ends the promotion."""
+    assert before.version is not None and src.lambda_version is not None
+    steps: list[dict[str, Any]] = []
+    for percent in canary.weights()[:-1]:
+        weights = {src.lambda_version: round(percent / 100, 4)}
+        move_alias(project, env, before.version, weights=weights)
+        project.progress.step(f"canary: {percent:g} % of {env} on version {src.lambda_version}")
+        entry = ledger.append(**{**fields, "action": "canary", "weights": weights},
+                              outcome="succeeded")
+        with project.progress.waiting(f"watching {env} for {canary.interval:g} s"):
+            time.sleep(canary.interval)
+        firing = alarms_firing(project, env)
+        e2e = run_e2e(project, env, src.release)
+        steps.append({"percent": percent, "seq": entry.seq, "e2e": e2e, "alarms": firing})
+        if e2e == "failed" or firing:
+            reason = f"alarms {', '.join(firing)}" if firing else "e2e failed"
+            move_alias(project, env, before.version)
+            message = f"canary stopped at {percent:g} %: {reason}; all traffic back on " \
+                      f"version {before.version}"
+            project.progress.warn(message)
+            done = ledger.append(**{**fields, "message": message}, outcome="rolled-back",
+                                 e2e="failed" if e2e == "failed" else "passed")
+            result = ReleaseResult(env, "promote", "rolled-back", src.release,
+                                   src.lambda_version, before.deployment_id, done.e2e, done.seq,
+                                   message=message, steps=steps)
+            return result
+    return None

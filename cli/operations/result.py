@@ -1,0 +1,36 @@
+"""What a release command did, for people (a line) and for scripts (--json)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class ReleaseResult:
+    env: str
+    action: str  # deploy | promote | rollback | canary
+    outcome: str  # succeeded | failed | rolled-back | unchanged
+    release: str
+    version: str | None
+    deployment_id: str | None = None
+    e2e: str = "skipped"
+    seq: int | None = None
+    site: dict[str, int] | None = None
+    message: str | None = None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome in {"succeeded", "unchanged"} and self.e2e != "failed"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def summary(self) -> str:
+        where = f"{self.env}: release {self.release}, version {self.version}"
+        if self.outcome == "unchanged":
+            return f"{self.action} {where}: already deployed, nothing changed"
+        seq = f" (ledger #{self.seq})" if self.seq is not None else ""
+        text = f"{self.action} {where}: {self.outcome}, e2e {self.e2e}{seq}"
+        return text + (f": {self.message}" if self.message else "")

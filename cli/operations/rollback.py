@@ -1,0 +1,119 @@
+"""Rollback: put an environment back on its previous release as the ledger records it
+(not "version minus one": the alias may have jumped), or on the release named.
+
+Alias, stage deployment and site content (byte-identical, from the release's artifacts)
+are restored, then a `rollback` entry is appended.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import OperationFailed, SdeliverError
+from ..ledger import Entry, Ledger
+from ..lock import EnvironmentLock
+from ..project import Project
+from ..release import ReleaseStore
+from .deploy import _recover
+from .environment import move_alias, point_stage, publish_site, read_pointers, run_e2e
+from .result import ReleaseResult
+
+
+@dataclass
+class RollbackPlan:
+    env: str
+    current: Entry
+    target: Entry
+    changes: list[dict[str, Any]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "env": self.env,
+            "from": {"seq": self.current.seq, "release": self.current.release},
+            "to": {"seq": self.target.seq, "release": self.target.release},
+            "changes": self.changes,
+        }
+
+
+def choose_target(ledger: Ledger, current: Entry, to: str | None) -> Entry:
+    if to is None:
+        target = ledger.previous_release(current)
+        if target is None:
+            raise OperationFailed(
+                f"{ledger.env} has no earlier release to roll back to "
+                f"(it runs {current.release}, its first)"
+            )
+        return target
+    found = ledger.find(to)
+    if found is None:  # a Lambda version number: the newest live entry that ran it
+        found = next(
+            (e for e in ledger.entries() if e.live and e.lambda_version == to.lstrip("v")), None
+        )
+    if found is None or found.lambda_version is None:
+        raise OperationFailed(
+            f"{to!r} is no release, ledger entry or version that {ledger.env} has run",
+            hint=f"see 'sdeliver history --env {ledger.env}'",
+        )
+    return found
+
+
+def plan_rollback(project: Project, env: str, to: str | None = None) -> RollbackPlan:
+    ledger = Ledger(project, env)
+    current = ledger.current()
+    if current is None:
+        raise OperationFailed(f"{env} has no release in the ledger: nothing to roll back")
+    target = choose_target(ledger, current, to)
+    now = read_pointers(project, env)
+    changes = [
+        {"pointer": "alias", "from": now.version, "to": target.lambda_version,
+         "weights_cleared": bool(now.weights)},
+        {"pointer": "stage", "from": now.deployment_id, "to": target.api_deployment_id},
+        {"pointer": "site", "from": current.release, "to": target.release},
+    ]
+    return RollbackPlan(env, current, target, changes)
+
+
+def rollback(
+    project: Project,
+    env: str,
+    *,
+    to: str | None = None,
+    run_tests: bool = False,
+    wait: float | None = None,
+) -> ReleaseResult:
+    project.config.env(env)
+    with EnvironmentLock(project, env, "rollback", wait=wait):
+        planned = plan_rollback(project, env, to)
+        current, target = planned.current, planned.target
+        if target.lambda_version is None or target.api_deployment_id is None:
+            raise OperationFailed(f"ledger entry #{target.seq} lacks its pointers")
+        manifest = ReleaseStore(project).require(target.release)
+        before = read_pointers(project, env)
+        ledger = Ledger(project, env)
+        fields: dict[str, Any] = {
+            "action": "rollback",
+            "release": target.release,
+            "lambda_version": target.lambda_version,
+            "code_sha256": target.code_sha256,
+            "api_deployment_id": target.api_deployment_id,
+            "api_definition_sha256": target.api_definition_sha256,
+            "site_digest": target.site_digest,
+            "site_artifact": target.site_artifact,
+            "source_revision": target.source_revision,
+            "replaces": current.seq,
+        }
+        try:
+            move_alias(project, env, target.lambda_version, revision_id=before.alias_revision)
+            point_stage(project, env, target.api_deployment_id)
+            published = publish_site(project, env, target.release, manifest)
+        except SdeliverError as err:
+            _recover(project, env, before, current)
+            ledger.append(**fields, outcome="failed", message=str(err.message))
+            raise
+        e2e = run_e2e(project, env, target.release) if run_tests else "skipped"
+        message = f"back to #{target.seq} from #{current.seq}"
+        entry = ledger.append(**fields, outcome="succeeded", e2e=e2e, message=message)
+        return ReleaseResult(env, "rollback", "succeeded", target.release,
+                             target.lambda_version, target.api_deployment_id, e2e, entry.seq,
+                             published.to_json() if published else None, message)

@@ -1,0 +1,68 @@
+"""Status and history: what each environment runs, read from AWS and the ledger."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from ..errors import SdeliverError
+from ..ledger import Ledger
+from ..lock import read_lock
+from ..project import Project
+from .environment import read_pointers, urls
+
+
+def environment_status(project: Project, env: str) -> dict[str, Any]:
+    domain = project.config.env(env).domain
+    doc: dict[str, Any] = {"alias": env, "domain": domain}
+    try:
+        pointers = read_pointers(project, env)
+        api_url, site_url = urls(project, env)
+    except SdeliverError as err:
+        return {**doc, "version": None, "error": err.message}
+    ledger = Ledger(project, env)
+    last = ledger.latest()
+    entry = ledger.current() if last is not None and not last.live else last
+    lease = read_lock(project, env)
+    doc.update(
+        version=pointers.version,
+        weights=pointers.weights,
+        deployment_id=pointers.deployment_id,
+        release=None,
+        api_url=api_url,
+        site_url=site_url,
+        locked_by=lease.describe() if lease else None,
+    )
+    if entry is not None:
+        doc.update(
+            release=entry.release,
+            code_sha256=entry.code_sha256,
+            seq=entry.seq,
+            action=entry.action,
+            outcome=entry.outcome,
+            e2e=entry.e2e,
+            deployed_at=entry.when,
+            deployed_by=entry.who,
+            source_revision=entry.source_revision,
+        )
+    if last is not None and last is not entry:
+        doc["last"] = {"seq": last.seq, "action": last.action, "outcome": last.outcome,
+                       "e2e": last.e2e, "when": last.when, "message": last.message}
+    return doc
+
+
+def status(project: Project) -> dict[str, Any]:
+    envs = list(project.config.environments)
+    project.aws.identity()  # once, before the threads share it
+    with ThreadPoolExecutor(max_workers=min(8, len(envs))) as pool:
+        found = list(pool.map(lambda env: environment_status(project, env), envs))
+    return {
+        "app": project.app,
+        "region": project.region,
+        "environments": dict(zip(envs, found)),
+    }
+
+
+def history(project: Project, env: str, limit: int | None = None) -> list[dict[str, Any]]:
+    project.config.env(env)
+    return [entry.model_dump(mode="json") for entry in Ledger(project, env).entries(limit)]

@@ -1,0 +1,171 @@
+"""A release: one immutable build — function package, API definition, site content — and
+where it is kept (`sdeliver/<app>/artifacts/<release-id>/` in the artifact bucket).
+
+The release id is derived from the content (`r-` + 12 hex of its digest), so building the
+same sources twice gives the same release, stored once. `release.json` is written last: a
+release whose manifest exists is complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import OperationFailed
+from .project import Project
+from .shell import run_command, source_revision
+
+MANIFEST = "release.json"
+
+
+@dataclass
+class Build:
+    """A release built from the project directory, ready to store and deploy."""
+
+    release_id: str
+    function_zip: bytes
+    code_sha256: str  # base64, as Lambda reports CodeSha256
+    definition: bytes  # the API definition, canonical JSON
+    definition_sha256: str
+    site_zip: Path | None
+    site_digest: str | None
+    site_config: dict[str, Any]
+    source_revision: str | None
+    workdir: tempfile.TemporaryDirectory[str] = field(repr=False)
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "release": self.release_id,
+            "code_sha256": self.code_sha256,
+            "definition_sha256": self.definition_sha256,
+            "site_digest": self.site_digest,
+            "site_config": self.site_config,
+            "source_revision": self.source_revision,
+        }
+
+    def close(self) -> None:
+        self.workdir.cleanup()
+
+
+def release_id_for(code: str, definition: str, site: str | None, site_config: Any) -> str:
+    digest = hashlib.sha256(
+        json.dumps([code, definition, site, site_config], sort_keys=True).encode()
+    ).hexdigest()
+    return f"r-{digest[:12]}"
+
+
+def run_build_commands(project: Project) -> None:
+    for command in project.config.build.commands:
+        project.progress.step(f"build: {command}")
+        status = run_command(command, cwd=project.config.project_dir, progress=project.progress)
+        if status != 0:
+            raise OperationFailed(
+                f"build command failed (exit {status}): {command}",
+                hint="nothing was deployed; fix the build and run deploy again",
+            )
+
+
+def build(project: Project) -> Build:
+    """Run the build commands, then package function, API definition and site."""
+    from .openapi import build_definition
+    from .package import package_directory
+
+    run_build_commands(project)
+    config = project.config
+    function = package_directory(config.resolve(config.function.source), key="function.source")
+    definition = build_definition(project)
+    workdir = tempfile.TemporaryDirectory(prefix="sdeliver-")
+    site_zip: Path | None = None
+    site_digest: str | None = None
+    site_config: dict[str, Any] = {}
+    if config.site is not None:
+        site = package_directory(config.resolve(config.site.source), key="site.source")
+        site_zip = Path(workdir.name) / "site.zip"
+        site_zip.write_bytes(site.data)
+        site_digest = site.sha256_hex
+        site_config = dict(config.site.config)
+    return Build(
+        release_id=release_id_for(
+            function.sha256_b64, definition.sha256, site_digest, site_config
+        ),
+        function_zip=function.data,
+        code_sha256=function.sha256_b64,
+        definition=definition.body,
+        definition_sha256=definition.sha256,
+        site_zip=site_zip,
+        site_digest=site_digest,
+        site_config=site_config,
+        source_revision=source_revision(config.project_dir),
+        workdir=workdir,
+    )
+
+
+class ReleaseStore:
+    """Releases kept in the artifact bucket: immutable, written once, manifest last."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.bucket = project.artifact_bucket
+
+    def key(self, release_id: str, name: str) -> str:
+        return f"{self.project.prefix}/artifacts/{release_id}/{name}"
+
+    def manifest(self, release_id: str) -> dict[str, Any] | None:
+        found = self.project.aws.call(
+            "s3", "get_object", resource=f"release {release_id}", missing=True,
+            Bucket=self.bucket, Key=self.key(release_id, MANIFEST),
+        )
+        if found is None:
+            return None
+        try:
+            return dict(json.loads(found["Body"].read()))
+        except (ValueError, TypeError):
+            raise OperationFailed(
+                f"release {release_id}: its manifest in s3://{self.bucket} is corrupt"
+            ) from None
+
+    def require(self, release_id: str) -> dict[str, Any]:
+        manifest = self.manifest(release_id)
+        if manifest is None:
+            raise OperationFailed(
+                f"release {release_id} is not in s3://{self.bucket}/{self.project.prefix}/artifacts",
+                hint="its artifacts were deleted; deploy it again from source",
+            )
+        return manifest
+
+    def store(self, build: Build) -> bool:
+        """Upload the build's artifacts unless that release is stored already."""
+        if self.manifest(build.release_id) is not None:
+            return False
+        put = self._put
+        put(build.release_id, "function.zip", build.function_zip, "application/zip")
+        put(build.release_id, "openapi.json", build.definition, "application/json")
+        if build.site_zip is not None:
+            put(build.release_id, "site.zip", build.site_zip.read_bytes(), "application/zip")
+        manifest = json.dumps(build.manifest(), indent=2, sort_keys=True).encode()
+        put(build.release_id, MANIFEST, manifest, "application/json")
+        return True
+
+    def _put(self, release_id: str, name: str, body: bytes, content_type: str) -> None:
+        self.project.aws.call(
+            "s3", "put_object", resource=f"release {release_id} {name}",
+            Bucket=self.bucket, Key=self.key(release_id, name), Body=body,
+            ContentType=content_type,
+        )
+        self.project.aws.add_uploaded(len(body))
+
+    def read(self, release_id: str, name: str) -> bytes:
+        found = self.project.aws.call(
+            "s3", "get_object", resource=f"release {release_id} {name}",
+            Bucket=self.bucket, Key=self.key(release_id, name),
+        )
+        return bytes(found["Body"].read())
+
+    def download_site(self, release_id: str, directory: Path) -> Path:
+        target = directory / f"{release_id}-site.zip"
+        target.write_bytes(self.read(release_id, "site.zip"))
+        return target
