@@ -1,0 +1,279 @@
+"""The release ledger: one immutable S3 object per release-pointer move of an environment.
+
+Entries live in the artifact bucket at `<prefix>/releases/<env>/<seq>.json`, the sequence
+zero-padded to 10 digits so that lexical order is numeric order. Each one is written with
+a conditional create (`If-None-Match: *`) in a single PUT: two writers can never claim the
+same number, nothing is ever overwritten, and an entry lands whole or not at all.
+
+Outcomes (what the move left the environment serving):
+- "succeeded"   the pointers now serve `release`.
+- "failed"      the move did not complete; the pointers were left on (or put back to) the
+                release that was live before.
+- "rolled-back" the move completed, then the same command put the previous release back
+                (for example because the end-to-end tests failed).
+
+Only a successful deploy, promote or rollback makes a release live. A canary step records
+the routing weights of a shift in progress; its release becomes live with the deploy or
+promote entry that finishes the shift, and an abandoned canary ends with a rollback entry.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import re
+import time
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .aws import error_code
+from .errors import AwsError, OperationFailed
+
+if TYPE_CHECKING:
+    from .project import Project
+
+Action = Literal["deploy", "promote", "rollback", "canary"]
+Outcome = Literal["succeeded", "failed", "rolled-back"]
+E2e = Literal["passed", "failed", "skipped"]
+
+# A conditional write lost to another writer: 412 when the key exists, 409 when a
+# conditional write of the same key is in flight on AWS.
+CONFLICT_CODES = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
+APPEND_ATTEMPTS = 20
+SEQ_DIGITS = 10
+_KEY = re.compile(rf"/(\d{{{SEQ_DIGITS}}})\.json$")
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(moment: datetime, *, millis: bool = False) -> str:
+    """UTC ISO-8601 with a Z: 2026-11-29T10:02:00Z."""
+    spec = "milliseconds" if millis else "seconds"
+    text = moment.astimezone(timezone.utc).isoformat(timespec=spec)
+    return text.replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime:
+    # Python 3.10's fromisoformat does not accept the Z suffix.
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def is_conflict(err: BaseException) -> bool:
+    return error_code(err) in CONFLICT_CODES
+
+
+class Entry(BaseModel):
+    """One pointer move. Unknown keys in stored entries are ignored (newer sdeliver)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    seq: int
+    env: str
+    action: Action
+    outcome: Outcome
+    release: str
+    lambda_version: str | None = None
+    code_sha256: str | None = None
+    api_deployment_id: str | None = None
+    api_definition_sha256: str | None = None
+    site_digest: str | None = None
+    site_artifact: str | None = None  # key prefix of the site content under artifacts/
+    source_revision: str | None = None
+    replaces: int | None = None  # seq of the entry whose release this one replaced
+    who: str = ""  # the STS caller ARN
+    when: str = ""  # UTC ISO-8601 with Z
+    weights: dict[str, float] | None = None  # canary routing: lambda version -> weight
+    message: str | None = None
+    e2e: E2e = "skipped"
+
+    @property
+    def live(self) -> bool:
+        """Whether the environment served this entry's release right after it."""
+        return self.outcome == "succeeded" and self.action != "canary"
+
+    def to_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=2) + "\n"
+
+
+class Ledger:
+    """The release history of one environment, read from and appended to S3."""
+
+    def __init__(self, project: Project, env: str) -> None:
+        self.project = project
+        self.env = env
+        self.bucket = project.artifact_bucket
+        self.prefix = f"{project.prefix}/releases/{env}/"
+        self._cache: dict[int, Entry] = {}
+
+    def key(self, seq: int) -> str:
+        return f"{self.prefix}{seq:0{SEQ_DIGITS}d}.json"
+
+    # -- reading -------------------------------------------------------------------------
+
+    def seqs(self) -> list[int]:
+        """Every entry's sequence number, oldest first, from the keys alone (no bodies)."""
+        found = []
+        for item in self.project.aws.paginate(
+            "s3", "list_objects_v2", "Contents", resource=f"the {self.env} release ledger",
+            Bucket=self.bucket, Prefix=self.prefix,
+        ):
+            match = _KEY.search(item["Key"])
+            if match and item["Key"] == self.key(int(match.group(1))):
+                found.append(int(match.group(1)))
+        return sorted(found)
+
+    def read(self, seq: int) -> Entry | None:
+        if seq in self._cache:
+            return self._cache[seq]
+        key = self.key(seq)
+        found = self.project.aws.call(
+            "s3", "get_object", resource=f"s3://{self.bucket}/{key}", missing=True,
+            Bucket=self.bucket, Key=key,
+        )
+        if found is None:
+            return None
+        entry = self._parse(found["Body"].read(), key, seq)
+        self._cache[seq] = entry  # entries are immutable: a read is good forever
+        return entry
+
+    def _parse(self, body: bytes, key: str, seq: int) -> Entry:
+        where = f"s3://{self.bucket}/{key}"
+        try:
+            entry = Entry.model_validate(json.loads(body))
+        except (ValueError, ValidationError) as err:
+            first = str(err).splitlines()[0]
+            raise OperationFailed(
+                f"release ledger entry {where} is corrupt: {first}",
+                hint="inspect it with 'aws s3 cp'; entries are never rewritten by sdeliver",
+            ) from None
+        if entry.seq != seq:
+            raise OperationFailed(
+                f"release ledger entry {where} is corrupt: it says seq {entry.seq}",
+                hint="inspect it with 'aws s3 cp'; entries are never rewritten by sdeliver",
+            )
+        return entry
+
+    def _newest_first(self, before: int | None = None) -> Iterator[Entry]:
+        """Entries newest first, each body read only when the caller gets that far."""
+        for seq in reversed(self.seqs()):
+            if before is not None and seq >= before:
+                continue
+            entry = self.read(seq)
+            if entry is not None:
+                yield entry
+
+    def entries(self, limit: int | None = None) -> list[Entry]:
+        """Newest first; with a limit, only the newest `limit` bodies are read."""
+        return list(itertools.islice(self._newest_first(), limit))
+
+    def latest(self) -> Entry | None:
+        return next(self._newest_first(), None)
+
+    def current(self) -> Entry | None:
+        """The entry of the release the environment serves now, or None before any."""
+        return next((e for e in self._newest_first() if e.live), None)
+
+    def find(self, release_or_seq: str | int) -> Entry | None:
+        """An entry by seq (int or digits), or the newest entry of a release id.
+
+        For a release id the newest live entry wins over a newer failed one: a failed
+        attempt may lack pointers (no API deployment yet) that a live one has.
+        """
+        if isinstance(release_or_seq, int) or release_or_seq.isdigit():
+            return self.read(int(release_or_seq))
+        fallback = None
+        for entry in self._newest_first():
+            if entry.release == release_or_seq:
+                if entry.live:
+                    return entry
+                fallback = fallback or entry
+        return fallback
+
+    # -- rollback ------------------------------------------------------------------------
+
+    def previous_release(self, before: Entry) -> Entry | None:
+        """The live release before `before`: what a rollback from it goes back to.
+
+        Think of the environment's history as a stack of live releases: a successful
+        deploy or promote pushes its release, a successful rollback pops back to the one it
+        restored, failed entries and canary steps change nothing. The answer is the entry
+        under `before` on that stack. So deploy a, deploy b, rollback gives a; a second
+        rollback gives the release before a, never b again (no bouncing).
+
+        Walking back: a rollback entry stands for the entry whose release it restored (the
+        newest live entry with that release before the one it replaced, followed again if
+        that is itself a rollback); from there, the first live entry further back is it.
+        """
+        origin = self._origin(before)
+        return next((e for e in self._newest_first(before=origin.seq) if e.live), None)
+
+    def _origin(self, entry: Entry) -> Entry:
+        """The deploy or promote whose place on the stack `entry` holds."""
+        while entry.action == "rollback":
+            bound = entry.replaces if entry.replaces is not None else entry.seq
+            restored = next(
+                (
+                    e for e in self._newest_first(before=min(bound, entry.seq))
+                    if e.live and e.release == entry.release
+                ),
+                None,
+            )
+            if restored is None:
+                return entry  # the history before it is gone: treat it as a push
+            entry = restored
+        return entry
+
+    # -- writing -------------------------------------------------------------------------
+
+    def append(self, **fields: Any) -> Entry:
+        """Write the next entry (seq = latest + 1), retrying on a lost race, never overwriting.
+
+        `who` defaults to the caller's ARN and `when` to now.
+        """
+        fields.setdefault("who", self.project.aws.caller_arn)
+        fields.setdefault("when", iso(utc_now()))
+        fields.pop("seq", None)
+        fields["env"] = self.env
+        unknown = sorted(set(fields) - set(Entry.model_fields))
+        if unknown:
+            raise OperationFailed(f"unknown release ledger fields: {', '.join(unknown)}")
+        seqs = self.seqs()
+        seq = (seqs[-1] if seqs else 0) + 1
+        try:
+            draft = Entry(seq=seq, **fields)
+        except ValidationError as err:
+            raise OperationFailed(f"invalid release ledger entry: {err}") from None
+        for attempt in range(1, APPEND_ATTEMPTS + 1):
+            entry = draft.model_copy(update={"seq": seq})
+            key = self.key(seq)
+            try:
+                self.project.aws.call(
+                    "s3", "put_object", resource=f"s3://{self.bucket}/{key}",
+                    Bucket=self.bucket, Key=key, Body=entry.to_json().encode(),
+                    ContentType="application/json", IfNoneMatch="*",
+                )
+            except AwsError as err:
+                if not is_conflict(err):
+                    raise
+                self.project.aws.log(f"release ledger seq {seq} taken by another writer")
+                time.sleep(random.uniform(0.05, 0.2) * attempt)  # noqa: S311 - jitter
+                seqs = self.seqs()
+                # 412: the key exists, so move past it even if a listing lags; 409: the other
+                # write may still fail, so the same number may be free again.
+                floor = seq + 1 if error_code(err) in ("PreconditionFailed", "412") else seq
+                seq = max(floor, (seqs[-1] if seqs else 0) + 1)
+                continue
+            self._cache[seq] = entry
+            return entry
+        raise OperationFailed(
+            f"could not append to the {self.env} release ledger: "
+            f"{APPEND_ATTEMPTS} attempts lost to other writers",
+            hint="another sdeliver is releasing this environment; retry when it is done",
+        )
