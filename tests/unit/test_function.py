@@ -1,0 +1,220 @@
+"""The Lambda function and its aliases: configuration reconciled, release pointers left alone."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+from sdeliver.project import Project
+from sdeliver.resources import function, iam
+
+NAME = "dromedary-app"
+
+
+def lam():  # type: ignore[no-untyped-def]
+    return boto3.client("lambda", region_name="us-east-1")
+
+
+def converge(project: Project) -> None:
+    """The function's part of reconcile: the role first, then the function and aliases."""
+    for change in [*iam.plan(project), *function.plan(project)]:
+        if change.apply is not None:
+            change.apply(project)
+
+
+def with_config(project_dir: Path, old: str, new: str) -> str:
+    text = (project_dir / "sdeliver.yaml").read_text()
+    assert old in text
+    return text.replace(old, new)
+
+
+def test_init_creates_the_function_with_the_declared_settings(make_project) -> None:  # type: ignore[no-untyped-def]
+    project = make_project()
+    converge(project)
+
+    config = lam().get_function(FunctionName=NAME)
+    conf = config["Configuration"]
+    assert (conf["Runtime"], conf["Handler"], conf["MemorySize"], conf["Timeout"]) == (
+        "python3.12", "app.handler", 256, 10)
+    assert conf["Environment"]["Variables"] == {"LOG_LEVEL": "info"}
+    assert conf["Role"] == project.role_arn("dromedary-function")
+    assert conf["Architectures"] == ["x86_64"]
+    assert conf["Description"] == "managed by sdeliver"
+    assert config["Tags"]["sdeliver:app"] == "dromedary"
+
+
+def test_init_uploads_the_reproducible_package_of_the_source(make_project, project_dir) -> None:  # type: ignore[no-untyped-def]
+    from sdeliver.package import package_directory
+
+    project = make_project()
+    converge(project)
+
+    found = function.read_function(project)
+    assert found is not None
+    assert found["CodeSha256"] == package_directory(project_dir / "app").sha256_b64
+
+
+def test_init_publishes_version_1_and_points_every_environment_at_it(make_project) -> None:  # type: ignore[no-untyped-def]
+    project = make_project()
+    converge(project)
+
+    assert function.latest_published_version(project) == "1"
+    for env in ("test", "prod"):
+        alias = function.read_alias(project, env)
+        assert alias is not None
+        assert (alias["FunctionVersion"], alias["Description"]) == ("1", "sdeliver")
+
+
+def test_a_converged_plan_is_all_none_and_writes_nothing(make_project) -> None:  # type: ignore[no-untyped-def]
+    converge(make_project())
+    project = make_project(zone=False)
+    writes = project.aws.stats.writes
+
+    changes = [*iam.plan(project), *function.plan(project)]
+
+    assert [(c.kind, c.action) for c in changes] == [
+        ("iam-role", "none"), ("lambda-function", "none"),
+        ("lambda-alias", "none"), ("lambda-alias", "none")]
+    assert project.aws.stats.writes == writes
+
+
+def test_memory_changed_behind_our_back_is_reported_and_repaired(make_project) -> None:  # type: ignore[no-untyped-def]
+    project = make_project()
+    converge(project)
+    lam().update_function_configuration(FunctionName=NAME, MemorySize=1024)
+
+    change = function.plan(project)[0]
+
+    assert change.action == "update"
+    assert [(f.field, f.old, f.new) for f in change.fields] == [("memory", 1024, 256)]
+    assert change.calls == ["lambda.UpdateFunctionConfiguration"]
+    assert change.apply is not None
+    change.apply(project)
+    assert lam().get_function_configuration(FunctionName=NAME)["MemorySize"] == 256
+    assert function.plan(project)[0].action == "none"
+
+
+def test_a_changed_setting_in_the_config_updates_the_function(make_project, project_dir) -> None:  # type: ignore[no-untyped-def]
+    converge(make_project())
+    config = with_config(project_dir, "timeout: 10", "timeout: 30")
+    project = make_project(config, zone=False)
+
+    change = function.plan(project)[0]
+    assert [(f.field, f.old, f.new) for f in change.fields] == [("timeout", 10, 30)]
+    assert change.apply is not None
+    change.apply(project)
+
+    assert lam().get_function_configuration(FunctionName=NAME)["Timeout"] == 30
+
+
+def test_reconcile_does_not_touch_the_code(make_project, project_dir) -> None:  # type: ignore[no-untyped-def]
+    project = make_project()
+    converge(project)
+    before = lam().get_function(FunctionName=NAME)["Configuration"]["CodeSha256"]
+    (project_dir / "app" / "new.py").write_text("X = 2\n")
+
+    assert function.plan(project)[0].action == "none"
+    assert lam().get_function(FunctionName=NAME)["Configuration"]["CodeSha256"] == before
+
+
+def test_an_alias_moved_by_hand_is_a_release_and_not_reported(make_project) -> None:  # type: ignore[no-untyped-def]
+    project = make_project()
+    converge(project)
+    lam().update_function_configuration(FunctionName=NAME, Description="v2")
+    lam().get_waiter("function_updated_v2").wait(FunctionName=NAME)
+    version = lam().publish_version(FunctionName=NAME)["Version"]
+    lam().update_alias(FunctionName=NAME, Name="prod", FunctionVersion=version)
+
+    aliases = [c for c in function.plan(project) if c.kind == "lambda-alias"]
+
+    assert [c.action for c in aliases] == ["none", "none"]
+    assert lam().get_alias(FunctionName=NAME, Name="prod")["FunctionVersion"] == version
+
+
+def test_a_missing_alias_is_created_at_the_latest_published_version(make_project) -> None:  # type: ignore[no-untyped-def]
+    project = make_project()
+    converge(project)
+    lam().update_function_configuration(FunctionName=NAME, Description="v2")
+    lam().get_waiter("function_updated_v2").wait(FunctionName=NAME)
+    latest = lam().publish_version(FunctionName=NAME)["Version"]
+    lam().delete_alias(FunctionName=NAME, Name="test")
+
+    [alias] = [c for c in function.plan(project) if c.action != "none"]
+    assert (alias.kind, alias.name, alias.calls) == (
+        "lambda-alias", f"{NAME}:test", ["lambda.CreateAlias"])
+    assert alias.apply is not None
+    alias.apply(project)
+
+    assert lam().get_alias(FunctionName=NAME, Name="test")["FunctionVersion"] == latest
+
+
+SECRET_CONFIG = ("  environment:\n    LOG_LEVEL: info\n",
+                 "  environment:\n    LOG_LEVEL: info\n    API_KEY: s3cr3t-value\n"
+                 "  secrets: [API_KEY]\n")
+
+
+def test_secret_values_never_appear_in_a_create_plan(make_project, project_dir) -> None:  # type: ignore[no-untyped-def]
+    project = make_project(with_config(project_dir, *SECRET_CONFIG))
+
+    change = function.plan(project)[0]
+
+    [env] = [f for f in change.fields if f.field == "environment"]
+    assert env.new == {"LOG_LEVEL": "info", "API_KEY": "***"}
+    assert "s3cr3t-value" not in json.dumps(change.to_json()) + repr(change)
+
+
+def test_secret_values_never_appear_in_an_update_plan(make_project, project_dir) -> None:  # type: ignore[no-untyped-def]
+    project = make_project(with_config(project_dir, *SECRET_CONFIG))
+    converge(project)
+    lam().update_function_configuration(
+        FunctionName=NAME,
+        Environment={"Variables": {"LOG_LEVEL": "debug", "API_KEY": "stolen-value"}},
+    )
+
+    change = function.plan(project)[0]
+
+    [env] = change.fields
+    assert (env.old, env.new) == ({"LOG_LEVEL": "debug", "API_KEY": "***"},
+                                  {"LOG_LEVEL": "info", "API_KEY": "***"})
+    text = json.dumps(change.to_json()) + repr(change)
+    assert "s3cr3t-value" not in text and "stolen-value" not in text
+    assert change.apply is not None
+    change.apply(project)
+    variables = lam().get_function_configuration(FunctionName=NAME)["Environment"]["Variables"]
+    assert variables["API_KEY"] == "s3cr3t-value"
+
+
+def test_prune_deletes_aliases_of_environments_no_longer_declared(make_project) -> None:  # type: ignore[no-untyped-def]
+    project = make_project()
+    converge(project)
+    lam().create_alias(FunctionName=NAME, Name="staging", FunctionVersion="1",
+                       Description="sdeliver")
+    lam().create_alias(FunctionName=NAME, Name="mine", FunctionVersion="1")
+
+    changes = function.prune(project)
+
+    assert [(c.name, c.action) for c in changes] == [(f"{NAME}:staging", "delete")]
+    assert changes[0].apply is not None
+    changes[0].apply(project)
+    names = {a["Name"] for a in lam().list_aliases(FunctionName=NAME)["Aliases"]}
+    assert names == {"test", "prod", "mine"}
+
+
+def test_destroy_deletes_the_function(make_project) -> None:  # type: ignore[no-untyped-def]
+    project = make_project()
+    converge(project)
+
+    [change] = function.destroy(project)
+    assert change.apply is not None
+    change.apply(project)
+
+    assert function.read_function(project) is None
+
+
+def test_destroy_leaves_a_function_this_app_did_not_create(make_project) -> None:  # type: ignore[no-untyped-def]
+    project = make_project()
+    converge(project)
+    lam().untag_resource(Resource=project.function_arn, TagKeys=["sdeliver:app"])
+
+    assert function.destroy(project) == []
