@@ -1,14 +1,412 @@
-"""(being written)"""
+"""The REST API, one stage per environment, and the permission each alias gives it.
+
+Reconcile creates the API from its definition when it is missing; after that the
+definition is release content (deploy applies it), so reconcile compares only the API's
+tags and endpoint type. A stage's `alias` variable selects the function alias; the
+deployment a stage serves is a release pointer that only deploy, promote and rollback move.
+"""
 
 from __future__ import annotations
 
-from ..plan import Change
-from ..project import Project
+import json
+from typing import Any
+
+from ..aws import APIGW_BUSY, FUNCTION_BUSY
+from ..openapi import ANY_METHOD, Definition, build_definition
+from ..plan import Change, FieldChange
+from ..project import TAG_APP, Project
+
+KIND_API = "rest-api"
+KIND_STAGE = "api-stage"
+KIND_PERMISSION = "lambda-permission"
+TAG_DEFINITION = "sdeliver:definition"
+ENDPOINT = "REGIONAL"
+# API Gateway answers NotFoundException, which aws.NOT_FOUND does not list.
+APIGW_MISSING = ("NotFoundException",)
+
+
+def api_arn(project: Project, api_id: str) -> str:
+    return f"arn:{project.aws.partition}:apigateway:{project.region}::/restapis/{api_id}"
+
+
+def stage_arn(project: Project, api_id: str, env: str) -> str:
+    return f"{api_arn(project, api_id)}/stages/{env}"
+
+
+def source_arn(project: Project, api_id: str) -> str:
+    return project.arn("execute-api", f"{api_id}/*/*/*")
+
+
+# -- reads ------------------------------------------------------------------------------
+
+
+def find_api(project: Project) -> dict[str, Any] | None:
+    """This app's REST API: found by name; one tagged for another app is never adopted."""
+    named = [
+        api for api in project.aws.paginate(
+            "apigateway", "get_rest_apis", "items", resource=f"REST API {project.api_name}"
+        )
+        if api.get("name") == project.api_name
+    ]
+    ours = [api for api in named if (api.get("tags") or {}).get(TAG_APP) == project.app]
+    untagged = [api for api in named if TAG_APP not in (api.get("tags") or {})]
+    candidates = sorted(ours or untagged, key=lambda api: str(api.get("createdDate", "")))
+    return candidates[0] if candidates else None
+
+
+def definition_digest(api: dict[str, Any]) -> str | None:
+    """The sha256 of the definition last applied to the API (None when unknown)."""
+    return (api.get("tags") or {}).get(TAG_DEFINITION)
+
+
+def stage(project: Project, api_id: str, env: str) -> dict[str, Any] | None:
+    found: dict[str, Any] | None = project.aws.call(
+        "apigateway", "get_stage", resource=f"stage {env} of REST API {api_id}",
+        ignore=APIGW_MISSING, restApiId=api_id, stageName=env,
+    )
+    return found
+
+
+def statement(project: Project, env: str) -> dict[str, Any] | None:
+    """The alias's policy statement that lets the API invoke it, if any."""
+    found = project.aws.call(
+        "lambda", "get_policy", resource=f"function {project.function_name}:{env}",
+        missing=True, FunctionName=project.function_name, Qualifier=env,
+    )
+    if not found:
+        return None
+    sid = project.permission_id(env)
+    matches = [s for s in json.loads(found["Policy"]).get("Statement", []) if s.get("Sid") == sid]
+    return matches[-1] if matches else None
+
+
+def statement_source_arn(found: dict[str, Any]) -> str | None:
+    condition = found.get("Condition") or {}
+    for test in ("ArnLike", "ArnEquals", "StringEquals", "StringLike"):
+        value = (condition.get(test) or {}).get("AWS:SourceArn")
+        if value:
+            return str(value)
+    return None
+
+
+# -- writes used by reconcile and by the release commands ---------------------------------
+
+
+def api_id_of(project: Project) -> str:
+    """The API's id: learnt by an earlier change in this run, or read now."""
+    if "rest_api_id" not in project.facts:
+        api = find_api(project)
+        if api is None:
+            from ..errors import OperationFailed
+
+            raise OperationFailed(f"REST API {project.api_name} does not exist",
+                                  hint="run 'sdeliver reconcile' to create it")
+        project.facts["rest_api_id"] = api["id"]
+    return str(project.facts["rest_api_id"])
+
+
+def create_api(project: Project, definition: Definition) -> str:
+    """CreateRestApi (tagged) then PutRestApi, rather than ImportRestApi then TagResource.
+
+    Both work on AWS, but moto cannot tag a REST API after creation (its TagResource only
+    knows stage ARNs), and an untagged API is one destroy would never delete.
+    """
+    created = project.aws.call(
+        "apigateway", "create_rest_api", resource=f"REST API {project.api_name}",
+        retry=(APIGW_BUSY,),
+        name=project.api_name,
+        description=definition.document["info"]["description"],
+        endpointConfiguration={"types": [ENDPOINT]},
+        tags={**project.tags(), TAG_DEFINITION: definition.sha256},
+    )
+    api_id = str(created["id"])
+    project.facts["rest_api_id"] = api_id
+    _put_definition(project, api_id, definition)
+    return api_id
+
+
+def apply_definition(project: Project, api_id: str, definition: Definition) -> None:
+    """Replace the API's resources and methods with the definition, and record its digest."""
+    _put_definition(project, api_id, definition)
+    tag_api(project, api_id, {TAG_DEFINITION: definition.sha256})
+
+
+def _put_definition(project: Project, api_id: str, definition: Definition) -> None:
+    project.aws.call(
+        "apigateway", "put_rest_api", resource=f"REST API {api_id}", retry=(APIGW_BUSY,),
+        restApiId=api_id, mode="overwrite", failOnWarnings=False, body=definition.body,
+    )
+    _repair_any_methods(project, api_id)
+
+
+def _repair_any_methods(project: Project, api_id: str) -> None:
+    """Rename moto's misfiled catch-all method to ANY; on AWS there is never one to rename."""
+    wrong = ANY_METHOD.upper()
+    res = f"REST API {api_id}"
+    for resource in project.aws.paginate(
+        "apigateway", "get_resources", "items", resource=res, restApiId=api_id, embed=["methods"]
+    ):
+        method = (resource.get("resourceMethods") or {}).get(wrong)
+        if method is None:
+            continue
+        ids = {"restApiId": api_id, "resourceId": resource["id"]}
+        project.aws.call(
+            "apigateway", "put_method", resource=res, **ids, httpMethod="ANY",
+            authorizationType=method.get("authorizationType") or "NONE",
+            **({"requestParameters": method["requestParameters"]}
+               if method.get("requestParameters") else {}),
+        )
+        for code in method.get("methodResponses") or {}:
+            project.aws.call("apigateway", "put_method_response", resource=res, **ids,
+                             httpMethod="ANY", statusCode=code)
+        integration = method.get("methodIntegration")
+        if integration:
+            optional = ("uri", "passthroughBehavior", "requestParameters", "requestTemplates",
+                        "contentHandling", "timeoutInMillis", "credentials", "connectionType")
+            project.aws.call(
+                "apigateway", "put_integration", resource=res, **ids, httpMethod="ANY",
+                type=str(integration["type"]).upper(),
+                integrationHttpMethod=integration.get("httpMethod") or "POST",
+                **{k: integration[k] for k in optional if integration.get(k)},
+            )
+        project.aws.call("apigateway", "delete_method", resource=res, **ids, httpMethod=wrong)
+
+
+def tag_api(project: Project, api_id: str, tags: dict[str, str]) -> None:
+    # moto answers NotFoundException to TagResource on a REST API ARN (it only tags stages);
+    # on AWS the same answer means the API is gone, which the next read shows anyway.
+    project.aws.call(
+        "apigateway", "tag_resource", resource=f"REST API {api_id}", ignore=APIGW_MISSING,
+        resourceArn=api_arn(project, api_id), tags=tags,
+    )
+
+
+def create_deployment(project: Project, api_id: str, env: str, description: str) -> str:
+    """A deployment of the API as it is now; no stage serves it until `point_stage`."""
+    created = project.aws.call(
+        "apigateway", "create_deployment", resource=f"REST API {api_id} (for {env})",
+        retry=(APIGW_BUSY,), restApiId=api_id, description=description,
+    )
+    return str(created["id"])
+
+
+def point_stage(project: Project, api_id: str, env: str, deployment_id: str) -> None:
+    project.aws.call(
+        "apigateway", "update_stage", resource=f"stage {env} of REST API {api_id}",
+        retry=(APIGW_BUSY,), restApiId=api_id, stageName=env,
+        patchOperations=[{"op": "replace", "path": "/deploymentId", "value": deployment_id}],
+    )
+
+
+# -- plan -------------------------------------------------------------------------------
 
 
 def plan(project: Project) -> list[Change]:
-    return []
+    api = find_api(project)
+    if api is not None:
+        project.facts["rest_api_id"] = api["id"]
+    changes = [_plan_api(project, api)]
+    for env in project.config.environments:
+        changes.append(_plan_stage(project, api, env))
+    for env in project.config.environments:
+        changes.append(_plan_permission(project, api, env))
+    return changes
+
+
+def _merged_tags(have: dict[str, str], want: dict[str, str]) -> dict[str, str]:
+    # Tags sdeliver does not set are the user's: keep them, add ours.
+    return {**have, **want}
+
+
+def _plan_api(project: Project, api: dict[str, Any] | None) -> Change:
+    name = project.api_name
+    if api is None:
+        definition = build_definition(project)  # here, so a bad file fails the plan
+
+        def create(p: Project) -> None:
+            create_api(p, definition)
+
+        fields = [
+            FieldChange("endpoint", None, ENDPOINT),
+            FieldChange("definition", None, definition.sha256),
+            FieldChange("tags", None, project.tags()),
+        ]
+        return Change(KIND_API, name, "create", fields,
+                      ["apigateway.CreateRestApi", "apigateway.PutRestApi"], create)
+    api_id = str(api["id"])
+    have_tags = {k: v for k, v in (api.get("tags") or {}).items() if k != TAG_DEFINITION}
+    want_tags = _merged_tags(have_tags, project.tags())
+    have_endpoint = ((api.get("endpointConfiguration") or {}).get("types") or [None])[0]
+    fields = []
+    if have_endpoint != ENDPOINT:
+        fields.append(FieldChange("endpoint", have_endpoint, ENDPOINT))
+    if want_tags != have_tags:
+        fields.append(FieldChange("tags", have_tags, want_tags))
+    if not fields:
+        return Change(KIND_API, name, "none")
+    changing = {f.field for f in fields}
+
+    def update(p: Project) -> None:
+        if "endpoint" in changing:
+            p.aws.call(
+                "apigateway", "update_rest_api", resource=f"REST API {api_id}",
+                retry=(APIGW_BUSY,), restApiId=api_id,
+                patchOperations=[{"op": "replace", "value": ENDPOINT,
+                                  "path": f"/endpointConfiguration/types/{have_endpoint}"}],
+            )
+        if "tags" in changing:
+            tag_api(p, api_id, p.tags())
+
+    calls = (["apigateway.UpdateRestApi"] if "endpoint" in changing else []) + (
+        ["apigateway.TagResource"] if "tags" in changing else []
+    )
+    return Change(KIND_API, name, "update", fields, calls, update)
+
+
+def _plan_stage(project: Project, api: dict[str, Any] | None, env: str) -> Change:
+    name = f"{project.api_name}/{env}"
+    want_tags = project.tags(env)
+    have = stage(project, str(api["id"]), env) if api is not None else None
+    if have is None:
+
+        def create(p: Project) -> None:
+            api_id = api_id_of(p)
+            p.aws.call(
+                "apigateway", "create_deployment", resource=f"stage {env} of REST API {api_id}",
+                retry=(APIGW_BUSY,), restApiId=api_id, stageName=env,
+                variables={"alias": env}, description="sdeliver initial deployment",
+            )
+            _tag_stage(p, api_id, env, want_tags)
+
+        fields = [FieldChange("variables.alias", None, env), FieldChange("tags", None, want_tags)]
+        return Change(KIND_STAGE, name, "create", fields,
+                      ["apigateway.CreateDeployment", "apigateway.TagResource"], create)
+    api_id = str(api["id"]) if api is not None else ""
+    fields = []
+    have_alias = (have.get("variables") or {}).get("alias")
+    if have_alias != env:
+        fields.append(FieldChange("variables.alias", have_alias, env))
+    have_tags = dict(have.get("tags") or {})
+    merged = _merged_tags(have_tags, want_tags)
+    if merged != have_tags:
+        fields.append(FieldChange("tags", have_tags, merged))
+    if not fields:
+        return Change(KIND_STAGE, name, "none")
+    changing = {f.field for f in fields}
+
+    def update(p: Project) -> None:
+        if "variables.alias" in changing:
+            p.aws.call(
+                "apigateway", "update_stage", resource=f"stage {env} of REST API {api_id}",
+                retry=(APIGW_BUSY,), restApiId=api_id, stageName=env,
+                patchOperations=[{"op": "replace", "path": "/variables/alias", "value": env}],
+            )
+        if "tags" in changing:
+            _tag_stage(p, api_id, env, want_tags)
+
+    calls = (["apigateway.UpdateStage"] if "variables.alias" in changing else []) + (
+        ["apigateway.TagResource"] if "tags" in changing else []
+    )
+    return Change(KIND_STAGE, name, "update", fields, calls, update)
+
+
+def _tag_stage(project: Project, api_id: str, env: str, tags: dict[str, str]) -> None:
+    project.aws.call(
+        "apigateway", "tag_resource", resource=f"stage {env} of REST API {api_id}",
+        retry=(APIGW_BUSY,), resourceArn=stage_arn(project, api_id, env), tags=tags,
+    )
+
+
+def _plan_permission(project: Project, api: dict[str, Any] | None, env: str) -> Change:
+    fn = project.function_name
+    name = f"{fn}:{env}/{project.permission_id(env)}"
+    # Read even without an API: a statement left by a deleted API must be replaced, not
+    # added again (AddPermission refuses a statement id that exists).
+    have = statement(project, env)
+    have_arn = statement_source_arn(have) if have is not None else None
+    want_arn = source_arn(project, str(api["id"]) if api is not None else "<new api>")
+    if have is not None and have_arn == want_arn:
+        return Change(KIND_PERMISSION, name, "none")
+
+    def apply(p: Project) -> None:
+        if have is not None:
+            remove_permission(p, env)
+        p.aws.call(
+            "lambda", "add_permission", resource=f"function {fn}:{env}",
+            retry=(FUNCTION_BUSY,), FunctionName=fn, Qualifier=env,
+            StatementId=p.permission_id(env), Action="lambda:InvokeFunction",
+            Principal="apigateway.amazonaws.com", SourceArn=source_arn(p, api_id_of(p)),
+        )
+
+    calls = (["lambda.RemovePermission"] if have is not None else []) + ["lambda.AddPermission"]
+    return Change(
+        KIND_PERMISSION, name, "create" if have is None else "update",
+        [FieldChange("source_arn", have_arn, want_arn)], calls, apply,
+    )
+
+
+def remove_permission(project: Project, env: str) -> None:
+    project.aws.call(
+        "lambda", "remove_permission", resource=f"function {project.function_name}:{env}",
+        missing=True, retry=(FUNCTION_BUSY,), FunctionName=project.function_name,
+        Qualifier=env, StatementId=project.permission_id(env),
+    )
+
+
+# -- prune and destroy ----------------------------------------------------------------------
+
+
+def prune(project: Project) -> list[Change]:
+    """Stages sdeliver made for environments sdeliver.yaml no longer declares."""
+    api = find_api(project)
+    if api is None:
+        return []
+    api_id = str(api["id"])
+    found = project.aws.call(
+        "apigateway", "get_stages", resource=f"REST API {api_id}", restApiId=api_id
+    )
+    changes = []
+    for item in found.get("item") or []:
+        env, tags = item["stageName"], item.get("tags") or {}
+        if env in project.config.environments or tags.get(TAG_APP) != project.app:
+            continue
+
+        def delete(p: Project, env: str = env) -> None:
+            p.aws.call(
+                "apigateway", "delete_stage", resource=f"stage {env} of REST API {api_id}",
+                retry=(APIGW_BUSY,), ignore=APIGW_MISSING, restApiId=api_id, stageName=env,
+            )
+
+        changes.append(Change(KIND_STAGE, f"{project.api_name}/{env}", "delete", [],
+                              ["apigateway.DeleteStage"], delete))
+    return changes
 
 
 def destroy(project: Project) -> list[Change]:
-    return []
+    """The permissions, then the API if this app made it (its stages go with it)."""
+    changes = []
+    for env in project.config.environments:
+        if statement(project, env) is None:
+            continue
+
+        def revoke(p: Project, env: str = env) -> None:
+            remove_permission(p, env)
+
+        name = f"{project.function_name}:{env}/{project.permission_id(env)}"
+        changes.append(Change(KIND_PERMISSION, name, "delete", [],
+                              ["lambda.RemovePermission"], revoke))
+    api = find_api(project)
+    if api is not None and (api.get("tags") or {}).get(TAG_APP) == project.app:
+        api_id = str(api["id"])
+
+        def delete(p: Project) -> None:
+            # DeleteRestApi is throttled hard (about one call per 30 seconds per account).
+            p.aws.call(
+                "apigateway", "delete_rest_api", resource=f"REST API {api_id}",
+                retry=(APIGW_BUSY,), ignore=APIGW_MISSING, restApiId=api_id,
+            )
+            p.facts.pop("rest_api_id", None)
+
+        changes.append(Change(KIND_API, project.api_name, "delete", [],
+                              ["apigateway.DeleteRestApi"], delete))
+    return changes
