@@ -8,7 +8,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from sdeliver.openapi import build_definition
 from sdeliver.plan import Change
 from sdeliver.project import Project
