@@ -1,0 +1,324 @@
+"""The environment lock: a lease object in S3 that one releasing command holds at a time.
+
+`<prefix>/locks/<env>.json` is created with a conditional create (`If-None-Match: *`), so
+only one writer can hold it. It names the owner (STS caller ARN), host, pid, command and
+expiry. A lease that expired, or that a dead process on this same host left behind, is
+taken over; any other lease makes the command fail with `EnvironmentLocked` (exit 4).
+Deletes and renewals are conditional on the ETag we read or wrote (`If-Match`), so a
+holder only ever removes or extends its own lease.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from .aws import error_code
+from .errors import AwsError, EnvironmentLocked, OperationFailed
+from .ledger import is_conflict, iso, parse_iso, utc_now
+
+if TYPE_CHECKING:
+    from .project import Project
+
+DEFAULT_TTL = timedelta(minutes=30)
+POLL_SECONDS = (1.0, 2.0)  # how often `wait` looks again, with jitter
+TAKEOVER_ATTEMPTS = 20
+# A bucket or endpoint without conditional deletes answers one of these to If-Match.
+UNSUPPORTED = ("NotImplemented", "InvalidArgument", "InvalidRequest", "501")
+GONE = ("NoSuchKey", "404", "NotFound")
+
+
+def this_host() -> str:
+    """Where this process runs. In Lambda, hostnames repeat across sandboxes; the log
+    stream does not, so a dead-process takeover can never hit another live sandbox."""
+    stream = os.environ.get("AWS_LAMBDA_LOG_STREAM_NAME")
+    return f"lambda:{stream}" if stream else socket.gethostname()
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, owned by someone else
+    return True
+
+
+@dataclass(frozen=True)
+class Lease:
+    owner: str  # the STS caller ARN
+    host: str
+    pid: int
+    command: str
+    started: str  # UTC ISO-8601 with Z
+    expires: str
+
+    @classmethod
+    def parse(cls, body: bytes, where: str) -> Lease:
+        try:
+            data = json.loads(body)
+            return cls(
+                owner=str(data["owner"]), host=str(data["host"]), pid=int(data["pid"]),
+                command=str(data["command"]), started=str(data["started"]),
+                expires=str(data["expires"]),
+            )
+        except (ValueError, KeyError, TypeError) as err:
+            raise OperationFailed(
+                f"the lock {where} is unreadable: {err}",
+                hint="remove it with 'sdeliver unlock --force'",
+            ) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready data (for `unlock --json` and `status`)."""
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True, indent=2) + "\n"
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return parse_iso(self.expires) <= (now or utc_now())
+
+    def describe(self) -> str:
+        since = parse_iso(self.started).strftime("%Y-%m-%d %H:%M UTC")
+        return f"{self.owner} ({self.command} on host {self.host}, pid {self.pid}) since {since}"
+
+
+def lock_key(project: Project, env: str) -> str:
+    return f"{project.prefix}/locks/{env}.json"
+
+
+def _where(project: Project, env: str) -> str:
+    return f"s3://{project.artifact_bucket}/{lock_key(project, env)}"
+
+
+def _read(project: Project, env: str) -> tuple[Lease, str] | None:
+    """The lease and its ETag, or None when the environment is not locked."""
+    found = project.aws.call(
+        "s3", "get_object", resource=_where(project, env), missing=True,
+        Bucket=project.artifact_bucket, Key=lock_key(project, env),
+    )
+    if found is None:
+        return None
+    return Lease.parse(found["Body"].read(), _where(project, env)), str(found["ETag"])
+
+
+def _delete_if(project: Project, env: str, etag: str, lease: Lease | None = None) -> bool:
+    """Delete the lease only if it is still the one with `etag`; True when it is gone."""
+    key = lock_key(project, env)
+    try:
+        project.aws.call(
+            "s3", "delete_object", resource=_where(project, env), ignore=GONE,
+            Bucket=project.artifact_bucket, Key=key, IfMatch=etag,
+        )
+        return True
+    except AwsError as err:
+        if is_conflict(err):
+            return False
+        if error_code(err) not in UNSUPPORTED:
+            raise
+    # No conditional deletes here: compare, then delete (a narrow race, the best available).
+    now = _read_or_none(project, env)
+    if now is None:
+        return True
+    if now[1] != etag and (lease is None or now[0] != lease):
+        return False
+    project.aws.call(
+        "s3", "delete_object", resource=_where(project, env), ignore=GONE,
+        Bucket=project.artifact_bucket, Key=key,
+    )
+    return True
+
+
+def _read_or_none(project: Project, env: str) -> tuple[Lease, str] | None:
+    try:
+        return _read(project, env)
+    except OperationFailed:
+        return None
+
+
+def read_lock(project: Project, env: str) -> Lease | None:
+    """Who holds the environment's lock, or None."""
+    found = _read(project, env)
+    return found[0] if found else None
+
+
+def force_unlock(project: Project, env: str) -> Lease | None:
+    """Break the lock whoever holds it; returns the lease removed (None if there was none)."""
+    for _ in range(TAKEOVER_ATTEMPTS):
+        found = project.aws.call(
+            "s3", "get_object", resource=_where(project, env), missing=True,
+            Bucket=project.artifact_bucket, Key=lock_key(project, env),
+        )
+        if found is None:
+            return None
+        etag = str(found["ETag"])
+        try:
+            lease = Lease.parse(found["Body"].read(), _where(project, env))
+        except OperationFailed:
+            lease = Lease("(unreadable lease)", "?", 0, "?", iso(utc_now()), iso(utc_now()))
+        if _delete_if(project, env, etag, lease):
+            return lease
+    raise OperationFailed(f"the lock of {env} keeps changing; retry 'sdeliver unlock --force'")
+
+
+class EnvironmentLock:
+    """`with EnvironmentLock(project, "prod", "deploy"):` holds the prod lease inside.
+
+    wait: seconds to keep trying while another command holds it (None: fail at once).
+    """
+
+    def __init__(
+        self,
+        project: Project,
+        env: str,
+        command: str,
+        ttl: timedelta = DEFAULT_TTL,
+        *,
+        wait: float | None = None,
+    ) -> None:
+        self.project = project
+        self.env = env
+        self.command = command
+        self.ttl = ttl
+        self.wait = wait
+        self.lease: Lease | None = None
+        self._etag: str | None = None
+
+    # -- context manager -----------------------------------------------------------------
+
+    def __enter__(self) -> EnvironmentLock:
+        self.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    # -- acquire -------------------------------------------------------------------------
+
+    def _new_lease(self) -> Lease:
+        now = utc_now()
+        return Lease(
+            owner=self.project.aws.caller_arn, host=this_host(), pid=os.getpid(),
+            command=self.command, started=iso(now, millis=True),
+            expires=iso(now + self.ttl, millis=True),
+        )
+
+    def _put(self, lease: Lease, **condition: Any) -> str:
+        found = self.project.aws.call(
+            "s3", "put_object", resource=_where(self.project, self.env),
+            Bucket=self.project.artifact_bucket, Key=lock_key(self.project, self.env),
+            Body=lease.to_json().encode(), ContentType="application/json", **condition,
+        )
+        return str(found["ETag"])
+
+    def _try_create(self) -> bool:
+        lease = self._new_lease()
+        try:
+            etag = self._put(lease, IfNoneMatch="*")
+        except AwsError as err:
+            if is_conflict(err):
+                return False
+            raise
+        self.lease, self._etag = lease, etag
+        return True
+
+    def _stale(self, held: Lease) -> str | None:
+        """Why a held lease may be taken over, or None when it is in force."""
+        if held.expired():
+            return "expired"
+        if held.host == this_host() and held.pid != os.getpid() and not process_alive(held.pid):
+            return "dead process"
+        return None
+
+    def acquire(self) -> Lease:
+        deadline = None if self.wait is None else time.monotonic() + self.wait
+        races = 0  # lost between our create and our read, or to another taker-over
+        while True:
+            if self._try_create():
+                assert self.lease is not None
+                return self.lease
+            found = _read(self.project, self.env)
+            if found is None and races < TAKEOVER_ATTEMPTS:
+                races += 1
+                continue  # released between our create and our read
+            if found is None:
+                raise OperationFailed(f"the {self.env} lock keeps changing; retry")
+            held, etag = found
+            reason = self._stale(held)
+            if reason is not None and races < TAKEOVER_ATTEMPTS:
+                races += 1
+                if reason == "dead process":
+                    self.project.progress.warn(
+                        f"taking over the {self.env} lock left by a process that is gone: "
+                        f"{held.describe()}"
+                    )
+                else:
+                    self.project.aws.log(f"taking over the expired {self.env} lock")
+                _delete_if(self.project, self.env, etag, held)
+                continue
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is None or remaining <= 0:
+                raise self._locked(held)
+            time.sleep(min(remaining, random.uniform(*POLL_SECONDS)))  # noqa: S311 - jitter
+
+    def _locked(self, held: Lease) -> EnvironmentLocked:
+        waited = f" (waited {self.wait:g}s)" if self.wait else ""
+        return EnvironmentLocked(
+            f"environment {self.env} is locked by {held.describe()}{waited}",
+            hint=f"wait, or 'sdeliver unlock --env {self.env} --force'",
+        )
+
+    # -- while held ----------------------------------------------------------------------
+
+    def renew(self) -> Lease:
+        """Push the expiry out by another ttl; fails if the lease is no longer ours."""
+        if self.lease is None or self._etag is None:
+            raise OperationFailed(f"renewing the {self.env} lock: it is not held")
+        lease = Lease(**{**asdict(self.lease), "expires": iso(utc_now() + self.ttl, millis=True)})
+        try:
+            self._etag = self._put(lease, IfMatch=self._etag)
+        except AwsError as err:
+            if not is_conflict(err) and error_code(err) not in GONE:
+                raise
+            holder = read_lock(self.project, self.env)
+            self.lease = self._etag = None
+            raise EnvironmentLocked(
+                f"lost the {self.env} lock"
+                + (f": now held by {holder.describe()}" if holder else ": it was removed"),
+                hint="another command took it over; check the environment with 'sdeliver status'",
+            ) from None
+        self.lease = lease
+        return lease
+
+    def release(self) -> None:
+        """Remove our lease, never someone else's; safe to call more than once."""
+        if self.lease is None or self._etag is None:
+            return
+        lease, etag = self.lease, self._etag
+        self.lease = self._etag = None
+        try:
+            if not _delete_if(self.project, self.env, etag, lease):
+                self.project.progress.warn(
+                    f"the {self.env} lock was taken over while this command held it; "
+                    "left the new holder's lease in place"
+                )
+        except OperationFailed as err:
+            # Never mask the command's own outcome; the lease expires by itself.
+            self.project.progress.warn(f"could not release the {self.env} lock: {err.message}")
+
+    @property
+    def held(self) -> bool:
+        return self.lease is not None
