@@ -80,7 +80,7 @@ def test_append_after_losing_a_race_writes_the_next_number(project: Project) -> 
     rival = {"seq": 1, "env": "test", "action": "deploy", "outcome": "succeeded", "release": "theirs"}
     key = ledger.key(1)
     other_writer = boto3.client("s3", region_name=project.region)
-    raced = []
+    raced: list[bool] = []
 
     def claim_first(params: dict[str, Any], **_: Any) -> None:
         # Another sdeliver claims seq 1 between our listing and our write.
