@@ -1,18 +1,474 @@
-"""(being written)"""
+"""The site buckets: one public S3 website per environment, with its `config.json`.
+
+The bucket is named after the environment's domain (Route53 aliases an S3 website endpoint
+only to a bucket of the record's name), else a derived name. Reconcile makes sure the
+bucket serves a website, grants public `s3:GetObject` and nothing else, and holds a
+`config.json`; the content after that is a release pointer that only deploy, promote and
+rollback move, so an existing `config.json` is never rewritten here.
+"""
 
 from __future__ import annotations
 
-from ..plan import Change
-from ..project import Project
+import json
+import time
+from typing import Any
+
+from ..errors import AwsError, OperationFailed
+from ..plan import Change, FieldChange, diff_fields
+from ..project import TAG_APP, TAG_ENV, Project
+from ..publish import CONFIG_JSON, config_bytes, content_type
+from .artifacts import bucket_exists, create_bucket, empty_bucket, put_tags, read_tags
+
+KIND = "site-bucket"
+CONFIG_KEY = CONFIG_JSON
+INDEX_DOCUMENT = "index.html"
+ERROR_DOCUMENT = "error.html"
+
+# A public policy needs these two off; the ACL blocks stay on (the policy grants the reads).
+PUBLIC_POLICY_ALLOWED = {
+    "BlockPublicAcls": True,
+    "IgnorePublicAcls": True,
+    "BlockPublicPolicy": False,
+    "RestrictPublicBuckets": False,
+}
+
+# S3 website endpoints and the Route53 hosted zone of each, for alias records. AWS publishes
+# this table (General Reference, "Amazon S3 website endpoints"); no API returns it. The
+# oldest regions use a dash before the region, all the others a dot.
+WEBSITE_ZONES: dict[str, tuple[str, str]] = {
+    "us-east-1": ("s3-website-us-east-1.amazonaws.com", "Z3AQBSTGFYJSTF"),
+    "us-east-2": ("s3-website.us-east-2.amazonaws.com", "Z2O1EMRO9K5GLX"),
+    "us-west-1": ("s3-website-us-west-1.amazonaws.com", "Z2F56UZL2M1ACD"),
+    "us-west-2": ("s3-website-us-west-2.amazonaws.com", "Z3BJ6K6RIION7M"),
+    "af-south-1": ("s3-website.af-south-1.amazonaws.com", "Z11KHD8FBVPUYU"),
+    "ap-east-1": ("s3-website.ap-east-1.amazonaws.com", "ZNB98KWMFR0R6"),
+    "ap-south-1": ("s3-website.ap-south-1.amazonaws.com", "Z11RGJOFQNVJUP"),
+    "ap-south-2": ("s3-website.ap-south-2.amazonaws.com", "Z02976202B4EZMXIPMXF7"),
+    "ap-northeast-1": ("s3-website-ap-northeast-1.amazonaws.com", "Z2M4EHUR26P7ZW"),
+    "ap-northeast-2": ("s3-website.ap-northeast-2.amazonaws.com", "Z3W03O7B5YMIYP"),
+    "ap-northeast-3": ("s3-website.ap-northeast-3.amazonaws.com", "Z2YQB5RD63NC85"),
+    "ap-southeast-1": ("s3-website-ap-southeast-1.amazonaws.com", "Z3O0J2DXBE1FTB"),
+    "ap-southeast-2": ("s3-website-ap-southeast-2.amazonaws.com", "Z1WCIGYICN2BYD"),
+    "ap-southeast-3": ("s3-website.ap-southeast-3.amazonaws.com", "Z01846753K324LI26A3VV"),
+    "ap-southeast-4": ("s3-website.ap-southeast-4.amazonaws.com", "Z0312387243XT5FE14WFO"),
+    "ap-southeast-5": ("s3-website.ap-southeast-5.amazonaws.com", "Z08660063OXLMA7F1FJHU"),
+    "ca-central-1": ("s3-website.ca-central-1.amazonaws.com", "Z1QDHH18159H29"),
+    "ca-west-1": ("s3-website.ca-west-1.amazonaws.com", "Z03565811Z33SLEZTHOUL"),
+    "eu-central-1": ("s3-website.eu-central-1.amazonaws.com", "Z21DNDUVLTQW6Q"),
+    "eu-central-2": ("s3-website.eu-central-2.amazonaws.com", "Z030506016YDQGETNASS"),
+    "eu-west-1": ("s3-website-eu-west-1.amazonaws.com", "Z1BKCTXD74EZPE"),
+    "eu-west-2": ("s3-website.eu-west-2.amazonaws.com", "Z3GKZC51ZF0DB4"),
+    "eu-west-3": ("s3-website.eu-west-3.amazonaws.com", "Z3R1K369G5AVDG"),
+    "eu-north-1": ("s3-website.eu-north-1.amazonaws.com", "Z3BAZG2TWCNX0D"),
+    "eu-south-1": ("s3-website.eu-south-1.amazonaws.com", "Z3IXVV8C73GIO3"),
+    "eu-south-2": ("s3-website.eu-south-2.amazonaws.com", "Z0081959F7139GRJC19J"),
+    "il-central-1": ("s3-website.il-central-1.amazonaws.com", "Z09640613K4A3MN55U7GU"),
+    "me-central-1": ("s3-website.me-central-1.amazonaws.com", "Z06143092I8HRXZRUZROF"),
+    "me-south-1": ("s3-website.me-south-1.amazonaws.com", "Z1MPMWCPA7YB62"),
+    "sa-east-1": ("s3-website-sa-east-1.amazonaws.com", "Z7KQH4QJS55SO"),
+    "us-gov-east-1": ("s3-website.us-gov-east-1.amazonaws.com", "Z2NIFVYYW2VKV1"),
+    "us-gov-west-1": ("s3-website-us-gov-west-1.amazonaws.com", "Z31GFT0UA1I2HV"),
+    "cn-north-1": ("s3-website.cn-north-1.amazonaws.com.cn", "Z5CN8UMXT92WN"),
+    "cn-northwest-1": ("s3-website.cn-northwest-1.amazonaws.com.cn", "Z282HJ1KT0DH03"),
+}
 
 
-def plan(project: Project) -> list[Change]:
-    return []
-
-
-def destroy(project: Project) -> list[Change]:
-    return []
+def website_zone(region: str) -> tuple[str, str]:
+    """(endpoint host, Route53 hosted zone id) of the S3 website endpoint of a region."""
+    try:
+        return WEBSITE_ZONES[region]
+    except KeyError:
+        raise OperationFailed(
+            f"sdeliver does not know the S3 website endpoint of region {region}",
+            hint="deploy to a region listed in AWS's 'Amazon S3 website endpoints' table",
+        ) from None
 
 
 def website_endpoint(bucket: str, region: str) -> str:
-    return f"{bucket}.s3-website-{region}.amazonaws.com"
+    """The host that serves a bucket's website, e.g. b.s3-website-us-east-1.amazonaws.com."""
+    return f"{bucket}.{website_zone(region)[0]}"
+
+
+# -- desired -------------------------------------------------------------------------------
+
+
+def envs(project: Project) -> list[str]:
+    """The environments that have a site bucket (none when sdeliver.yaml declares no site)."""
+    return list(project.config.environments) if project.config.site is not None else []
+
+
+def desired_policy(project: Project, bucket: str) -> dict[str, Any]:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PublicReadGetObject",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:{project.aws.partition}:s3:::{bucket}/*",
+            }
+        ],
+    }
+
+
+def desired_website() -> dict[str, Any]:
+    return {"IndexDocument": {"Suffix": INDEX_DOCUMENT}, "ErrorDocument": {"Key": ERROR_DOCUMENT}}
+
+
+def initial_config(project: Project, env: str) -> dict[str, Any]:
+    """The first `config.json`: the site's own keys, and no release yet."""
+    site = project.config.site
+    return {
+        **(site.config if site is not None else {}),
+        "apiBaseurl": "",
+        "env": env,
+        "version": "",
+        "release": None,
+    }
+
+
+def desired(project: Project, env: str, bucket: str) -> dict[str, Any]:
+    return {
+        "website": desired_website(),
+        "public_access_block": PUBLIC_POLICY_ALLOWED,
+        "policy": _normal_policy(desired_policy(project, bucket)),
+        "tags": project.tags(env),
+        "config_json": True,
+    }
+
+
+# -- actual --------------------------------------------------------------------------------
+
+
+def _exists(project: Project, bucket: str) -> bool:
+    try:
+        return bucket_exists(project, bucket)
+    except AwsError as err:
+        if err.code in {"403", "Forbidden", "AccessDenied"}:
+            # HeadBucket answers 403 for a bucket of another account (names are global).
+            raise OperationFailed(
+                f"site bucket {bucket} exists and is owned by another AWS account "
+                "(or these credentials may not read it)",
+                hint="bucket names are global: choose another domain, or use that account",
+            ) from None
+        raise
+
+
+def _region(project: Project, bucket: str) -> str:
+    found = project.aws.call(
+        "s3", "get_bucket_location", resource=f"bucket {bucket}", Bucket=bucket
+    )
+    location = found.get("LocationConstraint") or "us-east-1"
+    return "eu-west-1" if location == "EU" else str(location)
+
+
+def _website(project: Project, bucket: str) -> dict[str, Any] | None:
+    return project.aws.call(  # type: ignore[no-any-return]
+        "s3", "get_bucket_website", resource=f"bucket {bucket}", missing=True, Bucket=bucket
+    )
+
+
+def _normal_policy(policy: dict[str, Any]) -> dict[str, Any]:
+    """A policy in one spelling: one-item lists as scalars, {"AWS": "*"} as "*"."""
+
+    def one(value: Any) -> Any:
+        if isinstance(value, list):
+            items = sorted((one(v) for v in value), key=json.dumps)
+            return items[0] if len(items) == 1 else items
+        if isinstance(value, dict):
+            if value == {"AWS": "*"}:
+                return "*"
+            return {k: one(v) for k, v in value.items()}
+        return value
+
+    return {
+        "Version": policy.get("Version"),
+        "Statement": [one(s) for s in _as_list(policy.get("Statement"))],
+    }
+
+
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def _policy(project: Project, bucket: str) -> dict[str, Any] | None:
+    found = project.aws.call(
+        "s3", "get_bucket_policy", resource=f"bucket {bucket}", missing=True, Bucket=bucket
+    )
+    return _normal_policy(json.loads(found["Policy"])) if found else None
+
+
+def _has_config(project: Project, bucket: str) -> bool:
+    found = project.aws.call(
+        "s3",
+        "head_object",
+        resource=f"s3://{bucket}/{CONFIG_KEY}",
+        missing=True,
+        Bucket=bucket,
+        Key=CONFIG_KEY,
+    )
+    return found is not None
+
+
+def _is_empty(project: Project, bucket: str) -> bool:
+    found = project.aws.call(
+        "s3", "list_objects_v2", resource=f"bucket {bucket}", Bucket=bucket, MaxKeys=1
+    )
+    return not found.get("Contents")
+
+
+def read(project: Project, bucket: str) -> dict[str, Any] | None:
+    if not _exists(project, bucket):
+        return None
+    region = _region(project, bucket)
+    if region != project.region:
+        raise OperationFailed(
+            f"site bucket {bucket} is in region {region}, but sdeliver.yaml deploys to "
+            f"{project.region}: its website endpoint and DNS alias would not match",
+            hint="delete or rename that bucket, or set region: in sdeliver.yaml",
+        )
+    block = project.aws.call(
+        "s3", "get_public_access_block", resource=f"bucket {bucket}", missing=True, Bucket=bucket
+    )
+    website = _website(project, bucket)
+    return {
+        "website": (
+            {k: website[k] for k in ("IndexDocument", "ErrorDocument") if k in website}
+            if website
+            else None
+        ),
+        # Not declared, so not compared; kept when the website configuration is rewritten.
+        "routing_rules": (website or {}).get("RoutingRules"),
+        "public_access_block": (block or {}).get("PublicAccessBlockConfiguration"),
+        "policy": _policy(project, bucket),
+        "tags": read_tags(project, bucket),
+        "config_json": _has_config(project, bucket),
+    }
+
+
+def _check_owner(project: Project, env: str, bucket: str, have: dict[str, Any]) -> None:
+    """Adopt a bucket of this app, or an untagged one already a website or still empty."""
+    owner = have["tags"].get(TAG_APP)
+    if owner == project.app:
+        return
+    if owner is not None:
+        raise OperationFailed(
+            f"site bucket {bucket} belongs to sdeliver app {owner!r}, not {project.app!r}",
+            hint=f"give environment {env} another domain, or destroy app {owner!r} first",
+        )
+    if have["website"] is None and not _is_empty(project, bucket):
+        # Making it a public website would publish whatever private objects it holds.
+        raise OperationFailed(
+            f"site bucket {bucket} already exists, holds objects and is not a website: "
+            "sdeliver will not make its content public",
+            hint=f"empty it, or tag it {TAG_APP}={project.app} to adopt it as it is",
+        )
+
+
+# -- plan ----------------------------------------------------------------------------------
+
+CALLS = {
+    "tags": "s3.PutBucketTagging",
+    "public_access_block": "s3.PutPublicAccessBlock",
+    "website": "s3.PutBucketWebsite",
+    "policy": "s3.PutBucketPolicy",
+    "config_json": "s3.PutObject",
+}
+ORDER = list(CALLS)  # tags first: a half-made bucket is still known as ours
+
+
+def plan(project: Project) -> list[Change]:
+    return [_plan_env(project, env) for env in envs(project)]
+
+
+def _plan_env(project: Project, env: str) -> Change:
+    bucket = project.site_bucket(env)
+    website_zone(project.region)  # an unknown region fails here, before anything is made
+    want = desired(project, env, bucket)
+    have = read(project, bucket)
+    if have is not None:
+        _check_owner(project, env, bucket, have)
+    fields = diff_fields(want, have)
+    if have is not None and have["tags"] != want["tags"]:
+        # Tags sdeliver does not set are the user's: keep them, add ours.
+        merged = {**have["tags"], **want["tags"]}
+        fields = [f for f in fields if f.field != "tags"]
+        if merged != have["tags"]:
+            fields.append(FieldChange("tags", have["tags"], merged))
+    if have is not None and not fields:
+        return Change(KIND, bucket, "none")
+    new = {f.field: f.new for f in fields}
+    routing_rules = have["routing_rules"] if have is not None else None
+
+    def apply(p: Project) -> None:
+        if have is None:
+            create_bucket(p, bucket)
+        _apply_fields(p, env, bucket, new, routing_rules)
+
+    calls = (["s3.CreateBucket"] if have is None else []) + [
+        CALLS[name] for name in ORDER if name in new
+    ]
+    shown = [_shown(f) for f in sorted(fields, key=lambda f: ORDER.index(f.field))]
+    if have is None:
+        shown = [FieldChange(f.field, None, f.new) for f in shown]
+    return Change(KIND, bucket, "create" if have is None else "update", shown, calls, apply)
+
+
+def _shown(change: FieldChange) -> FieldChange:
+    if change.field == "config_json":
+        return FieldChange(CONFIG_KEY, None, "initial (no release yet)")
+    return change
+
+
+def _apply_fields(
+    project: Project, env: str, bucket: str, new: dict[str, Any], routing_rules: Any
+) -> None:
+    res = f"bucket {bucket}"
+    if "tags" in new:
+        put_tags(project, bucket, new["tags"])
+    if "public_access_block" in new:
+        project.aws.call(
+            "s3",
+            "put_public_access_block",
+            resource=res,
+            Bucket=bucket,
+            PublicAccessBlockConfiguration=PUBLIC_POLICY_ALLOWED,
+        )
+    if "website" in new:
+        website = desired_website()
+        if routing_rules:
+            website["RoutingRules"] = routing_rules
+        project.aws.call(
+            "s3", "put_bucket_website", resource=res, Bucket=bucket, WebsiteConfiguration=website
+        )
+    if "policy" in new:
+        _put_policy(project, bucket)
+    if "config_json" in new:
+        write_initial_config(project, env, bucket)
+
+
+def _put_policy(project: Project, bucket: str) -> None:
+    """PutBucketPolicy, waiting out the seconds a new public access block takes to apply."""
+    deadline = time.monotonic() + project.aws.retry_max_seconds
+    delay = 1.0
+    while True:
+        try:
+            project.aws.call(
+                "s3",
+                "put_bucket_policy",
+                resource=f"bucket {bucket}",
+                Bucket=bucket,
+                Policy=json.dumps(desired_policy(project, bucket)),
+            )
+            return
+        except AwsError as err:
+            if "BlockPublicPolicy" not in str(err):
+                raise
+            if time.monotonic() + delay > deadline:
+                raise OperationFailed(
+                    f"cannot make site bucket {bucket} public: S3 Block Public Access forbids "
+                    "public bucket policies in this account",
+                    hint="turn off BlockPublicPolicy and RestrictPublicBuckets in the account's "
+                    "S3 Block Public Access settings (the bucket's own are set by sdeliver)",
+                ) from None
+            time.sleep(delay)
+            delay = min(delay * 2, 8)
+
+
+def write_initial_config(project: Project, env: str, bucket: str) -> None:
+    # If-None-Match: a deploy that wrote config.json meanwhile wins; nothing is overwritten.
+    project.aws.call(
+        "s3",
+        "put_object",
+        resource=f"s3://{bucket}/{CONFIG_KEY}",
+        ignore=("PreconditionFailed", "ConditionalRequestConflict"),
+        Bucket=bucket,
+        Key=CONFIG_KEY,
+        Body=config_bytes(initial_config(project, env)),
+        ContentType=content_type(CONFIG_KEY),
+        CacheControl="no-cache",
+        IfNoneMatch="*",
+    )
+
+
+def read_config_json(project: Project, env: str) -> dict[str, Any] | None:
+    """The environment's `config.json` (its release pointer), or None when there is none."""
+    bucket = project.site_bucket(env)
+    found = project.aws.call(
+        "s3",
+        "get_object",
+        resource=f"s3://{bucket}/{CONFIG_KEY}",
+        missing=True,
+        Bucket=bucket,
+        Key=CONFIG_KEY,
+    )
+    if found is None:
+        return None
+    body = found["Body"].read()
+    try:
+        content = json.loads(body)
+    except ValueError:
+        raise OperationFailed(f"s3://{bucket}/{CONFIG_KEY} is not valid JSON") from None
+    if not isinstance(content, dict):
+        raise OperationFailed(f"s3://{bucket}/{CONFIG_KEY} is not a JSON object")
+    return content
+
+
+# -- prune and destroy ---------------------------------------------------------------------
+
+
+def _maybe_site_bucket(project: Project, name: str) -> bool:
+    """A cheap filter by name before reading tags: a domain in the zone, or a derived name."""
+    zone = project.config.dns.zone if project.config.dns is not None else None
+    if zone is not None and (name == zone or name.endswith("." + zone)):
+        return True
+    return name.startswith(f"{project.app}-") and "-site-" in name
+
+
+def tagged_site_buckets(project: Project) -> dict[str, str]:
+    """Every bucket tagged as a site bucket of this app: name -> its environment."""
+    found: dict[str, str] = {}
+    for item in project.aws.paginate("s3", "list_buckets", "Buckets", resource="buckets"):
+        name = item["Name"]
+        if name == project.artifact_bucket or not _maybe_site_bucket(project, name):
+            continue
+        tags = read_tags(project, name)
+        if tags.get(TAG_APP) == project.app and TAG_ENV in tags:
+            found[name] = tags[TAG_ENV]
+    return found
+
+
+def _delete(bucket: str, env: str) -> Change:
+    def apply(p: Project) -> None:
+        empty_bucket(p, bucket)
+        p.aws.call("s3", "delete_bucket", resource=f"bucket {bucket}", missing=True, Bucket=bucket)
+
+    fields = [FieldChange("env", env, None)]
+    return Change(KIND, bucket, "delete", fields, ["s3.DeleteObjects", "s3.DeleteBucket"], apply)
+
+
+def prune(project: Project) -> list[Change]:
+    """Site buckets of environments no longer declared (or of a site no longer declared)."""
+    keep = {project.site_bucket(env) for env in envs(project)}
+    return [
+        _delete(bucket, env)
+        for bucket, env in sorted(tagged_site_buckets(project).items())
+        if bucket not in keep
+    ]
+
+
+def destroy(project: Project) -> list[Change]:
+    """Empty and delete every site bucket tagged for this app (declared or left behind)."""
+    found = tagged_site_buckets(project)
+    for env in project.config.environments:
+        bucket = project.site_bucket(env)
+        if (
+            bucket not in found
+            and _exists(project, bucket)
+            and read_tags(project, bucket).get(TAG_APP) == project.app
+        ):
+            found[bucket] = env
+    return [_delete(bucket, env) for bucket, env in sorted(found.items())]
