@@ -148,7 +148,8 @@ class Aws:
     def client(self, service: str) -> Any:
         with self._lock:
             if service not in self._clients:
-                client = self._session.client(
+                session: Any = self._session  # boto3-stubs' overloads want a literal name
+                client = session.client(
                     service, endpoint_url=self.endpoint_url, config=self._config
                 )
                 client.meta.events.register("before-call.*.*", self._count)

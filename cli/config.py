@@ -293,11 +293,12 @@ class _Lines:
             seen: set[str] = set()
             for key_node, value_node in node.value:
                 key = str(key_node.value)
+                child = (*path, key)
                 if key in seen:
-                    raise _located((*path, key), key_node.start_mark.line + 1, "duplicate key")
+                    raise _located(child, key_node.start_mark.line + 1, "duplicate key")
                 seen.add(key)
-                self.lines[(*path, key)] = key_node.start_mark.line + 1
-                self.walk(value_node, (*path, key), budget)
+                self.lines[child] = key_node.start_mark.line + 1
+                self.walk(value_node, child, budget)
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
                 self.walk(item, (*path, str(index)), budget)

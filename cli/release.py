@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import OperationFailed
+from .openapi import Definition
 from .project import Project
 from .shell import run_command, source_revision
 
@@ -29,8 +30,7 @@ class Build:
     release_id: str
     function_zip: bytes
     code_sha256: str  # base64, as Lambda reports CodeSha256
-    definition: bytes  # the API definition, canonical JSON
-    definition_sha256: str
+    definition: Definition  # the API definition, canonical JSON and its digest
     site_zip: Path | None
     site_digest: str | None
     site_config: dict[str, Any]
@@ -41,7 +41,7 @@ class Build:
         return {
             "release": self.release_id,
             "code_sha256": self.code_sha256,
-            "definition_sha256": self.definition_sha256,
+            "definition_sha256": self.definition.sha256,
             "site_digest": self.site_digest,
             "site_config": self.site_config,
             "source_revision": self.source_revision,
@@ -94,8 +94,7 @@ def build(project: Project) -> Build:
         ),
         function_zip=function.data,
         code_sha256=function.sha256_b64,
-        definition=definition.body,
-        definition_sha256=definition.sha256,
+        definition=definition,
         site_zip=site_zip,
         site_digest=site_digest,
         site_config=site_config,
@@ -143,7 +142,7 @@ class ReleaseStore:
             return False
         put = self._put
         put(build.release_id, "function.zip", build.function_zip, "application/zip")
-        put(build.release_id, "openapi.json", build.definition, "application/json")
+        put(build.release_id, "openapi.json", build.definition.body, "application/json")
         if build.site_zip is not None:
             put(build.release_id, "site.zip", build.site_zip.read_bytes(), "application/zip")
         manifest = json.dumps(build.manifest(), indent=2, sort_keys=True).encode()

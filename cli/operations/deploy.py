@@ -90,10 +90,15 @@ def deploy_api(project: Project, env: str, built: Build) -> str:
     from ..resources import api
 
     rest_api = api_id(project)
-    if api.definition_sha256(project, rest_api) != built.definition_sha256:
+    found = api.find_api(project)
+    if found is None or api.definition_digest(found) != built.definition.sha256:
         project.progress.step(f"applying the API definition to {project.api_name}")
-        api.apply_definition(project, rest_api, built.definition, built.definition_sha256)
-    return api.create_deployment(project, rest_api, env, f"sdeliver release {built.release_id}")
+        api.apply_definition(project, rest_api, built.definition)
+    deployment = api.create_deployment(
+        project, rest_api, env, f"sdeliver release {built.release_id}"
+    )
+    point_stage(project, env, deployment)
+    return deployment
 
 
 def restore(project: Project, env: str, before: Pointers, entry: Entry | None) -> None:
@@ -158,7 +163,7 @@ def _deploy_locked(
         "action": "deploy",
         "release": built.release_id,
         "code_sha256": built.code_sha256,
-        "api_definition_sha256": built.definition_sha256,
+        "api_definition_sha256": built.definition.sha256,
         "site_digest": built.site_digest,
         "site_artifact": store.key(built.release_id, "site.zip") if built.site_zip else None,
         "source_revision": built.source_revision,

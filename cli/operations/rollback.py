@@ -65,7 +65,7 @@ def plan_rollback(project: Project, env: str, to: str | None = None) -> Rollback
         raise OperationFailed(f"{env} has no release in the ledger: nothing to roll back")
     target = choose_target(ledger, current, to)
     now = read_pointers(project, env)
-    changes = [
+    changes: list[dict[str, Any]] = [
         {"pointer": "alias", "from": now.version, "to": target.lambda_version,
          "weights_cleared": bool(now.weights)},
         {"pointer": "stage", "from": now.deployment_id, "to": target.api_deployment_id},
