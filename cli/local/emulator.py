@@ -1,0 +1,259 @@
+"""The embedded AWS emulator: a moto server on a loopback port, and how commands find it.
+
+`sdeliver local serve` runs one and records it in `.sdeliver/local.json`; `--local` on any
+command uses that one, or starts one in-process for the duration of the command. Only
+dummy credentials ever reach the emulator, and the emulator is only used when asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import os
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ..errors import OperationFailed
+
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..context import Globals
+    from ..project import Project
+    from .gateway import Gateway
+
+HOST = "127.0.0.1"
+STATE_FILE = Path(".sdeliver") / "local.json"
+DUMMY_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "local",
+    "AWS_SECRET_ACCESS_KEY": "local",
+    "AWS_SESSION_TOKEN": "local",
+}
+# A profile named in the environment would otherwise be looked up (and may not exist).
+PROFILE_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+
+# Gateways by emulator endpoint, for the release code of this process to find its URLs.
+_gateways: dict[str, str] = {}
+
+
+class PortTaken(OperationFailed):
+    """A port the emulator or the gateway should listen on is in use."""
+
+
+@dataclass
+class Emulator:
+    endpoint: str
+    stop: Callable[[], None]
+
+
+# -- the server ----------------------------------------------------------------------------
+
+
+def check_port(port: int, what: str) -> None:
+    """Fail in one line when `port` is taken (moto's server thread would hang instead)."""
+    if port == 0:
+        return
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((HOST, port))
+        except OSError as err:
+            if err.errno in (errno.EADDRINUSE, errno.EACCES):
+                raise PortTaken(
+                    f"port {port} on {HOST} is taken: choose another {what} port"
+                ) from None
+            raise
+
+
+def start_emulator(port: int = 0) -> Emulator:
+    """A moto server on HOST:port (0: any free port), in a thread of this process."""
+    check_port(port, "emulator")
+    # moto reads these when its backends are first used: set before any request.
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        raise OperationFailed(
+            "the local emulator is not installed",
+            hint="pip install 'sdeliver[local]'",
+        ) from None
+    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
+    server.start()
+    host, bound = server.get_host_and_port()
+    return Emulator(endpoint=f"http://{host}:{bound}", stop=server.stop)
+
+
+def use_dummy_credentials() -> Callable[[], None]:
+    """Point this process's AWS credentials at the emulator's; returns the undo."""
+    names = (*DUMMY_CREDENTIALS, *PROFILE_VARIABLES)
+    saved = {name: os.environ.get(name) for name in names}
+    for name in PROFILE_VARIABLES:
+        os.environ.pop(name, None)
+    os.environ.update(DUMMY_CREDENTIALS)
+
+    def restore() -> None:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    return restore
+
+
+def ensure_hosted_zone(endpoint: str, config: Config | None) -> None:
+    """The config's public zone, so DNS changes have somewhere to go (AWS users bring one)."""
+    if config is None or config.dns is None:
+        return
+    from ..aws import Aws
+
+    aws = Aws(region=config.region, endpoint_url=endpoint)
+    zone = config.dns.zone
+    found = aws.call("route53", "list_hosted_zones_by_name", DNSName=zone, MaxItems="1")
+    for hosted in found.get("HostedZones", []):
+        if hosted["Name"].rstrip(".") == zone:
+            return
+    aws.call(
+        "route53", "create_hosted_zone", resource=zone, Name=zone,
+        CallerReference=f"sdeliver-local-{zone}",
+    )
+
+
+def answers(endpoint: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):  # noqa: S310 - loopback
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- .sdeliver/local.json ------------------------------------------------------------------
+
+
+def state_path(project_dir: Path) -> Path:
+    return project_dir / STATE_FILE
+
+
+def read_state(project_dir: Path) -> dict[str, Any] | None:
+    try:
+        document = json.loads(state_path(project_dir).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(document, dict) or not {"endpoint", "gateway", "pid"} <= set(document):
+        return None
+    return document
+
+
+def write_state(project_dir: Path, endpoint: str, gateway: str) -> Path:
+    path = state_path(project_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {"endpoint": endpoint, "gateway": gateway, "pid": os.getpid()}
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def remove_state(project_dir: Path) -> None:
+    path = state_path(project_dir)
+    document = read_state(project_dir)
+    # Only the server that wrote it removes it: another may have replaced a stale one.
+    if document is not None and document.get("pid") == os.getpid():
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
+
+
+def running_server(project_dir: Path) -> dict[str, Any] | None:
+    """The `local serve` recorded in the project directory, if it is alive and answers."""
+    document = read_state(project_dir)
+    if document is None:
+        return None
+    pid = document.get("pid")
+    if not isinstance(pid, int) or not pid_alive(pid) or not answers(str(document["endpoint"])):
+        return None
+    return document
+
+
+# -- --local -------------------------------------------------------------------------------
+
+
+def register_gateway(endpoint: str, gateway: str) -> Callable[[], None]:
+    key = endpoint.rstrip("/")
+    _gateways[key] = gateway.rstrip("/")
+
+    def unregister() -> None:
+        _gateways.pop(key, None)
+
+    return unregister
+
+
+def local_endpoint(g: Globals, config: Config) -> str:
+    """The emulator for a `--local` command: the running `local serve`, or a new one here."""
+    g.profile = None
+    g._cleanups.append(use_dummy_credentials())
+    running = running_server(config.project_dir)
+    if running is not None:
+        endpoint, gateway_base = str(running["endpoint"]), str(running["gateway"])
+    else:
+        emulator = start_emulator()
+        g._cleanups.append(emulator.stop)
+        gateway = start_gateway(emulator.endpoint, lambda: config)
+        g._cleanups.append(gateway.stop)
+        endpoint, gateway_base = emulator.endpoint, gateway.url
+    g._cleanups.append(register_gateway(endpoint, gateway_base))
+    ensure_hosted_zone(endpoint, config)
+    return endpoint
+
+
+def start_gateway(
+    endpoint: str, config: Callable[[], Config | None], port: int = 0
+) -> Gateway:
+    from .gateway import Gateway
+
+    gateway = Gateway(endpoint=endpoint, config=config, port=port)
+    gateway.start()
+    return gateway
+
+
+# -- what the release code asks ------------------------------------------------------------
+
+
+def gateway_url(project: Project) -> str | None:
+    """The local gateway's base URL when `project` talks to the emulator, else None."""
+    fact = project.facts.get("local_gateway")
+    if fact:
+        return str(fact).rstrip("/")
+    endpoint = (project.aws.endpoint_url or "").rstrip("/")
+    if not endpoint:
+        return None
+    if endpoint in _gateways:
+        return _gateways[endpoint]
+    # An explicit --endpoint-url at a `local serve` of this project (a shell script).
+    document = running_server(project.config.project_dir)
+    if document is not None and str(document["endpoint"]).rstrip("/") == endpoint:
+        return str(document["gateway"]).rstrip("/")
+    return None
+
+
+def local_urls(project: Project, env: str) -> tuple[str, str] | None:
+    """(api_url, site_url) of `env` through the local gateway, or None off the emulator."""
+    base = gateway_url(project)
+    if base is None:
+        return None
+    return f"{base}/{env}/api/", f"{base}/{env}/site/"
