@@ -138,12 +138,47 @@ def test_a_missing_hosted_zone_is_a_clear_error(make_project) -> None:  # type: 
     )
 
 
-def test_a_zone_whose_name_only_starts_the_same_is_not_taken(make_project) -> None:  # type: ignore[no-untyped-def]
+def listing_as_on_aws(project: Project, monkeypatch, zones: list[dict[str, Any]]) -> None:  # type: ignore[no-untyped-def]
+    """AWS lists zones from the given name on, whether or not one has that name (moto
+    filters by the exact name), so the code must pick the exact one itself."""
+    real_call = project.aws.call
+
+    def call(service: str, operation: str, **params: Any) -> Any:
+        if operation == "list_hosted_zones_by_name":
+            return {"HostedZones": zones, "IsTruncated": False}
+        return real_call(service, operation, **params)
+
+    monkeypatch.setattr(project.aws, "call", call)
+
+
+def zone(name: str, zone_id: str, *, private: bool = False) -> dict[str, Any]:
+    return {"Id": f"/hostedzone/{zone_id}", "Name": name, "Config": {"PrivateZone": private}}
+
+
+def test_a_zone_listed_after_the_name_is_not_taken(make_project, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     project = make_project(zone=False)
-    route53().create_hosted_zone(Name="example.com.au", CallerReference="au")
+    listing_as_on_aws(project, monkeypatch, [zone("sub.example.com.", "Z1")])
 
     with pytest.raises(OperationFailed, match=r"hosted zone example\.com not found"):
-        dns.plan(project)
+        dns.find_zone(project)
+
+
+def test_a_private_zone_of_the_same_name_is_passed_over(make_project, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    project = make_project(zone=False)
+    zones = [zone("example.com.", "ZPRIVATE", private=True), zone("example.com.", "ZPUBLIC")]
+    listing_as_on_aws(project, monkeypatch, zones)
+
+    assert dns.find_zone(project) == "ZPUBLIC"
+
+
+def test_two_public_zones_of_the_same_name_are_refused(make_project, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    project = make_project(zone=False)
+    listing_as_on_aws(
+        project, monkeypatch, [zone("example.com.", "ZA"), zone("example.com.", "ZB")]
+    )
+
+    with pytest.raises(OperationFailed, match=r"2 public hosted zones are named example\.com"):
+        dns.find_zone(project)
 
 
 def test_the_zone_id_is_kept_in_facts(make_project) -> None:  # type: ignore[no-untyped-def]
