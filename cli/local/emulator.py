@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import logging
 import os
 import socket
 import urllib.error
@@ -39,6 +40,7 @@ PROFILE_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 
 # Gateways by emulator endpoint, for the release code of this process to find its URLs.
 _gateways: dict[str, str] = {}
+_warned = False  # said once per process that a --local emulator is a throwaway one
 
 
 class PortTaken(OperationFailed):
@@ -82,10 +84,43 @@ def start_emulator(port: int = 0) -> Emulator:
             "the local emulator is not installed",
             hint="pip install 'sdeliver[local]'",
         ) from None
+    _ignore_policy_conditions()
+    # werkzeug logs every request to stderr unless its logger has a level of its own.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
     server.start()
     host, bound = server.get_host_and_port()
     return Emulator(endpoint=f"http://{host}:{bound}", stop=server.stop)
+
+
+def _ignore_policy_conditions() -> None:
+    """Make moto skip bucket-policy statements with a Condition instead of applying them.
+
+    moto evaluates bucket policies without their conditions, so a guard such as "deny
+    unless aws:SecureTransport" denies every request to the (plain HTTP, loopback)
+    emulator. A statement moto cannot evaluate is left out, as if its condition did not
+    hold: loopback stands in for TLS.
+    """
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3.models import FakeBucket
+
+    if getattr(FakeBucket.get_permission, "_sdeliver", False):
+        return
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        document = json.loads(self.policy)
+        statements = document.get("Statement") or []
+        if isinstance(statements, dict):
+            statements = [statements]
+        document["Statement"] = [s for s in statements if "Condition" not in s]
+        if not document["Statement"]:
+            return PermissionResult.NEUTRAL
+        return IAMPolicy(json.dumps(document)).is_action_permitted(action, resource)
+
+    get_permission._sdeliver = True  # type: ignore[attr-defined]
+    FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
 
 
 def use_dummy_credentials() -> Callable[[], None]:
@@ -211,6 +246,13 @@ def local_endpoint(g: Globals, config: Config) -> str:
     if running is not None:
         endpoint, gateway_base = str(running["endpoint"]), str(running["gateway"])
     else:
+        global _warned
+        if not _warned:
+            g.reporter.warn(
+                "no 'sdeliver local serve' runs for this project: using an emulator that "
+                "ends with this process (start 'sdeliver local serve' to keep its state)"
+            )
+            _warned = True
         emulator = start_emulator()
         g._cleanups.append(emulator.stop)
         gateway = start_gateway(emulator.endpoint, lambda: config)
@@ -227,8 +269,40 @@ def start_gateway(
     from .gateway import Gateway
 
     gateway = Gateway(endpoint=endpoint, config=config, port=port)
-    gateway.start()
+    try:
+        gateway.start()
+    except OSError as err:
+        if err.errno in (errno.EADDRINUSE, errno.EACCES):
+            message = f"port {port} on {HOST} is taken: choose another gateway port"
+            raise PortTaken(message) from None
+        raise
     return gateway
+
+
+def live_config(path: Path) -> Callable[[], Config | None]:
+    """The config at `path`, read again when the file changes; None while there is none."""
+    from ..config import load_config
+    from ..errors import ConfigError
+
+    seen: dict[str, Any] = {"stamp": None, "config": None}
+
+    def current() -> Config | None:
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp != seen["stamp"]:
+            try:
+                seen["config"] = load_config(path)
+            except ConfigError as err:
+                logging.getLogger("sdeliver.gateway").error("%s", err)
+                seen["config"] = None
+            seen["stamp"] = stamp
+        config: Config | None = seen["config"]
+        return config
+
+    return current
 
 
 # -- what the release code asks ------------------------------------------------------------

@@ -314,6 +314,6 @@ def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
 
         def log_message(self, format: str, *args: Any) -> None:
-            log.info("%s %s", self.address_string(), format % args)
+            log.debug("%s %s", self.address_string(), format % args)
 
     return Handler

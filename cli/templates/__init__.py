@@ -1,0 +1,1 @@
+"""Project templates for `sdeliver new` (data, not code: one directory per template)."""
