@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from . import __version__
@@ -20,17 +19,16 @@ from .commands import deploy, destroy, history, init, promote, reconcile, rollba
 from .context import state
 from .errors import EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, SdeliverError
 
-HELP = f"""Continuous delivery and safe releases for a serverless web app on AWS (boto3, no
-CloudFormation).
+HELP = f"""Continuous delivery and safe releases for a serverless web app on AWS.
 
 \b
 Examples:
-  sdeliver init                      provision everything sdeliver.yaml declares
-  sdeliver deploy --env test         build, publish, move the alias, API and site, run e2e
-  sdeliver promote test->prod        run in prod the release test runs
-  sdeliver rollback --alias prod     back to the previous prod release, exactly
-  sdeliver reconcile --check         show drift; exit 3 if AWS differs from sdeliver.yaml
-  sdeliver status --json             one JSON document for scripts
+  sdeliver init                   provision what sdeliver.yaml declares
+  sdeliver deploy --env test      build, publish, move alias/API/site, e2e
+  sdeliver promote 'test->prod'   run in prod the release test runs
+  sdeliver rollback --alias prod  back to the previous prod release
+  sdeliver reconcile --check      exit 3 if AWS differs from sdeliver.yaml
+  sdeliver status --json          one JSON document for scripts
 
 {EXIT_CODES_HELP}
 """
@@ -131,39 +129,41 @@ def hoist_globals(argv: list[str]) -> list[str]:
     return front + rest
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = hoist_globals(list(sys.argv[1:] if argv is None else argv))
-    command = typer.main.get_command(app)
-    try:
-        result = command.main(args=args, prog_name="sdeliver", standalone_mode=False)
-    except click.exceptions.Exit as done:
-        return done.exit_code
-    except click.exceptions.UsageError as err:
-        err.show()
-        return EXIT_USAGE
-    except click.exceptions.ClickException as err:
-        err.show()
-        return err.exit_code
-    except click.exceptions.Abort:
+def _click_exception(err: Exception) -> int | None:
+    """The exit code of typer's (or click's) own exceptions after showing them, else None."""
+    names = {cls.__name__ for cls in type(err).__mro__}
+    if "Exit" in names:
+        return int(getattr(err, "exit_code", 0) or 0)
+    if "Abort" in names:
         from .output import error
 
         error("aborted")
         return 130
-    except SdeliverError as err:
-        from .output import error
+    if "ClickException" in names and callable(getattr(err, "show", None)):
+        err.show()  # type: ignore[attr-defined]
+        return EXIT_USAGE if "UsageError" in names else int(getattr(err, "exit_code", 1))
+    return None
 
+
+def main(argv: list[str] | None = None) -> int:
+    from .output import error
+
+    args = hoist_globals(list(sys.argv[1:] if argv is None else argv))
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name="sdeliver", standalone_mode=False)
+    except SdeliverError as err:
         error(str(err))
         return err.exit_code
     except KeyboardInterrupt:
-        from .output import error
-
         error("interrupted")
         return 130
     except BrokenPipeError:
         return EXIT_FAILED
     except Exception as err:  # the last line of defence: never a traceback for a user
-        from .output import error
-
+        code = _click_exception(err)
+        if code is not None:
+            return code
         if os.environ.get("SDELIVER_DEBUG"):
             raise
         error(f"internal error: {type(err).__name__}: {err} (set SDELIVER_DEBUG=1 for a traceback)")
