@@ -56,7 +56,7 @@ def find_api(project: Project) -> dict[str, Any] | None:
 
 def definition_digest(api: dict[str, Any]) -> str | None:
     """The sha256 of the definition last applied to the API (None when unknown)."""
-    return (api.get("tags") or {}).get(TAG_DEFINITION)
+    return (api.get("tags") or {}).get(TAG_DEFINITION)  # None: unknown, apply it again
 
 
 def stage(project: Project, api_id: str, env: str) -> dict[str, Any] | None:
@@ -106,7 +106,7 @@ def api_id_of(project: Project) -> str:
 
 
 def create_api(project: Project, definition: Definition) -> str:
-    """CreateRestApi (tagged) then PutRestApi, rather than ImportRestApi then TagResource.
+    """CreateRestApi (tagged) then the definition, rather than ImportRestApi then TagResource.
 
     Both work on AWS, but moto cannot tag a REST API after creation (its TagResource only
     knows stage ARNs), and an untagged API is one destroy would never delete.
@@ -117,16 +117,21 @@ def create_api(project: Project, definition: Definition) -> str:
         name=project.api_name,
         description=definition.document["info"]["description"],
         endpointConfiguration={"types": [ENDPOINT]},
-        tags={**project.tags(), TAG_DEFINITION: definition.sha256},
+        tags=project.tags(),
     )
     api_id = str(created["id"])
     project.facts["rest_api_id"] = api_id
-    _put_definition(project, api_id, definition)
+    apply_definition(project, api_id, definition)
     return api_id
 
 
 def apply_definition(project: Project, api_id: str, definition: Definition) -> None:
-    """Replace the API's resources and methods with the definition, and record its digest."""
+    """Replace the API's resources and methods with the definition, and record its digest.
+
+    The digest is only ever written here, after the definition: where the tag cannot be
+    written (moto) `definition_digest` stays None and deploy re-applies every time, rather
+    than trusting a digest that no longer describes the API.
+    """
     _put_definition(project, api_id, definition)
     tag_api(project, api_id, {TAG_DEFINITION: definition.sha256})
 
@@ -232,7 +237,8 @@ def _plan_api(project: Project, api: dict[str, Any] | None) -> Change:
             FieldChange("tags", None, project.tags()),
         ]
         return Change(KIND_API, name, "create", fields,
-                      ["apigateway.CreateRestApi", "apigateway.PutRestApi"], create)
+                      ["apigateway.CreateRestApi", "apigateway.PutRestApi",
+                       "apigateway.TagResource"], create)
     api_id = str(api["id"])
     have_tags = {k: v for k, v in (api.get("tags") or {}).items() if k != TAG_DEFINITION}
     want_tags = _merged_tags(have_tags, project.tags())

@@ -92,14 +92,39 @@ def test_planning_writes_nothing(project):
     assert project.aws.stats.writes == writes
 
 
-def test_the_created_api_is_regional_tagged_and_records_its_definition(project):
+def test_the_created_api_is_regional_and_tagged_for_the_app(project):
     converge(project)
 
     found = the_api(project)
     assert found["endpointConfiguration"]["types"] == ["REGIONAL"]
     assert found["tags"]["sdeliver:app"] == "dromedary"
-    assert found["tags"]["sdeliver:definition"] == build_definition(project).sha256
     assert project.facts["rest_api_id"] == found["id"]
+
+
+def test_the_api_is_tagged_with_the_digest_of_the_definition_applied_to_it(
+    project, monkeypatch
+):
+    # moto cannot tag a REST API after creation, so the TagResource call itself is checked.
+    tagged: list[dict] = []
+    real = project.aws.call
+
+    def recording(service: str, operation: str, **params):  # type: ignore[no-untyped-def]
+        if operation == "tag_resource":
+            tagged.append(params)
+        return real(service, operation, **params)
+
+    monkeypatch.setattr(project.aws, "call", recording)
+    converge(project)
+
+    arn = api.api_arn(project, the_api(project)["id"])
+    assert arn.startswith("arn:aws:apigateway:us-east-1::/restapis/")
+    on_api = [params["tags"] for params in tagged if params["resourceArn"] == arn]
+    assert on_api == [{"sdeliver:definition": build_definition(project).sha256}]
+
+
+def test_an_api_without_a_recorded_digest_has_an_unknown_definition():
+    assert api.definition_digest({"tags": {"sdeliver:definition": "abc"}}) == "abc"
+    assert api.definition_digest({"tags": {"sdeliver:app": "dromedary"}}) is None
 
 
 def test_the_created_api_has_the_methods_of_the_definition(project):
