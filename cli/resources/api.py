@@ -178,10 +178,12 @@ def _repair_any_methods(project: Project, api_id: str) -> None:
 
 
 def tag_api(project: Project, api_id: str, tags: dict[str, str]) -> None:
-    # moto answers NotFoundException to TagResource on a REST API ARN (it only tags stages);
-    # on AWS the same answer means the API is gone, which the next read shows anyway.
+    # moto only tags stages: in process it answers NotFoundException for a REST API ARN, as
+    # a server a bare 404 (no route). On AWS either answer means the API is gone, which the
+    # next read shows anyway.
     project.aws.call(
-        "apigateway", "tag_resource", resource=f"REST API {api_id}", ignore=APIGW_MISSING,
+        "apigateway", "tag_resource", resource=f"REST API {api_id}",
+        ignore=(*APIGW_MISSING, "404"),
         resourceArn=api_arn(project, api_id), tags=tags,
     )
 
