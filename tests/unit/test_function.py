@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 
 import boto3
+import pytest
+from sdeliver.errors import OperationFailed
+from sdeliver.package import package_directory
 from sdeliver.project import Project
 from sdeliver.resources import function, iam
 
@@ -45,8 +48,6 @@ def test_init_creates_the_function_with_the_declared_settings(make_project) -> N
 
 
 def test_init_uploads_the_reproducible_package_of_the_source(make_project, project_dir) -> None:  # type: ignore[no-untyped-def]
-    from sdeliver.package import package_directory
-
     project = make_project()
     converge(project)
 
@@ -218,3 +219,31 @@ def test_destroy_leaves_a_function_this_app_did_not_create(make_project) -> None
     lam().untag_resource(Resource=project.function_arn, TagKeys=["sdeliver:app"])
 
     assert function.destroy(project) == []
+
+
+def test_aliases_of_a_function_without_versions_get_a_newly_published_one(make_project) -> None:  # type: ignore[no-untyped-def]
+    project = make_project()
+    converge(project)
+    lam().delete_function(FunctionName=NAME)
+    lam().create_function(
+        FunctionName=NAME, Runtime="python3.12", Role=project.role_arn("dromedary-function"),
+        Handler="app.handler", Code={"ZipFile": package_directory(
+            project.config.resolve("app/")).data},
+    )
+
+    aliases = [c for c in function.plan(project) if c.kind == "lambda-alias"]
+    assert [c.calls for c in aliases] == [["lambda.PublishVersion", "lambda.CreateAlias"]] * 2
+    for change in aliases:
+        assert change.apply is not None
+        change.apply(project)
+
+    assert function.latest_published_version(project) == "1"
+    assert {a["Name"]: a["FunctionVersion"] for a in function.list_aliases(project)} == {
+        "test": "1", "prod": "1"}
+
+
+def test_a_missing_source_fails_the_plan_naming_the_setting(make_project, project_dir) -> None:  # type: ignore[no-untyped-def]
+    project = make_project(with_config(project_dir, "source: app/", "source: build/"))
+
+    with pytest.raises(OperationFailed, match=r"function\.source build/ does not exist in"):
+        function.plan(project)
