@@ -15,7 +15,19 @@ import typer
 
 from . import __version__
 from .commands import config as config_cmd
-from .commands import deploy, destroy, history, init, promote, reconcile, rollback, status, unlock
+from .commands import (
+    deploy,
+    destroy,
+    history,
+    init,
+    local,
+    new,
+    promote,
+    reconcile,
+    rollback,
+    status,
+    unlock,
+)
 from .context import state
 from .errors import EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, SdeliverError
 
@@ -100,6 +112,8 @@ app.command(epilog=rollback.EPILOG)(rollback.rollback)
 app.command(epilog=status.EPILOG)(status.status)
 app.command(epilog=history.EPILOG)(history.history)
 app.command(epilog=unlock.EPILOG)(unlock.unlock)
+app.command(epilog=new.EPILOG)(new.new)
+app.add_typer(local.app, name="local")
 
 # -- argv ----------------------------------------------------------------------------------
 

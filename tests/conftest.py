@@ -49,6 +49,9 @@ def moto_server() -> Iterator[str]:
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
     from moto.server import ThreadedMotoServer
 
+    from sdeliver.local.emulator import _ignore_policy_conditions
+
+    _ignore_policy_conditions()  # as `sdeliver local serve` does: see its docstring
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

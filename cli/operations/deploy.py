@@ -46,12 +46,15 @@ def publish_function(project: Project, built: Build, store: ReleaseStore) -> str
         raise OperationFailed(
             f"function {name} does not exist", hint="run 'sdeliver init' (or reconcile) first"
         )
-    if latest.get("CodeSha256") != built.code_sha256:
+    architectures = [project.config.function.architecture]
+    if latest.get("CodeSha256") != built.code_sha256 or latest.get(
+        "Architectures", ["x86_64"]
+    ) != architectures:
         project.progress.step(f"updating the code of {name}")
         project.aws.call(
             "lambda", "update_function_code", resource=f"function {name}",
             retry=(FUNCTION_BUSY,), FunctionName=name, S3Bucket=store.bucket,
-            S3Key=store.key(built.release_id, "function.zip"),
+            S3Key=store.key(built.release_id, "function.zip"), Architectures=architectures,
         )
         with project.progress.waiting(f"waiting for {name} to finish updating"):
             project.aws.wait("lambda", "function_updated_v2", resource=f"function {name}",
@@ -66,7 +69,11 @@ def publish_function(project: Project, built: Build, store: ReleaseStore) -> str
         FunctionName=name, Description=f"sdeliver release {built.release_id}",
         CodeSha256=built.code_sha256,
     )
-    return str(published["Version"])
+    version = str(published["Version"])
+    with project.progress.waiting(f"waiting for version {version} to be active"):
+        project.aws.wait("lambda", "published_version_active", resource=f"function {name}",
+                         delay=1, FunctionName=name, Qualifier=version)
+    return version
 
 
 def _matching_version(project: Project, latest: dict[str, Any]) -> str | None:
