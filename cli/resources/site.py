@@ -425,7 +425,18 @@ def _maybe_site_bucket(project: Project, name: str) -> bool:
     zone = project.config.dns.zone if project.config.dns is not None else None
     if zone is not None and (name == zone or name.endswith("." + zone)):
         return True
-    return name.startswith(f"{project.app}-") and "-site-" in name
+    return name.startswith(f"{project.app}-") and name != project.artifact_bucket
+
+
+def _site_env(project: Project, bucket: str) -> str | None:
+    """The environment a bucket is tagged for as this app's site bucket, else None."""
+    try:
+        tags = read_tags(project, bucket)
+    except AwsError as err:
+        if err.code in {"403", "Forbidden", "AccessDenied"}:
+            return None  # not ours to read, so not ours to delete
+        raise
+    return tags.get(TAG_ENV) if tags.get(TAG_APP) == project.app else None
 
 
 def tagged_site_buckets(project: Project) -> dict[str, str]:
@@ -433,11 +444,10 @@ def tagged_site_buckets(project: Project) -> dict[str, str]:
     found: dict[str, str] = {}
     for item in project.aws.paginate("s3", "list_buckets", "Buckets", resource="buckets"):
         name = item["Name"]
-        if name == project.artifact_bucket or not _maybe_site_bucket(project, name):
-            continue
-        tags = read_tags(project, name)
-        if tags.get(TAG_APP) == project.app and TAG_ENV in tags:
-            found[name] = tags[TAG_ENV]
+        if _maybe_site_bucket(project, name):
+            env = _site_env(project, name)
+            if env is not None:
+                found[name] = env
     return found
 
 
@@ -465,10 +475,7 @@ def destroy(project: Project) -> list[Change]:
     found = tagged_site_buckets(project)
     for env in project.config.environments:
         bucket = project.site_bucket(env)
-        if (
-            bucket not in found
-            and _exists(project, bucket)
-            and read_tags(project, bucket).get(TAG_APP) == project.app
-        ):
+        # A declared bucket the name filter missed (dns.zone changed since it was made).
+        if bucket not in found and _site_env(project, bucket) is not None:
             found[bucket] = env
     return [_delete(bucket, env) for bucket, env in sorted(found.items())]

@@ -373,3 +373,51 @@ def test_destroy_empties_and_deletes_only_this_apps_site_buckets(make_project) -
 
     assert sorted(c.name for c in changes) == [PROD, TEST]
     assert {b["Name"] for b in s3().list_buckets()["Buckets"]} == {"www.example.com"}
+
+
+# -- Block Public Access on real AWS ---------------------------------------------------------
+
+BLOCKED = (
+    "access denied: s3.put_bucket_policy on bucket x: User is not authorized to perform "
+    "s3:PutBucketPolicy because public policies are blocked by the BlockPublicPolicy block "
+    "public access setting."
+)
+
+
+def refuse_public_policy(project: Project, monkeypatch, times: int) -> list[str]:  # type: ignore[no-untyped-def]
+    real_call = project.aws.call
+    attempts: list[str] = []
+
+    def call(service: str, operation: str, **params: Any) -> Any:
+        if operation == "put_bucket_policy":
+            attempts.append(params["Bucket"])
+            if len(attempts) <= times:
+                raise AwsError(BLOCKED, code="AccessDenied")
+        return real_call(service, operation, **params)
+
+    monkeypatch.setattr(project.aws, "call", call)
+    return attempts
+
+
+def test_the_policy_is_retried_while_a_new_public_access_block_spreads(
+    make_project, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    project = make_project()
+    project.aws.retry_max_seconds = 30
+    attempts = refuse_public_policy(project, monkeypatch, times=1)
+
+    converge(project)
+
+    assert attempts == [TEST, TEST, PROD]
+    assert "Statement" in json.loads(s3().get_bucket_policy(Bucket=TEST)["Policy"])
+
+
+def test_an_account_that_blocks_public_policies_is_a_clear_error(make_project, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    project = make_project()
+    project.aws.retry_max_seconds = 0
+    refuse_public_policy(project, monkeypatch, times=1000)
+
+    with pytest.raises(OperationFailed) as failed:
+        converge(project)
+    assert "Block Public Access forbids public bucket policies" in failed.value.message
+    assert "account's S3 Block Public Access" in str(failed.value.hint)
