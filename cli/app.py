@@ -16,6 +16,7 @@ import typer
 from . import __version__
 from .commands import config as config_cmd
 from .commands import (
+    demo,
     deploy,
     destroy,
     history,
@@ -113,6 +114,7 @@ app.command(epilog=status.EPILOG)(status.status)
 app.command(epilog=history.EPILOG)(history.history)
 app.command(epilog=unlock.EPILOG)(unlock.unlock)
 app.command(epilog=new.EPILOG)(new.new)
+app.command(epilog=demo.EPILOG)(demo.demo)
 app.add_typer(local.app, name="local")
 
 # -- argv ----------------------------------------------------------------------------------

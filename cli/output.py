@@ -19,6 +19,8 @@ def console() -> Console:
     global _console
     if _console is None:
         _console = Console(stderr=True, highlight=False, soft_wrap=True)
+        if not _console.is_terminal:  # plain output for logs and pipes: no 80-column tables
+            _console = Console(stderr=True, highlight=False, soft_wrap=True, width=160)
     return _console
 
 

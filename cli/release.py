@@ -89,9 +89,7 @@ def build(project: Project) -> Build:
         site_digest = site.sha256_hex
         site_config = dict(config.site.config)
     return Build(
-        release_id=release_id_for(
-            function.sha256_b64, definition.sha256, site_digest, site_config
-        ),
+        release_id=release_id_for(function.sha256_b64, definition.sha256, site_digest, site_config),
         function_zip=function.data,
         code_sha256=function.sha256_b64,
         definition=definition,
@@ -115,8 +113,12 @@ class ReleaseStore:
 
     def manifest(self, release_id: str) -> dict[str, Any] | None:
         found = self.project.aws.call(
-            "s3", "get_object", resource=f"release {release_id}", missing=True,
-            Bucket=self.bucket, Key=self.key(release_id, MANIFEST),
+            "s3",
+            "get_object",
+            resource=f"release {release_id}",
+            missing=True,
+            Bucket=self.bucket,
+            Key=self.key(release_id, MANIFEST),
         )
         if found is None:
             return None
@@ -151,16 +153,23 @@ class ReleaseStore:
 
     def _put(self, release_id: str, name: str, body: bytes, content_type: str) -> None:
         self.project.aws.call(
-            "s3", "put_object", resource=f"release {release_id} {name}",
-            Bucket=self.bucket, Key=self.key(release_id, name), Body=body,
+            "s3",
+            "put_object",
+            resource=f"release {release_id} {name}",
+            Bucket=self.bucket,
+            Key=self.key(release_id, name),
+            Body=body,
             ContentType=content_type,
         )
         self.project.aws.add_uploaded(len(body))
 
     def read(self, release_id: str, name: str) -> bytes:
         found = self.project.aws.call(
-            "s3", "get_object", resource=f"release {release_id} {name}",
-            Bucket=self.bucket, Key=self.key(release_id, name),
+            "s3",
+            "get_object",
+            resource=f"release {release_id} {name}",
+            Bucket=self.bucket,
+            Key=self.key(release_id, name),
         )
         return bytes(found["Body"].read())
 

@@ -18,7 +18,9 @@ EPILOG = epilog(
 
 def deploy(
     ctx: typer.Context,
-    env: Annotated[str | None, typer.Option("--env", "-e", help="Environment (default: the first).")] = None,
+    env: Annotated[
+        str | None, typer.Option("--env", "-e", help="Environment (default: the first).")
+    ] = None,
     no_rollback: Annotated[
         bool, typer.Option("--no-rollback", help="Keep the new release when e2e fails.")
     ] = False,
@@ -27,7 +29,9 @@ def deploy(
     ] = False,
     wait: Annotated[
         float | None,
-        typer.Option("--wait", metavar="SECONDS", help="Wait this long for the environment's lock."),
+        typer.Option(
+            "--wait", metavar="SECONDS", help="Wait this long for the environment's lock."
+        ),
     ] = None,
 ) -> None:
     """Build a release from this directory and make an environment run it.

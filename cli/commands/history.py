@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -14,14 +14,16 @@ EPILOG = epilog("sdeliver history --env prod", "sdeliver history --env prod --li
 
 def history(
     ctx: typer.Context,
-    env: Annotated[str | None, typer.Option("--env", "-e", help="Environment (default: the first).")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", "-n", min=1, help="Newest N entries.")] = None,
+    env: Annotated[
+        str | None, typer.Option("--env", "-e", help="Environment (default: the first).")
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", min=1, help="Newest N entries.")
+    ] = None,
 ) -> None:
     """Every pointer move of an environment, newest first."""
-    from rich.table import Table
-
     from ..operations.status import history as run
-    from ..output import console, emit_json
+    from ..output import emit_json
 
     g = state(ctx)
     project = g.project()
@@ -30,13 +32,35 @@ def history(
     if g.json:
         emit_json({"app": project.app, "env": target, "entries": entries})
         return
+    render_entries(target, entries)
+
+
+def render_entries(env: str, entries: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    from ..output import console
+
     if not entries:
-        console().print(f"{target}: no releases yet")
+        console().print(f"{env}: no releases yet")
         return
-    table = Table(box=None, pad_edge=False, header_style="bold")
+    table = Table(
+        title=f"history of {env}",
+        box=None,
+        pad_edge=False,
+        header_style="bold",
+        title_justify="left",
+    )
     for column in ("#", "when", "action", "outcome", "release", "version", "e2e", "who"):
         table.add_column(column)
     for e in entries:
-        table.add_row(str(e["seq"]), e["when"], e["action"], e["outcome"], e["release"],
-                      str(e.get("lambda_version") or "-"), e["e2e"], e["who"].rsplit("/", 1)[-1])
+        table.add_row(
+            str(e["seq"]),
+            e["when"],
+            e["action"],
+            e["outcome"],
+            e["release"],
+            str(e.get("lambda_version") or "-"),
+            e["e2e"],
+            e["who"].rsplit("/", 1)[-1],
+        )
     console().print(table)

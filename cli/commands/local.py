@@ -51,8 +51,13 @@ def serve(
     emulator.check_port(port, "emulator")
     emulator.check_port(gateway_port, "gateway")
     _show_gateway_logs(g.verbose)
-    restore = emulator.use_dummy_credentials()
-    stops: list[Any] = [restore]
+    # Handlers first: a signal that comes as soon as local.json exists must stop us cleanly.
+    stopping = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda *_: stopping.set())
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
+    stops: list[Any] = [lambda: _restore_signals(previous), emulator.use_dummy_credentials()]
     try:
         server = emulator.start_emulator(port)
         stops.append(server.stop)
@@ -64,7 +69,8 @@ def serve(
         emulator.write_state(project_dir, server.endpoint, gateway.url)
         stops.append(lambda: emulator.remove_state(project_dir))
         _announce(g.json, server.endpoint, gateway.url, config)
-        _wait_for_signal()
+        while not stopping.wait(0.5):
+            pass
     finally:
         for stop in reversed(stops):
             stop()
@@ -87,17 +93,9 @@ def _announce(as_json: bool, endpoint: str, gateway: str, config: Any) -> None:
     info("serving; Ctrl-C to stop")
 
 
-def _wait_for_signal() -> None:
-    stop = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+def _restore_signals(previous: dict[Any, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
 
 
 def _show_gateway_logs(verbose: bool) -> None:

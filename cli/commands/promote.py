@@ -29,12 +29,20 @@ def promote(
     ] = False,
     canary: Annotated[
         float | None,
-        typer.Option("--canary", metavar="PERCENT", min=0.1, max=99.9,
-                     help="Shift traffic gradually, starting at this percentage."),
+        typer.Option(
+            "--canary",
+            metavar="PERCENT",
+            min=0.1,
+            max=99.9,
+            help="Shift traffic gradually, starting at this percentage.",
+        ),
     ] = None,
-    steps: Annotated[int, typer.Option("--steps", min=2, max=20, help="Canary steps, 100 % last.")] = 3,
+    steps: Annotated[
+        int, typer.Option("--steps", min=2, max=20, help="Canary steps, 100 % last.")
+    ] = 3,
     interval: Annotated[
-        float, typer.Option("--interval", metavar="SECONDS", min=0, help="Pause between canary steps.")
+        float,
+        typer.Option("--interval", metavar="SECONDS", min=0, help="Pause between canary steps."),
     ] = 60.0,
     no_rollback: Annotated[
         bool, typer.Option("--no-rollback", help="Keep the release when e2e fails.")
@@ -64,6 +72,13 @@ def promote(
     src, dst = parse_route(text, source, target)
     project = g.project()
     plan = Canary(canary, steps, interval) if canary is not None else None
-    result = run(project, src, dst, skip_order=skip_order, canary=plan,
-                 rollback_on_failure=not no_rollback, wait=wait)
+    result = run(
+        project,
+        src,
+        dst,
+        skip_order=skip_order,
+        canary=plan,
+        rollback_on_failure=not no_rollback,
+        wait=wait,
+    )
     finish_release(g, result)

@@ -20,12 +20,17 @@ EPILOG = epilog(
 
 def rollback(
     ctx: typer.Context,
-    alias: Annotated[str | None, typer.Option("--alias", "--env", "-e", help="Environment.")] = None,
+    alias: Annotated[
+        str | None, typer.Option("--alias", "--env", "-e", help="Environment.")
+    ] = None,
     to: Annotated[
-        str | None, typer.Option("--to", help="A release id, ledger entry number or Lambda version.")
+        str | None,
+        typer.Option("--to", help="A release id, ledger entry number or Lambda version."),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would change.")] = False,
-    e2e: Annotated[bool, typer.Option("--e2e", help="Run the environment's e2e afterwards.")] = False,
+    e2e: Annotated[
+        bool, typer.Option("--e2e", help="Run the environment's e2e afterwards.")
+    ] = False,
     wait: Annotated[
         float | None, typer.Option("--wait", metavar="SECONDS", help="Wait for the lock.")
     ] = None,
@@ -48,8 +53,10 @@ def rollback(
         if g.json:
             emit_json({**planned.to_json(), "applied": False})
             return
-        info(f"rollback {alias}: #{planned.current.seq} {planned.current.release} → "
-             f"#{planned.target.seq} {planned.target.release} (dry run, nothing changed)")
+        info(
+            f"rollback {alias}: #{planned.current.seq} {planned.current.release} → "
+            f"#{planned.target.seq} {planned.target.release} (dry run, nothing changed)"
+        )
         for change in planned.changes:
             info(f"  {change['pointer']}: {change['from']} → {change['to']}")
         return

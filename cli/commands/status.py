@@ -29,8 +29,11 @@ def status(
     project = g.project()
     if env is not None:
         project.config.env(env)
-        document = {"app": project.app, "region": project.region,
-                    "environments": {env: environment_status(project, env)}}
+        document = {
+            "app": project.app,
+            "region": project.region,
+            "environments": {env: environment_status(project, env)},
+        }
     else:
         document = run(project)
     if g.json:
@@ -44,8 +47,13 @@ def render(document: dict[str, Any]) -> None:
 
     from ..output import console
 
-    table = Table(title=f"{document['app']} ({document['region']})", box=None, pad_edge=False,
-                  header_style="bold", title_justify="left")
+    table = Table(
+        title=f"{document['app']} ({document['region']})",
+        box=None,
+        pad_edge=False,
+        header_style="bold",
+        title_justify="left",
+    )
     for column in ("env", "version", "release", "deployed", "e2e", "api", "site"):
         table.add_column(column)
     for name, env in document["environments"].items():
@@ -55,13 +63,22 @@ def render(document: dict[str, Any]) -> None:
         weights = ", ".join(f"v{v} {w:.0%}" for v, w in (env.get("weights") or {}).items())
         version = f"{env['version']}" + (f" (+{weights})" if weights else "")
         deployed = f"{env.get('deployed_at', '-')} {env.get('action', '')}".strip()
-        table.add_row(name, version, env.get("release") or "-", deployed, env.get("e2e", "-"),
-                      env.get("api_url") or "-", env.get("site_url") or "-")
+        table.add_row(
+            name,
+            version,
+            env.get("release") or "-",
+            deployed,
+            env.get("e2e", "-"),
+            env.get("api_url") or "-",
+            env.get("site_url") or "-",
+        )
     console().print(table)
     for name, env in document["environments"].items():
         if env.get("locked_by"):
             console().print(f"[yellow]{name} is locked:[/] {env['locked_by']}")
         if env.get("last"):
             last = env["last"]
-            console().print(f"{name}: last attempt #{last['seq']} {last['action']} "
-                            f"{last['outcome']} ({last.get('message') or ''})")
+            console().print(
+                f"{name}: last attempt #{last['seq']} {last['action']} "
+                f"{last['outcome']} ({last.get('message') or ''})"
+            )

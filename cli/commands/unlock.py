@@ -10,8 +10,10 @@ from ..context import state
 from ..errors import UsageError
 from ._shared import confirm, epilog
 
-EPILOG = epilog("sdeliver unlock --env prod            # show who holds it",
-                "sdeliver unlock --env prod --force --yes")
+EPILOG = epilog(
+    "sdeliver unlock --env prod            # show who holds it",
+    "sdeliver unlock --env prod --force --yes",
+)
 
 
 def unlock(

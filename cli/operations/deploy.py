@@ -29,8 +29,16 @@ from .environment import (
 from .result import ReleaseResult
 
 # Published versions snapshot these: a new version is needed when any differs.
-VERSION_FIELDS = ("CodeSha256", "Handler", "Runtime", "MemorySize", "Timeout", "Role",
-                  "Environment", "Architectures")
+VERSION_FIELDS = (
+    "CodeSha256",
+    "Handler",
+    "Runtime",
+    "MemorySize",
+    "Timeout",
+    "Role",
+    "Environment",
+    "Architectures",
+)
 
 
 def publish_function(project: Project, built: Build, store: ReleaseStore) -> str:
@@ -47,41 +55,66 @@ def publish_function(project: Project, built: Build, store: ReleaseStore) -> str
             f"function {name} does not exist", hint="run 'sdeliver init' (or reconcile) first"
         )
     architectures = [project.config.function.architecture]
-    if latest.get("CodeSha256") != built.code_sha256 or latest.get(
-        "Architectures", ["x86_64"]
-    ) != architectures:
+    if (
+        latest.get("CodeSha256") != built.code_sha256
+        or latest.get("Architectures", ["x86_64"]) != architectures
+    ):
         project.progress.step(f"updating the code of {name}")
         project.aws.call(
-            "lambda", "update_function_code", resource=f"function {name}",
-            retry=(FUNCTION_BUSY,), FunctionName=name, S3Bucket=store.bucket,
-            S3Key=store.key(built.release_id, "function.zip"), Architectures=architectures,
+            "lambda",
+            "update_function_code",
+            resource=f"function {name}",
+            retry=(FUNCTION_BUSY,),
+            FunctionName=name,
+            S3Bucket=store.bucket,
+            S3Key=store.key(built.release_id, "function.zip"),
+            Architectures=architectures,
         )
         with project.progress.waiting(f"waiting for {name} to finish updating"):
-            project.aws.wait("lambda", "function_updated_v2", resource=f"function {name}",
-                             delay=1, FunctionName=name)
+            project.aws.wait(
+                "lambda",
+                "function_updated_v2",
+                resource=f"function {name}",
+                delay=1,
+                FunctionName=name,
+            )
         latest = function.read_function(project) or latest
     else:
         reusable = _matching_version(project, latest)
         if reusable is not None:
             return reusable
     published = project.aws.call(
-        "lambda", "publish_version", resource=f"function {name}", retry=(FUNCTION_BUSY,),
-        FunctionName=name, Description=f"sdeliver release {built.release_id}",
+        "lambda",
+        "publish_version",
+        resource=f"function {name}",
+        retry=(FUNCTION_BUSY,),
+        FunctionName=name,
+        Description=f"sdeliver release {built.release_id}",
         CodeSha256=built.code_sha256,
     )
     version = str(published["Version"])
     with project.progress.waiting(f"waiting for version {version} to be active"):
-        project.aws.wait("lambda", "published_version_active", resource=f"function {name}",
-                         delay=1, FunctionName=name, Qualifier=version)
+        project.aws.wait(
+            "lambda",
+            "published_version_active",
+            resource=f"function {name}",
+            delay=1,
+            FunctionName=name,
+            Qualifier=version,
+        )
     return version
 
 
 def _matching_version(project: Project, latest: dict[str, Any]) -> str | None:
     """The newest published version identical to $LATEST (code and configuration)."""
     versions = [
-        v for v in project.aws.paginate(
-            "lambda", "list_versions_by_function", "Versions",
-            resource=f"function {project.function_name}", FunctionName=project.function_name,
+        v
+        for v in project.aws.paginate(
+            "lambda",
+            "list_versions_by_function",
+            "Versions",
+            resource=f"function {project.function_name}",
+            FunctionName=project.function_name,
         )
         if v.get("Version") != "$LATEST"
     ]
@@ -148,9 +181,16 @@ def deploy(
             current = ledger.current()
             if unchanged(current, built, read_pointers(project, env)):
                 assert current is not None
-                return ReleaseResult(env, "deploy", "unchanged", built.release_id,
-                                     current.lambda_version, current.api_deployment_id,
-                                     current.e2e, current.seq)
+                return ReleaseResult(
+                    env,
+                    "deploy",
+                    "unchanged",
+                    built.release_id,
+                    current.lambda_version,
+                    current.api_deployment_id,
+                    current.e2e,
+                    current.seq,
+                )
         with EnvironmentLock(project, env, "deploy", wait=wait):
             return _deploy_locked(project, env, built, ledger, rollback_on_failure)
     finally:
@@ -185,8 +225,13 @@ def _deploy_locked(
         published = publish_site(project, env, built.release_id, manifest, built.site_zip)
     except SdeliverError as err:
         _recover(project, env, before, current)
-        ledger.append(**fields, outcome="failed", lambda_version=version,
-                      api_deployment_id=deployment, message=str(err.message))
+        ledger.append(
+            **fields,
+            outcome="failed",
+            lambda_version=version,
+            api_deployment_id=deployment,
+            message=str(err.message),
+        )
         raise
     e2e = run_e2e(project, env, manifest.get("version") or built.release_id)
     outcome, message = "succeeded", None
@@ -196,10 +241,26 @@ def _deploy_locked(
         outcome, message = "rolled-back", f"e2e failed; {env} restored to {current.release}"
     elif e2e == "failed":
         message = "e2e failed; the release stays in place"
-    entry = ledger.append(**fields, outcome=outcome, lambda_version=version,
-                          api_deployment_id=deployment, e2e=e2e, message=message)
-    return ReleaseResult(env, "deploy", outcome, built.release_id, version, deployment, e2e,
-                         entry.seq, published.to_json() if published else None, message)
+    entry = ledger.append(
+        **fields,
+        outcome=outcome,
+        lambda_version=version,
+        api_deployment_id=deployment,
+        e2e=e2e,
+        message=message,
+    )
+    return ReleaseResult(
+        env,
+        "deploy",
+        outcome,
+        built.release_id,
+        version,
+        deployment,
+        e2e,
+        entry.seq,
+        published.to_json() if published else None,
+        message,
+    )
 
 
 def _recover(project: Project, env: str, before: Pointers, current: Entry | None) -> None:

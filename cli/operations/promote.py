@@ -35,9 +35,7 @@ class Canary:
         if self.steps <= 1:
             return [100.0]
         span = 100.0 - self.percent
-        return [
-            round(self.percent + span * i / (self.steps - 1), 2) for i in range(self.steps)
-        ]
+        return [round(self.percent + span * i / (self.steps - 1), 2) for i in range(self.steps)]
 
 
 def parse_route(route: str | None, source: str | None, target: str | None) -> tuple[str, str]:
@@ -107,12 +105,22 @@ def promote(
         current = ledger.current()
         before = read_pointers(project, target)
         if (
-            current is not None and current.release == src.release
+            current is not None
+            and current.release == src.release
             and before.version == src.lambda_version
-            and before.deployment_id == src.api_deployment_id and not before.weights
+            and before.deployment_id == src.api_deployment_id
+            and not before.weights
         ):
-            return ReleaseResult(target, "promote", "unchanged", src.release, src.lambda_version,
-                                 src.api_deployment_id, current.e2e, current.seq)
+            return ReleaseResult(
+                target,
+                "promote",
+                "unchanged",
+                src.release,
+                src.lambda_version,
+                src.api_deployment_id,
+                current.e2e,
+                current.seq,
+            )
         manifest = ReleaseStore(project).require(src.release)
         fields: dict[str, Any] = {
             "action": "promote",
@@ -147,14 +155,28 @@ def promote(
             restore(project, target, before, current)
             outcome, message = "rolled-back", f"e2e failed; {target} restored to {current.release}"
         entry = ledger.append(**{**fields, "message": message}, outcome=outcome, e2e=e2e)
-        return ReleaseResult(target, "promote", outcome, src.release, src.lambda_version,
-                             src.api_deployment_id, e2e, entry.seq,
-                             published.to_json() if published else None, message)
+        return ReleaseResult(
+            target,
+            "promote",
+            outcome,
+            src.release,
+            src.lambda_version,
+            src.api_deployment_id,
+            e2e,
+            entry.seq,
+            published.to_json() if published else None,
+            message,
+        )
 
 
 def _canary(
-    project: Project, env: str, src: Entry, before: Pointers, canary: Canary,
-    ledger: Ledger, fields: dict[str, Any],
+    project: Project,
+    env: str,
+    src: Entry,
+    before: Pointers,
+    canary: Canary,
+    ledger: Ledger,
+    fields: dict[str, Any],
 ) -> ReleaseResult | None:
     """Shift traffic step by step; a failure puts all traffic back and ends the promotion."""
     assert before.version is not None and src.lambda_version is not None
@@ -163,8 +185,9 @@ def _canary(
         weights = {src.lambda_version: round(percent / 100, 4)}
         move_alias(project, env, before.version, weights=weights)
         project.progress.step(f"canary: {percent:g} % of {env} on version {src.lambda_version}")
-        entry = ledger.append(**{**fields, "action": "canary", "weights": weights},
-                              outcome="succeeded")
+        entry = ledger.append(
+            **{**fields, "action": "canary", "weights": weights}, outcome="succeeded"
+        )
         with project.progress.waiting(f"watching {env} for {canary.interval:g} s"):
             time.sleep(canary.interval)
         firing = alarms_firing(project, env)
@@ -173,13 +196,27 @@ def _canary(
         if e2e == "failed" or firing:
             reason = f"alarms {', '.join(firing)}" if firing else "e2e failed"
             move_alias(project, env, before.version)
-            message = f"canary stopped at {percent:g} %: {reason}; all traffic back on " \
-                      f"version {before.version}"
+            message = (
+                f"canary stopped at {percent:g} %: {reason}; all traffic back on "
+                f"version {before.version}"
+            )
             project.progress.warn(message)
-            done = ledger.append(**{**fields, "message": message}, outcome="rolled-back",
-                                 e2e="failed" if e2e == "failed" else "passed")
-            result = ReleaseResult(env, "promote", "rolled-back", src.release,
-                                   src.lambda_version, before.deployment_id, done.e2e, done.seq,
-                                   message=message, steps=steps)
+            done = ledger.append(
+                **{**fields, "message": message},
+                outcome="rolled-back",
+                e2e="failed" if e2e == "failed" else "passed",
+            )
+            result = ReleaseResult(
+                env,
+                "promote",
+                "rolled-back",
+                src.release,
+                src.lambda_version,
+                before.deployment_id,
+                done.e2e,
+                done.seq,
+                message=message,
+                steps=steps,
+            )
             return result
     return None

@@ -66,8 +66,12 @@ def plan_rollback(project: Project, env: str, to: str | None = None) -> Rollback
     target = choose_target(ledger, current, to)
     now = read_pointers(project, env)
     changes: list[dict[str, Any]] = [
-        {"pointer": "alias", "from": now.version, "to": target.lambda_version,
-         "weights_cleared": bool(now.weights)},
+        {
+            "pointer": "alias",
+            "from": now.version,
+            "to": target.lambda_version,
+            "weights_cleared": bool(now.weights),
+        },
         {"pointer": "stage", "from": now.deployment_id, "to": target.api_deployment_id},
         {"pointer": "site", "from": current.release, "to": target.release},
     ]
@@ -114,6 +118,15 @@ def rollback(
         e2e = run_e2e(project, env, target.release) if run_tests else "skipped"
         message = f"back to #{target.seq} from #{current.seq}"
         entry = ledger.append(**fields, outcome="succeeded", e2e=e2e, message=message)
-        return ReleaseResult(env, "rollback", "succeeded", target.release,
-                             target.lambda_version, target.api_deployment_id, e2e, entry.seq,
-                             published.to_json() if published else None, message)
+        return ReleaseResult(
+            env,
+            "rollback",
+            "succeeded",
+            target.release,
+            target.lambda_version,
+            target.api_deployment_id,
+            e2e,
+            entry.seq,
+            published.to_json() if published else None,
+            message,
+        )

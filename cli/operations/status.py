@@ -46,8 +46,14 @@ def environment_status(project: Project, env: str) -> dict[str, Any]:
             source_revision=entry.source_revision,
         )
     if last is not None and last is not entry:
-        doc["last"] = {"seq": last.seq, "action": last.action, "outcome": last.outcome,
-                       "e2e": last.e2e, "when": last.when, "message": last.message}
+        doc["last"] = {
+            "seq": last.seq,
+            "action": last.action,
+            "outcome": last.outcome,
+            "e2e": last.e2e,
+            "when": last.when,
+            "message": last.message,
+        }
     return doc
 
 
@@ -59,7 +65,7 @@ def status(project: Project) -> dict[str, Any]:
     return {
         "app": project.app,
         "region": project.region,
-        "environments": dict(zip(envs, found)),
+        "environments": dict(zip(envs, found, strict=False)),
     }
 
 

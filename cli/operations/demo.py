@@ -1,0 +1,241 @@
+"""The demo: the whole delivery story on this machine, narrated and checked.
+
+In a temporary directory it scaffolds the sample app and, against an in-process emulator
+and local gateway: init, deploy to test (e2e over real HTTP), promote test->prod, change the
+app, deploy and promote again, roll prod back — checking after each step what the gateway
+serves and what the ledger says. It passes only if every check held.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import SdeliverError
+from ..progress import Progress
+
+APP = "demo-app"
+
+
+@dataclass
+class Check:
+    step: str
+    what: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class DemoReport:
+    directory: str
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "directory": self.directory,
+            "checks": [c.__dict__ for c in self.checks],
+        }
+
+
+def fetch_json(url: str) -> Any:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - loopback
+            return json.load(response)
+    except (urllib.error.URLError, ValueError, OSError) as err:
+        return {"error": str(err)}
+
+
+def scaffold_app(target: Path) -> None:
+    """The sample app, its e2e run by this very interpreter (pytest need not be installed)."""
+    from ..commands.new import scaffold, templates
+
+    scaffold(templates().joinpath("python-api"), target, APP)
+    config = target / "sdeliver.yaml"
+    e2e = f"{shlex.quote(sys.executable)} tests/e2e/test_app.py"
+    config.write_text(
+        config.read_text().replace("python -m pytest tests/e2e -q", e2e), encoding="utf-8"
+    )
+
+
+def set_version(target: Path, version: str) -> None:
+    handler = target / "app" / "app.py"
+    lines = [
+        f'VERSION = "{version}"' if line.startswith("VERSION = ") else line
+        for line in handler.read_text().splitlines()
+    ]
+    handler.write_text("\n".join(lines) + "\n")
+
+
+def run_demo(
+    progress: Progress,
+    *,
+    directory: Path | None = None,
+    show: Callable[[str, Any], None] | None = None,
+    prepare: Callable[[Path], None] | None = None,
+) -> DemoReport:
+    """Run the story; `show(kind, data)` renders status and history between steps."""
+    from ..aws import Aws
+    from ..config import load_config
+    from ..local.emulator import (
+        register_gateway,
+        start_emulator,
+        start_gateway,
+        use_dummy_credentials,
+    )
+    from ..project import Project
+    from . import deploy as deploy_op
+    from . import promote as promote_op
+    from . import reconcile
+    from . import rollback as rollback_op
+    from .status import history, status
+
+    workdir = directory or Path(tempfile.mkdtemp(prefix="sdeliver-demo-"))
+    target = workdir / APP
+    report = DemoReport(str(target))
+    scaffold_app(target)
+    if prepare is not None:
+        prepare(target)
+    restore_env = use_dummy_credentials()
+    emulator = start_emulator()
+    config = load_config(target / "sdeliver.yaml")
+    gateway = start_gateway(emulator.endpoint, lambda: config)
+    unregister = register_gateway(emulator.endpoint, gateway.url)
+
+    def check(step: str, what: str, ok: bool, detail: str = "") -> None:
+        report.checks.append(Check(step, what, ok, detail))
+        mark = "ok  " if ok else "FAIL"
+        progress.detail(f"[{mark}] {what}" + (f" ({detail})" if detail and not ok else ""))
+        if not ok:
+            progress.warn(f"check failed: {what}: {detail}")
+
+    def project() -> Project:
+        fresh = load_config(target / "sdeliver.yaml")
+        aws = Aws(region=fresh.region, endpoint_url=emulator.endpoint, log=progress.detail)
+        return Project(config=fresh, aws=aws, progress=progress)
+
+    def served(env: str) -> Any:
+        return fetch_json(f"{gateway.url}/{env}/api/hello")
+
+    def site_config(env: str) -> Any:
+        return fetch_json(f"{gateway.url}/{env}/site/config.json")
+
+    def after(step: str, p: Project, envs: tuple[str, ...] = ("test", "prod")) -> None:
+        if show is not None:
+            show("status", status(p))
+            for env in envs:
+                show("history", {"env": env, "entries": history(p, env, 5)})
+
+    try:
+        progress.step(f"1/6 init: provision {APP} in the emulator ({emulator.endpoint})")
+        p = project()
+        plan = reconcile.plan(p)
+        reconcile.apply(p, plan)
+        check("init", "init creates every declared resource", bool(plan.pending))
+        check("init", "a second init changes nothing", reconcile.plan(project()).converged)
+
+        progress.step("2/6 deploy test: build, publish, run e2e against the local gateway")
+        first = deploy_op.deploy(p := project(), "test")
+        check(
+            "deploy",
+            "deploy to test succeeds with e2e passing",
+            first.ok,
+            f"{first.outcome}, e2e {first.e2e}",
+        )
+        check(
+            "deploy", "test serves v1", served("test").get("version") == "v1", str(served("test"))
+        )
+        after("deploy", p, ("test",))
+
+        progress.step("3/6 promote test->prod: the same version, deployment and site")
+        promoted = promote_op.promote(p := project(), "test", "prod")
+        check("promote", "promote succeeds", promoted.ok, promoted.outcome)
+        check(
+            "promote",
+            "prod runs the release test runs",
+            promoted.release == first.release and promoted.version == first.version,
+        )
+        check(
+            "promote", "prod serves v1", served("prod").get("version") == "v1", str(served("prod"))
+        )
+        check(
+            "promote",
+            "prod's config.json names prod and the release",
+            site_config("prod").get("env") == "prod"
+            and site_config("prod").get("release") == first.release,
+            str(site_config("prod")),
+        )
+        after("promote", p)
+
+        progress.step("4/6 change the app to v2 and deploy test")
+        set_version(target, "v2")
+        second = deploy_op.deploy(p := project(), "test")
+        check("deploy v2", "deploy of v2 succeeds", second.ok, second.outcome)
+        check(
+            "deploy v2",
+            "test serves v2",
+            served("test").get("version") == "v2",
+            str(served("test")),
+        )
+        check(
+            "deploy v2",
+            "prod still serves v1",
+            served("prod").get("version") == "v1",
+            str(served("prod")),
+        )
+        unchanged = deploy_op.deploy(p := project(), "test")
+        check(
+            "deploy v2",
+            "deploying the same sources again changes nothing",
+            unchanged.outcome == "unchanged",
+            unchanged.outcome,
+        )
+
+        progress.step("5/6 promote test->prod again")
+        again = promote_op.promote(p := project(), "test", "prod")
+        check("promote v2", "promote of v2 succeeds", again.ok, again.outcome)
+        check(
+            "promote v2",
+            "prod serves v2",
+            served("prod").get("version") == "v2",
+            str(served("prod")),
+        )
+        after("promote v2", p)
+
+        progress.step("6/6 rollback prod: back to the previous release, as the ledger says")
+        back = rollback_op.rollback(p := project(), "prod")
+        check("rollback", "rollback succeeds", back.ok, back.outcome)
+        check(
+            "rollback",
+            "prod serves v1 again",
+            served("prod").get("version") == "v1",
+            str(served("prod")),
+        )
+        check(
+            "rollback",
+            "prod's config.json is v1's release again",
+            site_config("prod").get("release") == first.release,
+            str(site_config("prod")),
+        )
+        check("rollback", "test still serves v2", served("test").get("version") == "v2")
+        after("rollback", p)
+    except SdeliverError as err:
+        check("demo", "every step ran", False, err.message)
+    finally:
+        unregister()
+        gateway.stop()
+        emulator.stop()
+        restore_env()
+    return report
