@@ -118,6 +118,14 @@ def test_local_serve_answers_on_both_ports_and_creates_the_hosted_zone(served):
     assert set(fetch_json(served.gateway + "/")["environments"]) == {"test", "prod"}
 
 
+def test_local_commands_use_the_running_server(served, sdeliver):
+    result = sdeliver("--local", "init", "--yes", cwd=served.state.parent.parent)
+    assert result.code == 0, result.output
+    assert "no 'sdeliver local serve'" not in result.output
+    s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=served.endpoint)
+    assert any(b["Name"].endswith("-artifacts-123456789012") for b in s3.list_buckets()["Buckets"])
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_local_serve_without_a_config_stops_cleanly_on_a_signal(tmp_path, sig):
     served = start_serve(tmp_path)
