@@ -60,6 +60,7 @@ NOT_FOUND = {
     "ServerSideEncryptionConfigurationNotFoundError",
     "NoSuchTagSet",
     "PipelineNotFoundException",
+    "NotFoundException",  # API Gateway
 }
 
 # Eventual consistency, retried with jitter on top of botocore's own retries.
@@ -319,6 +320,12 @@ class Aws:
             )
         if isinstance(err, botocore.exceptions.ClientError):
             code, message = _code(err), _message(err)
+            if code in ("403", "Forbidden") and operation == "head_bucket":
+                return AwsError(
+                    f"{what}: the bucket exists and belongs to another AWS account",
+                    code="BucketAlreadyExists",
+                    hint="choose another name (artifacts.bucket, or the environment's domain)",
+                )
             if code in ACCESS_DENIED:
                 return AwsError(
                     f"access denied: {what}: {message or code}",
