@@ -322,7 +322,8 @@ class Aws:
             code, message = _code(err), _message(err)
             if code in ("403", "Forbidden") and operation == "head_bucket":
                 return AwsError(
-                    f"{what}: the bucket exists and belongs to another AWS account",
+                    f"{what}: the bucket exists but is not ours: another AWS account owns it "
+                    "(or these credentials may not read it)",
                     code="BucketAlreadyExists",
                     hint="choose another name (artifacts.bucket, or the environment's domain)",
                 )
