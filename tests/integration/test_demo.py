@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from sdeliver.operations.demo import run_demo
 from sdeliver.progress import Silent
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from botocore.stub import Stubber
-
 from sdeliver.errors import OperationFailed
 from sdeliver.operations.environment import move_alias
 
