@@ -48,7 +48,6 @@ def _free_port() -> int:
 def moto_server() -> Iterator[str]:
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
     from moto.server import ThreadedMotoServer
-
     from sdeliver.local.emulator import _ignore_policy_conditions
 
     _ignore_policy_conditions()  # as `sdeliver local serve` does: see its docstring
