@@ -47,7 +47,8 @@ class Globals:
 
             config = config or self.config()
             endpoint = self.endpoint_url or os.environ.get("SDELIVER_ENDPOINT_URL") or None
-            if self.local:
+            if self.local or (endpoint and _is_local_serve(endpoint, config)):
+                # The emulator gets dummy credentials: a real profile never goes near it.
                 from .local.emulator import local_endpoint
 
                 endpoint = local_endpoint(self, config)
@@ -68,6 +69,14 @@ class Globals:
             info(self._project.aws.stats.summary())
         while self._cleanups:
             self._cleanups.pop()()
+
+
+def _is_local_serve(endpoint: str, config: Config) -> bool:
+    """Whether the endpoint is this project's running `sdeliver local serve`."""
+    from .local.emulator import running_server
+
+    running = running_server(config.project_dir)
+    return running is not None and str(running["endpoint"]).rstrip("/") == endpoint.rstrip("/")
 
 
 def state(ctx: typer.Context) -> Globals:

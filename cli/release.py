@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,9 @@ class Build:
             "site_digest": self.site_digest,
             "site_config": self.site_config,
             "source_revision": self.source_revision,
+            # config.json's "version": the commit, else when this release was first built
+            "version": self.source_revision
+            or datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S"),
         }
 
     def close(self) -> None:
