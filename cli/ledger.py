@@ -69,6 +69,12 @@ def is_conflict(err: BaseException) -> bool:
     return error_code(err) in CONFLICT_CODES
 
 
+RELEASE_FIELDS = {
+    "release", "lambda_version", "code_sha256", "api_deployment_id", "api_definition_sha256",
+    "site_digest", "site_artifact", "source_revision",
+}
+
+
 class Entry(BaseModel):
     """One pointer move. Unknown keys in stored entries are ignored (newer sdeliver)."""
 
@@ -97,6 +103,10 @@ class Entry(BaseModel):
     def live(self) -> bool:
         """Whether the environment served this entry's release right after it."""
         return self.outcome == "succeeded" and self.action != "canary"
+
+    def release_fields(self) -> dict[str, Any]:
+        """What a promote or rollback to this entry's release records again: its pointers."""
+        return self.model_dump(include=RELEASE_FIELDS)
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=2) + "\n"

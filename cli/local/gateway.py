@@ -32,7 +32,17 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..errors import AwsError
 from .emulator import HOST
-from .proxy import Request, Response, match_route, proxy_event, proxy_response, weighted_version
+from .proxy import (
+    Request,
+    Response,
+    bad_gateway,
+    forbidden,
+    internal_error,
+    match_route,
+    proxy_event,
+    proxy_response,
+    weighted_version,
+)
 from .runner import CodeCache, run_handler
 
 if TYPE_CHECKING:
@@ -45,18 +55,6 @@ log = logging.getLogger("sdeliver.gateway")
 # API Gateway gives up on an integration after 29 seconds, whatever the function's timeout.
 INTEGRATION_TIMEOUT = 29
 MISSING_CODES = {"NotFoundException", "ResourceNotFoundException", "NoSuchKey", "NoSuchBucket"}
-
-
-def forbidden() -> Response:
-    return Response.message(403, "Missing Authentication Token")
-
-
-def internal_error() -> Response:
-    return Response.message(500, "Internal server error")
-
-
-def bad_gateway() -> Response:
-    return Response.message(502, "Internal server error")
 
 
 class Gateway:

@@ -123,15 +123,8 @@ def promote(
             )
         manifest = ReleaseStore(project).require(src.release)
         fields: dict[str, Any] = {
+            **src.release_fields(),
             "action": "promote",
-            "release": src.release,
-            "lambda_version": src.lambda_version,
-            "code_sha256": src.code_sha256,
-            "api_deployment_id": src.api_deployment_id,
-            "api_definition_sha256": src.api_definition_sha256,
-            "site_digest": src.site_digest,
-            "site_artifact": src.site_artifact,
-            "source_revision": src.source_revision,
             "replaces": current.seq if current else None,
             "message": f"from {source} (ledger #{src.seq})",
         }

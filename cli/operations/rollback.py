@@ -96,15 +96,8 @@ def rollback(
         before = read_pointers(project, env)
         ledger = Ledger(project, env)
         fields: dict[str, Any] = {
+            **target.release_fields(),
             "action": "rollback",
-            "release": target.release,
-            "lambda_version": target.lambda_version,
-            "code_sha256": target.code_sha256,
-            "api_deployment_id": target.api_deployment_id,
-            "api_definition_sha256": target.api_definition_sha256,
-            "site_digest": target.site_digest,
-            "site_artifact": target.site_artifact,
-            "source_revision": target.source_revision,
             "replaces": current.seq,
         }
         try:
