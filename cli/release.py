@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import tempfile
-from datetime import datetime, timezone
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
