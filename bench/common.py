@@ -8,6 +8,7 @@ the server is plain HTTP on loopback). Nothing here reaches beyond 127.0.0.1.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -36,6 +37,27 @@ RESULTS_DIR = Path(os.environ.get("SDELIVER_BENCH_OUT", tempfile.gettempdir())) 
 WRITE_EXCEPTIONS = ("Get", "List", "Describe", "Head", "Lookup", "Search", "Test", "Select")
 
 
+def _this_checkout() -> Path:
+    """A directory whose `sdeliver` package is this checkout's cli/ (and config/).
+
+    Put first on PYTHONPATH, so the figures are of this tree's code even when the
+    installed (editable) sdeliver points at another checkout.
+    """
+    path = Path(tempfile.mkdtemp(prefix="sdeliver-bench-src-"))
+    package = path / "sdeliver"
+    package.mkdir()
+    for item in (ROOT / "cli").iterdir():
+        if item.name != "__pycache__":
+            (package / item.name).symlink_to(item)
+    (package / "defaults").symlink_to(ROOT / "config")
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
+SOURCE = _this_checkout()
+sys.path.insert(0, str(SOURCE))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -57,6 +79,9 @@ def clean_env(**extra: str) -> dict[str, str]:
         AWS_SHARED_CREDENTIALS_FILE="/nonexistent/aws-credentials",
         AWS_EC2_METADATA_DISABLED="true",
         SDELIVER_RETRY_MAX_SECONDS="10",
+    )
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(SOURCE), os.environ.get("PYTHONPATH", "")) if p
     )
     env.update(extra)
     return env
@@ -171,9 +196,16 @@ def sdeliver(*args: str) -> list[str]:
     return [PYTHON, "-m", "sdeliver", *args]
 
 
+def script(name: str) -> str | None:
+    """A console script of this interpreter (not a version manager's shim, which would add
+    its own start-up time to both sides), else whatever PATH finds."""
+    beside = Path(PYTHON).parent / name
+    return str(beside) if beside.exists() else shutil.which(name)
+
+
 def sdeliver_bin() -> list[str]:
     """The installed console script, as a user runs it (falls back to python -m)."""
-    found = shutil.which("sdeliver")
+    found = script("sdeliver")
     return [found] if found else sdeliver()
 
 
@@ -296,10 +328,10 @@ def save(name: str, data: dict[str, Any]) -> None:
 
 def require_aws_cli() -> list[str]:
     """The awscli (not a project dependency): installed with pip when missing."""
-    found = shutil.which("aws")
+    found = script("aws")
     if found is None:
         run([PYTHON, "-m", "pip", "install", "--quiet", "awscli"], timeout=600)
-        found = shutil.which("aws")
+        found = script("aws")
     if found is None:
         raise RuntimeError("awscli could not be installed (python -m pip install awscli)")
     return [found]
