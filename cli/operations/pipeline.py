@@ -1,0 +1,470 @@
+"""The pipeline's actions as operations, shared by the worker (in Lambda) and `pipeline run`.
+
+The CLI's `deploy` does a release in one call; the pipeline splits it into actions that
+CodePipeline runs one by one, each in a fresh invocation with only its input artifact:
+
+- Dependencies       run `build.commands` in the source tree (the output is that tree)
+- BuildAndPackage    package function, API definition and site as a release, store it,
+                     and write its id into the tree (`.sdeliver/release.json`)
+- DeployApp          publish the release's function version and move the alias
+- DeployAPI          apply its API definition and deploy the environment's stage
+- DeploySite         publish its site (config.json last)
+- EndToEnd           run the environment's e2e and write the ledger entry, as deploy does
+
+Each release step holds the environment's lease; a failed step puts the environment back on
+its current release and records a "failed" entry, as deploy does. The pieces are the ones
+`deploy` uses (`release.build`, `ReleaseStore`, `publish_function`, `deploy_api`, ...).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..aws import Aws
+from ..config import DEFAULT_CONFIG_NAME, Build, load_config
+from ..errors import OperationFailed, SdeliverError, UsageError
+from ..ledger import Ledger
+from ..lock import EnvironmentLock
+from ..openapi import Definition
+from ..progress import Progress
+from ..project import Project
+from ..release import Build as Release
+from ..release import ReleaseStore, build, run_build_commands
+from ..shell import source_revision
+from .environment import Pointers, move_alias, publish_site, read_pointers, run_e2e
+from .result import ReleaseResult
+
+RELEASE_FILE = ".sdeliver/release.json"
+
+
+class FunctionBusy(OperationFailed):
+    """The function is still applying an earlier update: try the step again later."""
+
+
+@dataclass
+class ActionResult:
+    action: str  # as in UserParameters: deploy-app, ...
+    env: str | None
+    summary: str
+    release: str | None = None
+    ok: bool = True
+    result: ReleaseResult | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "action": self.action,
+            "env": self.env,
+            "ok": self.ok,
+            "summary": self.summary,
+            "release": self.release,
+        }
+        if self.result is not None:
+            doc["result"] = self.result.to_json()
+        return doc
+
+
+def project_at(directory: Path, aws: Aws, progress: Progress) -> Project:
+    """The project as declared in a source tree (an artifact)."""
+    path = directory / DEFAULT_CONFIG_NAME
+    if not path.is_file():
+        raise OperationFailed(f"the source has no {DEFAULT_CONFIG_NAME} at its root ({directory})")
+    return Project(config=load_config(path), aws=aws, progress=progress)
+
+
+# -- Commit ------------------------------------------------------------------------------
+
+
+def dependencies(project: Project) -> ActionResult:
+    run_build_commands(project)
+    count = len(project.config.build.commands)
+    return ActionResult("dependencies", None, f"ran {count} build command(s)")
+
+
+def build_and_package(project: Project, *, revision: str | None = None) -> ActionResult:
+    """Package and store the release (build.commands ran in Dependencies, not again)."""
+    packaging = Project(
+        config=project.config.model_copy(update={"build": Build()}),
+        aws=project.aws,
+        progress=project.progress,
+        facts=project.facts,
+    )
+    built = build(packaging)
+    try:
+        built.source_revision = revision or built.source_revision
+        store = ReleaseStore(project)
+        stored = store.store(built)
+        marker = project.config.project_dir / RELEASE_FILE
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(json.dumps(built.manifest(), indent=2, sort_keys=True) + "\n")
+    finally:
+        built.close()
+    how = "stored" if stored else "already stored"
+    return ActionResult(
+        "build-and-package", None, f"release {built.release_id} {how}", built.release_id
+    )
+
+
+def release_in(project: Project) -> str:
+    """The release id BuildAndPackage wrote into the tree."""
+    marker = project.config.project_dir / RELEASE_FILE
+    try:
+        return str(json.loads(marker.read_text())["release"])
+    except (OSError, ValueError, KeyError, TypeError):
+        raise OperationFailed(
+            f"the input artifact has no {RELEASE_FILE}",
+            hint="deploy actions take BuildAndPackage's output artifact (BuildOutput)",
+        ) from None
+
+
+# -- Acceptance / Production ---------------------------------------------------------------
+
+
+def stored_release(project: Project, release_id: str) -> tuple[Release, dict[str, Any]]:
+    """A stored release as a `Build` the deploy pieces take (no function bytes needed)."""
+    store = ReleaseStore(project)
+    manifest = store.require(release_id)
+    body = store.read(release_id, "openapi.json")
+    definition = Definition(json.loads(body), body, hashlib.sha256(body).hexdigest())
+    return (
+        Release(
+            release_id=release_id,
+            function_zip=b"",
+            code_sha256=manifest["code_sha256"],
+            definition=definition,
+            site_zip=None,
+            site_digest=manifest.get("site_digest"),
+            site_config=manifest.get("site_config") or {},
+            source_revision=manifest.get("source_revision"),
+            workdir=tempfile.TemporaryDirectory(prefix="sdeliver-"),
+        ),
+        manifest,
+    )
+
+
+def _entry_fields(project: Project, release: Release) -> dict[str, Any]:
+    store = ReleaseStore(project)
+    return {
+        "action": "deploy",
+        "release": release.release_id,
+        "code_sha256": release.code_sha256,
+        "api_definition_sha256": release.definition.sha256,
+        "site_digest": release.site_digest,
+        "site_artifact": store.key(release.release_id, "site.zip") if release.site_digest else None,
+        "source_revision": release.source_revision,
+    }
+
+
+@contextlib.contextmanager
+def releasing(
+    project: Project, env: str, release_id: str, step: str
+) -> Iterator[tuple[Release, dict[str, Any], Ledger]]:
+    """Hold the environment's lease; on failure put the environment back on its current
+    release and record the failed attempt, as `deploy` does."""
+    project.config.env(env)
+    release, manifest = stored_release(project, release_id)
+    ledger = Ledger(project, env)
+    try:
+        with EnvironmentLock(project, env, f"pipeline {step}"):
+            try:
+                yield release, manifest, ledger
+            except FunctionBusy:
+                raise  # nothing moved yet: the step runs again later
+            except SdeliverError as err:
+                current = ledger.current()
+                if current is not None:
+                    _put_back(project, env, current)
+                ledger.append(
+                    **_entry_fields(project, release),
+                    outcome="failed",
+                    replaces=current.seq if current else None,
+                    message=f"{step}: {err.message}",
+                )
+                raise
+    finally:
+        release.close()
+
+
+def _put_back(project: Project, env: str, current: Any) -> None:
+    from .deploy import restore
+
+    before = Pointers(version=current.lambda_version, deployment_id=current.api_deployment_id)
+    try:
+        restore(project, env, before, current)
+    except SdeliverError as err:
+        project.progress.warn(f"could not put {env} back on {current.release}: {err.message}")
+
+
+def deploy_app(project: Project, env: str, release_id: str, *, wait: bool = True) -> ActionResult:
+    """Publish the release's function version and point the environment's alias at it.
+
+    wait=False (the worker): when the function is still busy with an earlier update, raise
+    FunctionBusy at once instead of spending the invocation waiting.
+    """
+    from ..resources import function
+    from .deploy import publish_function
+
+    with releasing(project, env, release_id, "DeployApp") as (release, _, _ledger):
+        if not wait:
+            found = function.read_function(project) or {}
+            if found.get("LastUpdateStatus") == "InProgress" or found.get("State") == "Pending":
+                raise FunctionBusy(f"function {project.function_name} is still being updated")
+        version = publish_function(project, release, ReleaseStore(project))
+        before = read_pointers(project, env)
+        move_alias(project, env, version, revision_id=before.alias_revision)
+    return ActionResult("deploy-app", env, f"alias {env} → version {version}", release_id)
+
+
+def deploy_api(project: Project, env: str, release_id: str) -> ActionResult:
+    from .deploy import deploy_api as deploy_stage
+
+    with releasing(project, env, release_id, "DeployAPI") as (release, _, _ledger):
+        deployment = deploy_stage(project, env, release)
+    return ActionResult("deploy-api", env, f"stage {env} → deployment {deployment}", release_id)
+
+
+def deploy_site(project: Project, env: str, release_id: str) -> ActionResult:
+    with releasing(project, env, release_id, "DeploySite") as (_, manifest, _ledger):
+        published = publish_site(project, env, release_id, manifest)
+    if published is None:
+        return ActionResult("deploy-site", env, "no site to publish", release_id)
+    summary = f"site {env}: {published.uploaded} uploaded, {published.deleted} deleted"
+    return ActionResult("deploy-site", env, summary, release_id)
+
+
+def end_to_end(
+    project: Project, env: str, release_id: str, *, rollback_on_failure: bool = True
+) -> ActionResult:
+    """Run e2e against what the environment serves and record the release, as deploy does."""
+    with releasing(project, env, release_id, "EndToEnd") as (release, manifest, ledger):
+        current = ledger.current()
+        now = read_pointers(project, env)
+        e2e = run_e2e(project, env, manifest.get("version") or release_id)
+        outcome, message = "succeeded", None
+        if e2e == "failed" and rollback_on_failure and current is not None:
+            project.progress.warn(f"e2e failed: putting {env} back on release {current.release}")
+            _put_back(project, env, current)
+            outcome, message = "rolled-back", f"e2e failed; {env} restored to {current.release}"
+        elif e2e == "failed":
+            message = "e2e failed; the release stays in place"
+        entry = ledger.append(
+            **_entry_fields(project, release),
+            outcome=outcome,
+            replaces=current.seq if current else None,
+            lambda_version=now.version,
+            api_deployment_id=now.deployment_id,
+            e2e=e2e,
+            message=message,
+        )
+    result = ReleaseResult(
+        env, "deploy", outcome, release_id, now.version, now.deployment_id, e2e, entry.seq,
+        message=message,
+    )
+    return ActionResult("end-to-end", env, result.summary(), release_id, result.ok, result)
+
+
+def run_action(
+    project: Project,
+    action: str,
+    env: str | None,
+    *,
+    revision: str | None = None,
+    wait: bool = True,
+) -> ActionResult:
+    """One action, by its UserParameters name, on the project the input artifact holds."""
+    if action == "dependencies":
+        return dependencies(project)
+    if action == "build-and-package":
+        return build_and_package(project, revision=revision)
+    if env is None:
+        raise UsageError(f"action {action} needs an environment")
+    release_id = release_in(project)
+    if action == "deploy-app":
+        return deploy_app(project, env, release_id, wait=wait)
+    if action == "deploy-api":
+        return deploy_api(project, env, release_id)
+    if action == "deploy-site":
+        return deploy_site(project, env, release_id)
+    if action == "end-to-end":
+        return end_to_end(project, env, release_id)
+    raise UsageError(f"unknown pipeline action {action!r}")
+
+
+# -- the pipeline in AWS ---------------------------------------------------------------------
+
+
+def pipeline_name(project: Project) -> str:
+    if project.config.pipeline is None:
+        raise UsageError(
+            f"{project.config.path.name} declares no pipeline",
+            hint="add a pipeline: section (see config/sdeliver.example.yaml)",
+        )
+    assert project.config.pipeline.name is not None  # filled by the config's defaults
+    return project.config.pipeline.name
+
+
+def status(project: Project) -> dict[str, Any]:
+    """Each stage and action with its latest status, revision and time."""
+    name = pipeline_name(project)
+    found = project.aws.call(
+        "codepipeline", "get_pipeline_state", resource=f"pipeline {name}", missing=True,
+        name=name,
+    )
+    if found is None:
+        raise OperationFailed(
+            f"pipeline {name} does not exist", hint="run 'sdeliver init' (or reconcile) first"
+        )
+    stages = []
+    for stage in found.get("stageStates") or []:
+        actions = []
+        for action in stage.get("actionStates") or []:
+            latest = action.get("latestExecution") or {}
+            changed = latest.get("lastStatusChange")
+            actions.append(
+                {
+                    "name": action.get("actionName"),
+                    "status": latest.get("status"),
+                    "revision": (action.get("currentRevision") or {}).get("revisionId"),
+                    "time": str(changed) if changed is not None else None,
+                    "summary": latest.get("summary"),
+                    "message": (latest.get("errorDetails") or {}).get("message"),
+                }
+            )
+        stages.append(
+            {
+                "name": stage.get("stageName"),
+                "status": (stage.get("latestExecution") or {}).get("status"),
+                "actions": actions,
+            }
+        )
+    return {"pipeline": name, "version": found.get("pipelineVersion"), "stages": stages}
+
+
+def start(project: Project) -> str:
+    name = pipeline_name(project)
+    started = project.aws.call(
+        "codepipeline", "start_pipeline_execution", resource=f"pipeline {name}", name=name
+    )
+    return str(started["pipelineExecutionId"])
+
+
+def show(project: Project) -> dict[str, Any]:
+    """The pipeline sdeliver would create (the data reconcile compares; tokens masked)."""
+    from ..resources import pipeline
+
+    pipeline_name(project)
+    return pipeline.declaration(project)
+
+
+# -- on this machine ---------------------------------------------------------------------------
+
+
+@dataclass
+class StageRun:
+    name: str
+    actions: list[ActionResult] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "actions": [a.to_json() for a in self.actions]}
+
+
+@dataclass
+class PipelineRun:
+    source: str
+    revision: str | None
+    stages: list[StageRun] = field(default_factory=list)
+    release: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return all(a.ok for s in self.stages for a in s.actions)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "source": self.source,
+            "revision": self.revision,
+            "release": self.release,
+            "stages": [s.to_json() for s in self.stages],
+        }
+
+
+def checkout(project: Project, source: Path | None, target: Path) -> tuple[str, str | None]:
+    """Copy the source into `target`: the given directory, else the project's committed
+    git checkout (what a push sends), else the project directory as it is."""
+    if source is None:
+        directory = project.config.project_dir.resolve()
+        revision = source_revision(directory)
+        if revision is not None and _git_archive(directory, target):
+            return f"git checkout {directory} (HEAD)", revision
+    else:
+        directory = source.resolve()
+        if not (directory / DEFAULT_CONFIG_NAME).is_file():
+            raise UsageError(f"--source {source}: no {DEFAULT_CONFIG_NAME} in that directory")
+        revision = source_revision(directory)
+    shutil.copytree(directory, target, symlinks=True, ignore=shutil.ignore_patterns(".git"))
+    return str(directory), revision
+
+
+def _git_archive(directory: Path, target: Path) -> bool:
+    archive = target.with_name("source.tar")
+    with archive.open("wb") as out:
+        done = subprocess.run(
+            ["git", "archive", "--format=tar", "HEAD"],  # noqa: S607
+            cwd=directory, stdout=out, stderr=subprocess.DEVNULL, check=False, timeout=120,
+        )
+    if done.returncode != 0:
+        return False
+    if not hasattr(tarfile, "data_filter"):  # Python before 3.10.12 / 3.11.4
+        return False
+    with tarfile.open(archive) as tar:
+        tar.extractall(target, filter="data")  # refuses absolute paths, .., outside links
+    return (target / DEFAULT_CONFIG_NAME).is_file()
+
+
+def run_locally(
+    project: Project,
+    source: Path | None = None,
+    *,
+    approve: Callable[[str], bool] = lambda _stage: True,
+) -> PipelineRun:
+    """Every stage of the declared pipeline, in order, through the same actions."""
+    from ..resources import pipeline as resource
+
+    pipeline_name(project)
+    with tempfile.TemporaryDirectory(prefix="sdeliver-pipeline-") as tmp:
+        tree = Path(tmp) / "source"
+        described, revision = checkout(project, source, tree)
+        run = PipelineRun(described, revision)
+        project.progress.step(f"Source: {described}" + (f" at {revision[:12]}" if revision else ""))
+        local = project_at(tree, project.aws, project.progress)
+        for stage in resource.declaration(local)["stages"][1:]:
+            ran = StageRun(stage["name"])
+            run.stages.append(ran)
+            project.progress.step(f"Stage {stage['name']}")
+            for action in sorted(stage["actions"], key=lambda a: a["runOrder"]):
+                if action["actionTypeId"]["category"] == "Approval":
+                    if not approve(stage["name"]):
+                        raise OperationFailed(f"{stage['name']} was not approved: stopped here")
+                    ran.actions.append(ActionResult("approval", None, "approved"))
+                    continue
+                params = resource.user_parameters(action)
+                project.progress.step(f"  {action['name']} ({params.get('env') or 'build'})")
+                result = run_action(
+                    local, params["action"], params.get("env"), revision=revision
+                )
+                ran.actions.append(result)
+                run.release = result.release or run.release
+                project.progress.detail(f"  {action['name']}: {result.summary}")
+                if not result.ok:
+                    return run
+        return run

@@ -1,0 +1,391 @@
+"""The delivery pipeline: CodePipeline, declared from sdeliver.yaml and diffed stage by stage.
+
+Source → Commit (Dependencies, BuildAndPackage) → Acceptance (DeployApp, DeployAPI,
+DeploySite, EndToEnd against the first environment) → Production (the same against the
+next; a manual Approval first when `pipeline.approval`) → one stage per further
+environment. Every action but Source and Approval invokes the sdeliver worker function
+with a query string of UserParameters. Artifacts live in the artifact bucket.
+
+A GitHub OAuth token is read from SSM or Secrets Manager only when the pipeline is written;
+AWS shows it as "****", and so does the plan.
+"""
+
+from __future__ import annotations
+
+import copy
+import urllib.parse
+from typing import Any
+
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+
+from ..errors import AwsError, OperationFailed
+from ..plan import Change, FieldChange
+from ..project import TAG_APP, Project
+from . import iam
+
+KIND = "codepipeline"
+MASKED = "****"
+ACTION_KEYS = ("name", "actionTypeId", "runOrder", "configuration", "inputArtifacts",
+               "outputArtifacts")
+PIPELINE_KEYS = ("roleArn", "artifactStore", "stages", "pipelineType", "executionMode")
+MAX_ATTEMPTS = {"end-to-end": 3}  # e2e is not resumable; other steps wait for locks
+DEFAULT_MAX_ATTEMPTS = 10
+
+
+def role_name(project: Project) -> str:
+    return f"{project.app}-pipeline"[:64]
+
+
+def worker_role_name(project: Project) -> str:
+    return f"{project.app}-pipeline-worker"[:64]
+
+
+def worker_name(project: Project) -> str:
+    return f"{project.app}-pipeline-worker"[:64]
+
+
+def name(project: Project) -> str:
+    assert project.config.pipeline is not None and project.config.pipeline.name is not None
+    return project.config.pipeline.name
+
+
+def _type(category: str, owner: str, provider: str) -> dict[str, str]:
+    return {"category": category, "owner": owner, "provider": provider, "version": "1"}
+
+
+def _action(
+    name: str,
+    type_id: dict[str, str],
+    run_order: int,
+    configuration: dict[str, str],
+    inputs: list[str] = (),  # type: ignore[assignment]
+    outputs: list[str] = (),  # type: ignore[assignment]
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "actionTypeId": type_id,
+        "runOrder": run_order,
+        "configuration": configuration,
+        "inputArtifacts": [{"name": n} for n in inputs],
+        "outputArtifacts": [{"name": n} for n in outputs],
+    }
+
+
+def _invoke(project: Project, name: str, run_order: int, action: str, env: str | None,
+            inputs: list[str], outputs: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+    params = {"action": action, **({"env": env} if env else {}),
+              "maxAttempts": str(MAX_ATTEMPTS.get(action, DEFAULT_MAX_ATTEMPTS))}
+    return _action(
+        name, _type("Invoke", "AWS", "Lambda"), run_order,
+        {"FunctionName": worker_name(project), "UserParameters": urllib.parse.urlencode(params)},
+        inputs, outputs,
+    )
+
+
+def user_parameters(action: dict[str, Any]) -> dict[str, str]:
+    text = action["configuration"].get("UserParameters", "")
+    return {k: v[-1] for k, v in urllib.parse.parse_qs(text).items()}
+
+
+def source_action(project: Project) -> dict[str, Any]:
+    assert project.config.pipeline is not None
+    source = project.config.pipeline.source
+    out = ["SourceOutput"]
+    if source.provider == "github":
+        assert source.repo and source.connection_arn
+        return _action("Source", _type("Source", "AWS", "CodeStarSourceConnection"), 1, {
+            "ConnectionArn": source.connection_arn,
+            "FullRepositoryId": source.repo,
+            "BranchName": source.branch,
+            "OutputArtifactFormat": "CODE_ZIP",  # full clone off
+            "DetectChanges": "true",
+        }, outputs=out)
+    if source.provider == "github-oauth":
+        assert source.repo
+        owner, repo = source.repo.split("/", 1)
+        return _action("Source", _type("Source", "ThirdParty", "GitHub"), 1, {
+            "Owner": owner, "Repo": repo, "Branch": source.branch,
+            "OAuthToken": MASKED, "PollForSourceChanges": "true",
+        }, outputs=out)
+    assert source.bucket and source.key
+    return _action("Source", _type("Source", "AWS", "S3"), 1, {
+        "S3Bucket": source.bucket, "S3ObjectKey": source.key, "PollForSourceChanges": "true",
+    }, outputs=out)
+
+
+def release_stage(project: Project, stage: str, env: str, *, approval: bool) -> dict[str, Any]:
+    first = 2 if approval else 1
+    actions = [_action("Approval", _type("Approval", "AWS", "Manual"), 1, {})] if approval else []
+    actions += [
+        _invoke(project, "DeployApp", first, "deploy-app", env, ["BuildOutput"]),
+        _invoke(project, "DeployAPI", first, "deploy-api", env, ["BuildOutput"]),
+        _invoke(project, "DeploySite", first + 1, "deploy-site", env, ["BuildOutput"]),
+        _invoke(project, "EndToEnd", first + 2, "end-to-end", env, ["BuildOutput"]),
+    ]
+    return {"name": stage, "actions": actions}
+
+
+def stage_name(index: int, env: str) -> str:
+    if index == 0:
+        return "Acceptance"
+    if index == 1:
+        return "Production"
+    return env[:1].upper() + env[1:]  # one stage per further environment, named after it
+
+
+def declaration(project: Project) -> dict[str, Any]:
+    """The pipeline as CreatePipeline takes it (the OAuth token masked)."""
+    assert project.config.pipeline is not None
+    approval = project.config.pipeline.approval
+    stages = [
+        {"name": "Source", "actions": [source_action(project)]},
+        {"name": "Commit", "actions": [
+            _invoke(project, "Dependencies", 1, "dependencies", None,
+                    ["SourceOutput"], ["DependenciesOutput"]),
+            _invoke(project, "BuildAndPackage", 2, "build-and-package", None,
+                    ["DependenciesOutput"], ["BuildOutput"]),
+        ]},
+    ]
+    for index, env in enumerate(project.config.environments):
+        stages.append(release_stage(project, stage_name(index, env), env,
+                                    approval=approval and index > 0))
+    return {
+        "name": name(project),
+        "roleArn": iam.role_arn(project, role_name(project)),
+        "artifactStore": {"type": "S3", "location": project.artifact_bucket},
+        "stages": stages,
+        "pipelineType": "V2",
+        "executionMode": "SUPERSEDED",  # a newer run waiting for a stage replaces an older
+    }
+
+
+# -- reading --------------------------------------------------------------------------------
+
+
+def read(project: Project) -> dict[str, Any] | None:
+    found = project.aws.call(
+        "codepipeline", "get_pipeline", resource=f"pipeline {name(project)}", missing=True,
+        name=name(project),
+    )
+    if found is None:
+        return None
+    return {"pipeline": found["pipeline"], "arn": (found.get("metadata") or {}).get("pipelineArn")}
+
+
+def read_tags(project: Project, arn: str) -> dict[str, str]:
+    tags = project.aws.paginate(
+        "codepipeline", "list_tags_for_resource", "tags", resource=f"pipeline {name(project)}",
+        resourceArn=arn,
+    )
+    return {t["key"]: t["value"] for t in tags}
+
+
+def comparable(pipeline: dict[str, Any]) -> dict[str, Any]:
+    """Only what sdeliver declares, in the declared shape (AWS adds defaults and versions)."""
+    doc = {key: copy.deepcopy(pipeline.get(key)) for key in PIPELINE_KEYS}
+    doc["pipelineType"] = doc["pipelineType"] or "V1"
+    doc["executionMode"] = doc["executionMode"] or "SUPERSEDED"
+    stages = []
+    for stage in pipeline.get("stages") or []:
+        actions = []
+        for action in stage.get("actions") or []:
+            shaped = {key: copy.deepcopy(action.get(key)) for key in ACTION_KEYS}
+            shaped["runOrder"] = shaped["runOrder"] or 1
+            shaped["configuration"] = shaped["configuration"] or {}
+            shaped["inputArtifacts"] = shaped["inputArtifacts"] or []
+            shaped["outputArtifacts"] = shaped["outputArtifacts"] or []
+            if "OAuthToken" in shaped["configuration"]:
+                shaped["configuration"]["OAuthToken"] = MASKED
+            actions.append(shaped)
+        stages.append({"name": stage.get("name"), "actions": actions})
+    doc["stages"] = stages
+    return doc
+
+
+# -- planning -------------------------------------------------------------------------------
+
+
+def plan(project: Project) -> list[Change]:
+    if project.config.pipeline is None:
+        return []
+    if project.config.pipeline.build == "codebuild":
+        raise OperationFailed(
+            "pipeline.build: codebuild is not supported yet by this sdeliver",
+            hint="use pipeline.build: lambda (the default)",
+        )
+    want = declaration(project)
+    have = read(project)
+    if have is None:
+        fields = [FieldChange(key, None, value) for key, value in want.items() if key != "name"]
+        fields.append(FieldChange("tags", None, project.tags()))
+        return [Change(KIND, name(project), "create", fields, ["codepipeline.CreatePipeline"],
+                       lambda p: _write(p, "create_pipeline", tags=p.tags()))]
+    tags = read_tags(project, have["arn"]) if have["arn"] else {}
+    owner = tags.get(TAG_APP)
+    if owner not in (None, project.app):
+        raise OperationFailed(
+            f"pipeline {name(project)} belongs to sdeliver app {owner!r}",
+            hint="set pipeline.name in sdeliver.yaml to a name of this app",
+        )
+    actual = comparable(have["pipeline"])
+    fields = _differences(comparable(want), actual)
+    merged = {**tags, **project.tags()}
+    if merged != tags:
+        fields.append(FieldChange("tags", tags, merged))
+    if not fields:
+        return [Change(KIND, name(project), "none")]
+    changing = {f.field for f in fields}
+    calls = (["codepipeline.UpdatePipeline"] if changing - {"tags"} else []) + (
+        ["codepipeline.TagResource"] if "tags" in changing else []
+    )
+
+    def apply(p: Project) -> None:
+        if changing - {"tags"}:
+            _write(p, "update_pipeline")
+        if "tags" in changing:
+            p.aws.call(
+                "codepipeline", "tag_resource", resource=f"pipeline {name(p)}",
+                resourceArn=have["arn"],
+                tags=[{"key": k, "value": v} for k, v in sorted(project.tags().items())],
+            )
+
+    return [Change(KIND, name(project), "update", fields, calls, apply)]
+
+
+def _differences(want: dict[str, Any], have: dict[str, Any]) -> list[FieldChange]:
+    fields = [
+        FieldChange(key, have.get(key), want[key])
+        for key in PIPELINE_KEYS
+        if key != "stages" and have.get(key) != want[key]
+    ]
+    have_stages = {s["name"]: s for s in have["stages"]}
+    want_names = [s["name"] for s in want["stages"]]
+    for stage in want["stages"]:
+        if have_stages.get(stage["name"]) != stage:
+            fields.append(FieldChange(f"stage:{stage['name']}", have_stages.get(stage["name"]),
+                                      stage))
+    for stage in have["stages"]:
+        if stage["name"] not in want_names:
+            fields.append(FieldChange(f"stage:{stage['name']}", stage, None))
+    if [s["name"] for s in have["stages"]] != want_names and not any(
+        f.field.startswith("stage:") for f in fields
+    ):
+        fields.append(FieldChange("stage order", [s["name"] for s in have["stages"]], want_names))
+    return fields
+
+
+def _role_not_ready(err: BaseException) -> bool:
+    # A role created moments ago: CodePipeline cannot assume it yet (IAM propagation).
+    return (
+        isinstance(err, AwsError)
+        and err.code == "InvalidStructureException"
+        and "AssumeRole" in err.message
+    )
+
+
+def _write(project: Project, operation: str, *, tags: dict[str, str] | None = None) -> None:
+    pipeline = declaration(project)
+    _resolve_token(project, pipeline)
+    params: dict[str, Any] = {"pipeline": pipeline}
+    if tags:
+        params["tags"] = [{"key": k, "value": v} for k, v in sorted(tags.items())]
+    for attempt in Retrying(
+        retry=retry_if_exception(_role_not_ready),
+        wait=wait_random_exponential(multiplier=0.5, max=10),
+        stop=stop_after_delay(project.aws.retry_max_seconds),
+        reraise=True,
+    ):
+        with attempt:
+            project.aws.call(
+                "codepipeline", operation, resource=f"pipeline {name(project)}", **params
+            )
+
+
+def _resolve_token(project: Project, pipeline: dict[str, Any]) -> None:
+    """Put the real OAuth token in place of the mask (it is never printed or stored)."""
+    assert project.config.pipeline is not None
+    where = project.config.pipeline.source.token
+    for stage in pipeline["stages"]:
+        for action in stage["actions"]:
+            if action["configuration"].get("OAuthToken") == MASKED:
+                assert where is not None  # the config requires it for github-oauth
+                action["configuration"]["OAuthToken"] = read_token(project, where)
+
+
+def read_token(project: Project, where: str) -> str:
+    store, _, ref = where.partition(":")
+    if store == "ssm":
+        found = project.aws.call(
+            "ssm", "get_parameter", resource=f"SSM parameter {ref}", Name=ref, WithDecryption=True
+        )
+        return str(found["Parameter"]["Value"])
+    found = project.aws.call(
+        "secretsmanager", "get_secret_value", resource=f"secret {ref}", SecretId=ref
+    )
+    return str(found["SecretString"])
+
+
+# -- destroying -----------------------------------------------------------------------------
+
+
+def destroy(project: Project) -> list[Change]:
+    if project.config.pipeline is None:
+        return []
+    have = read(project)
+    if have is None or not have["arn"]:
+        return []
+    if read_tags(project, have["arn"]).get(TAG_APP) != project.app:
+        return []  # never delete what this app did not create
+
+    def apply(p: Project) -> None:
+        p.aws.call("codepipeline", "delete_pipeline", resource=f"pipeline {name(p)}",
+                   missing=True, name=name(p))
+
+    return [Change(KIND, name(project), "delete", [], ["codepipeline.DeletePipeline"], apply)]
+
+
+# -- roles ----------------------------------------------------------------------------------
+
+
+def roles(project: Project) -> list[iam.Role]:
+    """The pipeline's role and the worker's, when sdeliver.yaml declares a pipeline."""
+    if project.config.pipeline is None:
+        return []
+    from . import worker
+
+    return [pipeline_role(project), worker.role(project)]
+
+
+def pipeline_role(project: Project) -> iam.Role:
+    """CodePipeline may use the artifact bucket, read its source and invoke only the worker."""
+    assert project.config.pipeline is not None
+    source = project.config.pipeline.source
+    bucket = f"arn:{project.aws.partition}:s3:::{project.artifact_bucket}"
+    statements: list[dict[str, Any]] = [
+        {"Sid": "Artifacts", "Effect": "Allow",
+         "Action": ["s3:GetObject", "s3:GetObjectVersion", "s3:PutObject"],
+         "Resource": f"{bucket}/*"},
+        {"Sid": "ArtifactBucket", "Effect": "Allow",
+         "Action": ["s3:GetBucketVersioning", "s3:GetBucketLocation"], "Resource": bucket},
+        {"Sid": "InvokeWorker", "Effect": "Allow", "Action": "lambda:InvokeFunction",
+         "Resource": project.arn("lambda", f"function:{worker_name(project)}")},
+    ]
+    if source.provider == "github" and source.connection_arn:
+        service = source.connection_arn.split(":")[2]  # codestar-connections | codeconnections
+        statements.append({"Sid": "Source", "Effect": "Allow",
+                           "Action": f"{service}:UseConnection",
+                           "Resource": source.connection_arn})
+    elif source.provider == "s3":
+        source_bucket = f"arn:{project.aws.partition}:s3:::{source.bucket}"
+        statements += [
+            {"Sid": "Source", "Effect": "Allow",
+             "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+             "Resource": f"{source_bucket}/{source.key}"},
+            {"Sid": "SourceBucket", "Effect": "Allow", "Action": "s3:GetBucketVersioning",
+             "Resource": source_bucket},
+        ]
+    return iam.Role(
+        name=role_name(project),
+        service="codepipeline.amazonaws.com",
+        policies={"sdeliver-pipeline": {"Version": "2012-10-17", "Statement": statements}},
+    )

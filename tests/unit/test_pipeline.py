@@ -1,0 +1,325 @@
+"""The delivery pipeline sdeliver declares, creates and repairs (in-process moto).
+
+moto has no CodePipeline job or state API (`get_pipeline_state`): those calls are stubbed
+with botocore's Stubber where a test needs them; everything else is moto.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from sdeliver.aws import Aws
+from sdeliver.config import load_config
+from sdeliver.errors import OperationFailed
+from sdeliver.operations import pipeline as operations
+from sdeliver.project import Project
+from sdeliver.resources import artifacts, iam, pipeline, worker
+
+CONNECTION = "arn:aws:codestar-connections:us-east-1:123456789012:connection/abc"
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    from moto import mock_aws
+
+    with mock_aws():
+        yield
+
+
+@pytest.fixture
+def project_for(project_dir: Path, aws: None):  # type: ignore[no-untyped-def]
+    def make(pipeline_yaml: str | None = None, *, environments: str | None = None) -> Project:
+        path = project_dir / "sdeliver.yaml"
+        text = path.read_text()
+        head, _, _ = text.partition("pipeline:")
+        if environments is not None:
+            before, _, after = head.partition("environments:")
+            head = before + "environments:\n" + environments + "\ndns:" + after.split("dns:", 1)[1]
+        path.write_text(head + (pipeline_yaml or ""))
+        config = load_config(path)
+        return Project(config=config, aws=Aws(region=config.region))
+
+    return make
+
+
+GITHUB = f"""pipeline:
+  source:
+    provider: github
+    repo: stelligent/dromedary
+    branch: serverless
+    connection_arn: {CONNECTION}
+"""
+
+
+def stage(declared: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(s for s in declared["stages"] if s["name"] == name)
+
+
+def summary(stage_: dict[str, Any]) -> list[tuple[str, int, list[str], list[str]]]:
+    return [
+        (a["name"], a["runOrder"], [i["name"] for i in a["inputArtifacts"]],
+         [o["name"] for o in a["outputArtifacts"]])
+        for a in stage_["actions"]
+    ]
+
+
+def params(action: dict[str, Any]) -> dict[str, str]:
+    return dict(urllib.parse.parse_qsl(action["configuration"]["UserParameters"]))
+
+
+def converge(project: Project) -> None:
+    """The pipeline's part of reconcile: bucket and roles, then worker and pipeline."""
+    for kind in (artifacts, iam, worker, pipeline):
+        for change in kind.plan(project):
+            if change.apply is not None:
+                change.apply(project)
+
+
+def codepipeline():  # type: ignore[no-untyped-def]
+    return boto3.client("codepipeline", region_name="us-east-1")
+
+
+# -- structure ---------------------------------------------------------------------------------
+
+
+def test_stages_are_source_commit_acceptance_production_in_order(project_for) -> None:  # type: ignore[no-untyped-def]
+    declared = pipeline.declaration(project_for(GITHUB))
+    assert [s["name"] for s in declared["stages"]] == [
+        "Source", "Commit", "Acceptance", "Production"]
+    assert declared["name"] == "dromedary-delivery"
+
+
+def test_commit_installs_dependencies_then_builds_and_packages(project_for) -> None:  # type: ignore[no-untyped-def]
+    declared = pipeline.declaration(project_for(GITHUB))
+    assert summary(stage(declared, "Commit")) == [
+        ("Dependencies", 1, ["SourceOutput"], ["DependenciesOutput"]),
+        ("BuildAndPackage", 2, ["DependenciesOutput"], ["BuildOutput"]),
+    ]
+
+
+def test_acceptance_deploys_app_and_api_then_site_then_end_to_end(project_for) -> None:  # type: ignore[no-untyped-def]
+    declared = pipeline.declaration(project_for(GITHUB))
+    acceptance = stage(declared, "Acceptance")
+    assert summary(acceptance) == [
+        ("DeployApp", 1, ["BuildOutput"], []),
+        ("DeployAPI", 1, ["BuildOutput"], []),
+        ("DeploySite", 2, ["BuildOutput"], []),
+        ("EndToEnd", 3, ["BuildOutput"], []),
+    ]
+    assert [params(a) for a in acceptance["actions"]] == [
+        {"action": "deploy-app", "env": "test", "maxAttempts": "10"},
+        {"action": "deploy-api", "env": "test", "maxAttempts": "10"},
+        {"action": "deploy-site", "env": "test", "maxAttempts": "10"},
+        {"action": "end-to-end", "env": "test", "maxAttempts": "3"},
+    ]
+
+
+def test_production_runs_the_same_actions_against_the_next_environment(project_for) -> None:  # type: ignore[no-untyped-def]
+    declared = pipeline.declaration(project_for(GITHUB))
+    production = stage(declared, "Production")
+    assert [a["name"] for a in production["actions"]] == [
+        "DeployApp", "DeployAPI", "DeploySite", "EndToEnd"]
+    assert {params(a)["env"] for a in production["actions"]} == {"prod"}
+
+
+def test_every_lambda_action_invokes_the_worker(project_for) -> None:  # type: ignore[no-untyped-def]
+    declared = pipeline.declaration(project_for(GITHUB))
+    invokes = [a for s in declared["stages"][1:] for a in s["actions"]]
+    assert {a["actionTypeId"]["provider"] for a in invokes} == {"Lambda"}
+    assert {a["configuration"]["FunctionName"] for a in invokes} == {"dromedary-pipeline-worker"}
+
+
+def test_approval_puts_a_manual_approval_before_production(project_for) -> None:  # type: ignore[no-untyped-def]
+    declared = pipeline.declaration(project_for(GITHUB + "  approval: true\n"))
+    production = stage(declared, "Production")
+    assert [(a["name"], a["runOrder"]) for a in production["actions"]] == [
+        ("Approval", 1), ("DeployApp", 2), ("DeployAPI", 2), ("DeploySite", 3), ("EndToEnd", 4)]
+    assert production["actions"][0]["actionTypeId"] == {
+        "category": "Approval", "owner": "AWS", "provider": "Manual", "version": "1"}
+    assert "Approval" not in [a["name"] for a in stage(declared, "Acceptance")["actions"]]
+
+
+def test_one_stage_per_further_environment(project_for) -> None:  # type: ignore[no-untyped-def]
+    envs = "  test: {}\n  staging: {}\n  prod: {}\n"
+    declared = pipeline.declaration(project_for(GITHUB, environments=envs))
+    assert [s["name"] for s in declared["stages"]] == [
+        "Source", "Commit", "Acceptance", "Production", "Prod"]
+    assert {params(a)["env"] for a in stage(declared, "Production")["actions"]} == {"staging"}
+
+
+def test_github_source_uses_the_connection_without_a_full_clone(project_for) -> None:  # type: ignore[no-untyped-def]
+    source = stage(pipeline.declaration(project_for(GITHUB)), "Source")["actions"][0]
+    assert source["actionTypeId"]["provider"] == "CodeStarSourceConnection"
+    assert source["configuration"] == {
+        "ConnectionArn": CONNECTION, "FullRepositoryId": "stelligent/dromedary",
+        "BranchName": "serverless", "OutputArtifactFormat": "CODE_ZIP", "DetectChanges": "true"}
+    assert source["outputArtifacts"] == [{"name": "SourceOutput"}]
+
+
+def test_github_oauth_source_shows_the_token_masked(project_for) -> None:  # type: ignore[no-untyped-def]
+    project = project_for(GITHUB.replace("provider: github", "provider: github-oauth").replace(
+        f"connection_arn: {CONNECTION}", "token: ssm:/dromedary/github-token"))
+    source = stage(pipeline.declaration(project), "Source")["actions"][0]
+    assert (source["actionTypeId"]["owner"], source["actionTypeId"]["provider"]) == (
+        "ThirdParty", "GitHub")
+    assert source["configuration"]["OAuthToken"] == "****"
+    assert (source["configuration"]["Owner"], source["configuration"]["Repo"]) == (
+        "stelligent", "dromedary")
+
+
+def test_s3_source_reads_the_declared_object(project_for) -> None:  # type: ignore[no-untyped-def]
+    project = project_for("pipeline:\n  source:\n    provider: s3\n    bucket: drops\n"
+                          "    key: dromedary.zip\n")
+    source = stage(pipeline.declaration(project), "Source")["actions"][0]
+    assert source["actionTypeId"]["provider"] == "S3"
+    assert source["configuration"]["S3Bucket"] == "drops"
+    assert source["configuration"]["S3ObjectKey"] == "dromedary.zip"
+
+
+def test_artifacts_are_kept_in_the_artifact_bucket(project_for) -> None:  # type: ignore[no-untyped-def]
+    project = project_for(GITHUB)
+    assert pipeline.declaration(project)["artifactStore"] == {
+        "type": "S3", "location": project.artifact_bucket}
+
+
+def test_without_a_pipeline_nothing_is_planned(project_for) -> None:  # type: ignore[no-untyped-def]
+    project = project_for(None)
+    assert pipeline.plan(project) == []
+    assert worker.plan(project) == []
+    assert [r.name for r in iam.roles(project)] == ["dromedary-function"]
+
+
+# -- roles -------------------------------------------------------------------------------------
+
+
+def test_the_pipeline_role_trusts_codepipeline_and_invokes_only_the_worker(project_for) -> None:  # type: ignore[no-untyped-def]
+    project = project_for(GITHUB)
+    role = pipeline.pipeline_role(project)
+    assert role.service == "codepipeline.amazonaws.com"
+    statements = role.policies["sdeliver-pipeline"]["Statement"]
+    invoke = [s for s in statements if "lambda" in json.dumps(s["Action"])]
+    assert invoke == [{
+        "Sid": "InvokeWorker", "Effect": "Allow", "Action": "lambda:InvokeFunction",
+        "Resource": project.arn("lambda", "function:dromedary-pipeline-worker")}]
+    connection = next(s for s in statements if s["Sid"] == "Source")
+    assert (connection["Action"], connection["Resource"]) == (
+        "codestar-connections:UseConnection", CONNECTION)
+
+
+def test_the_worker_role_names_every_action_and_scopes_to_the_app(project_for) -> None:  # type: ignore[no-untyped-def]
+    project = project_for(GITHUB)
+    role = worker.role(project)
+    assert role.service == "lambda.amazonaws.com"
+    for policy in role.policies.values():
+        for statement in policy["Statement"]:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [
+                statement["Action"]]
+            assert all("*" not in action for action in actions)
+            if statement["Sid"] != "JobResults":  # PutJob*Result has no resource type
+                assert statement["Resource"] != "*"
+    function = next(s for s in role.policies["sdeliver-worker"]["Statement"]
+                    if s["Sid"] == "Function")
+    assert function["Resource"] == [project.function_arn, f"{project.function_arn}:*"]
+
+
+# -- reconcile ---------------------------------------------------------------------------------
+
+
+def test_reconcile_creates_the_pipeline_then_has_nothing_to_do(project_for) -> None:  # type: ignore[no-untyped-def]
+    project = project_for(GITHUB)
+    converge(project)
+
+    found = codepipeline().get_pipeline(name="dromedary-delivery")["pipeline"]
+    assert [s["name"] for s in found["stages"]] == [
+        "Source", "Commit", "Acceptance", "Production"]
+    assert found["roleArn"] == project.role_arn("dromedary-pipeline")
+    assert [c.action for c in pipeline.plan(project)] == ["none"]
+    assert [c.action for c in worker.plan(project)] == ["none"]
+
+
+def test_reconcile_shows_and_repairs_a_manual_change(project_for) -> None:  # type: ignore[no-untyped-def]
+    project = project_for(GITHUB)
+    converge(project)
+    cp = codepipeline()
+    changed = cp.get_pipeline(name="dromedary-delivery")["pipeline"]
+    acceptance = next(s for s in changed["stages"] if s["name"] == "Acceptance")
+    acceptance["actions"] = [a for a in acceptance["actions"] if a["name"] != "EndToEnd"]
+    cp.update_pipeline(pipeline=changed)
+
+    [change] = pipeline.plan(project)
+    assert change.action == "update"
+    assert [f.field for f in change.fields] == ["stage:Acceptance"]
+    assert change.calls == ["codepipeline.UpdatePipeline"]
+    assert change.apply is not None
+    change.apply(project)
+    assert [c.action for c in pipeline.plan(project)] == ["none"]
+
+
+def test_github_oauth_token_is_read_from_ssm_when_written(project_for) -> None:  # type: ignore[no-untyped-def]
+    project = project_for(GITHUB.replace("provider: github", "provider: github-oauth").replace(
+        f"connection_arn: {CONNECTION}", "token: ssm:/dromedary/github-token"))
+    boto3.client("ssm", region_name="us-east-1").put_parameter(
+        Name="/dromedary/github-token", Value="ghp_secret", Type="SecureString")
+    converge(project)
+
+    found = codepipeline().get_pipeline(name="dromedary-delivery")["pipeline"]
+    source = found["stages"][0]["actions"][0]
+    assert source["configuration"]["OAuthToken"] == "ghp_secret"  # moto does not mask it
+    plan = pipeline.plan(project)
+    assert [c.action for c in plan] == ["none"]
+    assert "ghp_secret" not in json.dumps(pipeline.declaration(project))
+
+
+def test_a_pipeline_of_another_app_is_never_adopted(project_for) -> None:  # type: ignore[no-untyped-def]
+    project = project_for(GITHUB)
+    converge(project)
+    arn = codepipeline().get_pipeline(name="dromedary-delivery")["metadata"]["pipelineArn"]
+    codepipeline().tag_resource(resourceArn=arn, tags=[{"key": "sdeliver:app", "value": "other"}])
+
+    with pytest.raises(OperationFailed, match="belongs to sdeliver app 'other'"):
+        pipeline.plan(project)
+
+
+def test_destroy_deletes_the_pipeline_and_the_worker(project_for) -> None:  # type: ignore[no-untyped-def]
+    project = project_for(GITHUB)
+    converge(project)
+    for change in [*pipeline.destroy(project), *worker.destroy(project)]:
+        assert change.apply is not None
+        change.apply(project)
+    assert pipeline.read(project) is None
+    assert worker.read(project) is None
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+def test_status_lists_each_stage_and_action_with_status_revision_and_time(project_for) -> None:  # type: ignore[no-untyped-def]
+    import datetime
+
+    project = project_for(GITHUB)
+    when = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+    # moto has no GetPipelineState: stubbed.
+    with Stubber(project.aws.client("codepipeline")) as stub:
+        stub.add_response("get_pipeline_state", {
+            "pipelineName": "dromedary-delivery", "pipelineVersion": 3,
+            "stageStates": [{
+                "stageName": "Source", "latestExecution": {
+                    "pipelineExecutionId": "e-1", "status": "Succeeded"},
+                "actionStates": [{
+                    "actionName": "Source", "currentRevision": {
+                        "revisionId": "abc123", "revisionChangeId": "c", "created": when},
+                    "latestExecution": {"status": "Succeeded", "lastStatusChange": when}}],
+            }],
+        }, {"name": "dromedary-delivery"})
+        found = operations.status(project)
+    assert found["stages"] == [{
+        "name": "Source", "status": "Succeeded",
+        "actions": [{"name": "Source", "status": "Succeeded", "revision": "abc123",
+                     "time": str(when), "summary": None, "message": None}]}]
