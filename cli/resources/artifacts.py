@@ -39,6 +39,37 @@ def desired_policy(project: Project, bucket: str) -> dict[str, Any]:
     }
 
 
+LOCK_RULE_ID = "sdeliver-lock-versions"
+
+
+def lock_rule(project: Project) -> dict[str, Any]:
+    """Every lease taken and released leaves an old version behind in the versioned bucket:
+    expire those (never anything under releases/ or artifacts/)."""
+    return {
+        "ID": LOCK_RULE_ID,
+        "Filter": {"Prefix": f"{project.prefix}/locks/"},
+        "Status": "Enabled",
+        "NoncurrentVersionExpiration": {"NoncurrentDays": 1},
+        "Expiration": {"ExpiredObjectDeleteMarker": True},
+    }
+
+
+def read_lifecycle(project: Project, bucket: str) -> list[dict[str, Any]]:
+    found = project.aws.call(
+        "s3", "get_bucket_lifecycle_configuration", resource=f"bucket {bucket}", missing=True,
+        ignore=("NoSuchLifecycleConfiguration",), Bucket=bucket,
+    )
+    return list((found or {}).get("Rules", []))
+
+
+def _our_rule(rules: list[dict[str, Any]]) -> dict[str, Any] | None:
+    rule = next((r for r in rules if r.get("ID") == LOCK_RULE_ID), None)
+    if rule is None:
+        return None
+    keys = ("ID", "Filter", "Status", "NoncurrentVersionExpiration", "Expiration")
+    return {k: rule[k] for k in keys if k in rule}
+
+
 def create_bucket(project: Project, bucket: str) -> None:
     """CreateBucket with the LocationConstraint every region but us-east-1 requires."""
     params: dict[str, Any] = {"Bucket": bucket}
@@ -101,6 +132,7 @@ def read(project: Project, bucket: str) -> dict[str, Any] | None:
         "public_access_block": (block or {}).get("PublicAccessBlockConfiguration"),
         "policy": json.loads(policy["Policy"]) if policy else None,
         "tags": read_tags(project, bucket),
+        "lifecycle": _our_rule(read_lifecycle(project, bucket)),
     }
 
 
@@ -111,6 +143,7 @@ def desired(project: Project, bucket: str) -> dict[str, Any]:
         "public_access_block": BLOCK_ALL,
         "policy": desired_policy(project, bucket),
         "tags": project.tags(),
+        "lifecycle": lock_rule(project),
     }
 
 
@@ -174,6 +207,13 @@ def plan(project: Project) -> list[Change]:
                 Bucket=bucket,
                 Policy=json.dumps(want["policy"]),
             )
+        if "lifecycle" in changing:
+            # The user's own rules stay; ours is added or replaced by its ID.
+            others = [r for r in read_lifecycle(p, bucket) if r.get("ID") != LOCK_RULE_ID]
+            p.aws.call(
+                "s3", "put_bucket_lifecycle_configuration", resource=res, Bucket=bucket,
+                LifecycleConfiguration={"Rules": [*others, lock_rule(p)]},
+            )
         if "tags" in changing:
             merged_tags = next(f.new for f in fields if f.field == "tags")
             put_tags(p, bucket, merged_tags)
@@ -185,6 +225,7 @@ def plan(project: Project) -> list[Change]:
             "versioning": "s3.PutBucketVersioning",
             "policy": "s3.PutBucketPolicy",
             "tags": "s3.PutBucketTagging",
+            "lifecycle": "s3.PutBucketLifecycleConfiguration",
         }[name]
         for name in (f.field for f in fields)
     ]
