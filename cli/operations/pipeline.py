@@ -171,27 +171,26 @@ def releasing(
     """Hold the environment's lease; on failure put the environment back on its current
     release and record the failed attempt, as `deploy` does."""
     project.config.env(env)
-    release, manifest = stored_release(project, release_id)
     ledger = Ledger(project, env)
-    try:
-        with EnvironmentLock(project, env, f"pipeline {step}"):
-            try:
-                yield release, manifest, ledger
-            except FunctionBusy:
-                raise  # nothing moved yet: the step runs again later
-            except SdeliverError as err:
-                current = ledger.current()
-                if current is not None:
-                    _put_back(project, env, current)
-                ledger.append(
-                    **_entry_fields(project, release),
-                    outcome="failed",
-                    replaces=current.seq if current else None,
-                    message=f"{step}: {err.message}",
-                )
-                raise
-    finally:
-        release.close()
+    with EnvironmentLock(project, env, f"pipeline {step}"):
+        release, manifest = stored_release(project, release_id)
+        try:
+            yield release, manifest, ledger
+        except FunctionBusy:
+            raise  # nothing moved yet: the step runs again later
+        except SdeliverError as err:
+            current = ledger.current()
+            if current is not None:
+                _put_back(project, env, current)
+            ledger.append(
+                **_entry_fields(project, release),
+                outcome="failed",
+                replaces=current.seq if current else None,
+                message=f"{step}: {err.message}",
+            )
+            raise
+        finally:
+            release.close()
 
 
 def _put_back(project: Project, env: str, current: Any) -> None:

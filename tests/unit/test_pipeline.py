@@ -262,11 +262,11 @@ def test_reconcile_shows_and_repairs_a_manual_change(project_for) -> None:  # ty
     assert [c.action for c in pipeline.plan(project)] == ["none"]
 
 
-def test_github_oauth_token_is_read_from_ssm_when_written(project_for) -> None:  # type: ignore[no-untyped-def]
+def test_github_oauth_token_is_read_from_secrets_manager_when_written(project_for) -> None:  # type: ignore[no-untyped-def]
     project = project_for(GITHUB.replace("provider: github", "provider: github-oauth").replace(
-        f"connection_arn: {CONNECTION}", "token: ssm:/dromedary/github-token"))
-    boto3.client("ssm", region_name="us-east-1").put_parameter(
-        Name="/dromedary/github-token", Value="ghp_secret", Type="SecureString")
+        f"connection_arn: {CONNECTION}", "token: secretsmanager:dromedary/github"))
+    boto3.client("secretsmanager", region_name="us-east-1").create_secret(
+        Name="dromedary/github", SecretString="ghp_secret")
     converge(project)
 
     found = codepipeline().get_pipeline(name="dromedary-delivery")["pipeline"]

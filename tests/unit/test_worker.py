@@ -284,31 +284,43 @@ def test_unknown_actions_fail_with_the_actions_there_are(worker, project_dir) ->
 
 
 @pytest.fixture
-def locked(app: Project) -> Iterator[None]:
-    other = Project(config=app.config, aws=Aws(region="us-east-1"))
-    with EnvironmentLock(other, "test", "deploy"):
-        yield
+def locked(project_dir: Path, aws: None) -> Worker:
+    """Only the artifact bucket (the lease lives there), with test's lease held by another."""
+    config = load_config(configure(project_dir))
+    project = Project(config=config, aws=Aws(region=config.region))
+    for change in bucket.plan(project):
+        assert change.apply is not None
+        change.apply(project)
+    boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=STORE)
+    EnvironmentLock(Project(config=config, aws=Aws(region="us-east-1")), "test", "deploy").acquire()
+    return Worker(project)
 
 
-def test_a_locked_environment_continues_with_the_attempt_counted(worker, project_dir, tmp_path, locked) -> None:  # type: ignore[no-untyped-def]
-    build = build_output(worker, project_dir, tmp_path)
-    operation, params = worker.run(worker.event("action=deploy-app&env=test", build))
+def release_artifact(worker: Worker, project_dir: Path) -> str:
+    return worker.put_zip("BuildOutput", {
+        "sdeliver.yaml": (project_dir / "sdeliver.yaml").read_bytes(),
+        ".sdeliver/release.json": b'{"release": "r-000000000000"}'})
+
+
+def test_a_locked_environment_continues_with_the_attempt_counted(locked, project_dir) -> None:  # type: ignore[no-untyped-def]
+    operation, params = locked.run(locked.event("action=deploy-app&env=test",
+                                                release_artifact(locked, project_dir)))
     assert operation == "PutJobSuccessResult"
     assert json.loads(params["continuationToken"]) == {"attempt": 2}
     assert params["executionDetails"]["summary"].startswith("waiting: ")
 
 
-def test_each_continuation_counts_one_more_attempt(worker, project_dir, tmp_path, locked) -> None:  # type: ignore[no-untyped-def]
-    build = build_output(worker, project_dir, tmp_path)
-    event = worker.event("action=deploy-api&env=test&maxAttempts=10", build, token={"attempt": 4})
-    _, params = worker.run(event)
+def test_each_continuation_counts_one_more_attempt(locked, project_dir) -> None:  # type: ignore[no-untyped-def]
+    event = locked.event("action=deploy-api&env=test&maxAttempts=10",
+                         release_artifact(locked, project_dir), token={"attempt": 4})
+    _, params = locked.run(event)
     assert json.loads(params["continuationToken"]) == {"attempt": 5}
 
 
-def test_at_max_attempts_the_job_fails_instead_of_continuing(worker, project_dir, tmp_path, locked) -> None:  # type: ignore[no-untyped-def]
-    build = build_output(worker, project_dir, tmp_path)
-    event = worker.event("action=deploy-site&env=test&maxAttempts=3", build, token={"attempt": 3})
-    operation, params = worker.run(event, fails=True)
+def test_at_max_attempts_the_job_fails_instead_of_continuing(locked, project_dir) -> None:  # type: ignore[no-untyped-def]
+    event = locked.event("action=deploy-site&env=test&maxAttempts=3",
+                         release_artifact(locked, project_dir), token={"attempt": 3})
+    operation, params = locked.run(event, fails=True)
     assert operation == "PutJobFailureResult"
     message = params["failureDetails"]["message"]
     assert message.startswith("gave up after 3 attempts (maxAttempts=3): ")

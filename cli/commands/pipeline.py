@@ -1,0 +1,107 @@
+"""`sdeliver pipeline status | start | show | run`: the delivery pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..context import state
+from ..output import emit_json, error, info
+
+app = typer.Typer(
+    help="The delivery pipeline: Source → Commit → Acceptance → Production.",
+    no_args_is_help=True,
+    epilog=(
+        "Examples:  sdeliver pipeline status ·  sdeliver pipeline start ·  "
+        "sdeliver pipeline show --json ·  sdeliver --local pipeline run"
+    ),
+)
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """Each stage and action with its latest status, revision and time."""
+    from ..operations.pipeline import status as run
+
+    g = state(ctx)
+    document = run(g.project())
+    if g.json:
+        emit_json(document)
+        return
+    from rich.table import Table
+
+    from ..output import console
+
+    table = Table(title=f"pipeline {document['pipeline']}", box=None, pad_edge=False,
+                  header_style="bold", title_justify="left")
+    for column in ("stage", "action", "status", "revision", "time", "message"):
+        table.add_column(column)
+    for stage in document["stages"]:
+        for action in stage["actions"]:
+            table.add_row(stage["name"], action["name"], action["status"] or "-",
+                          (action["revision"] or "-")[:12], action["time"] or "-",
+                          action["message"] or action["summary"] or "")
+    console().print(table)
+
+
+@app.command()
+def start(ctx: typer.Context) -> None:
+    """Start the pipeline on the newest source revision."""
+    from ..operations.pipeline import pipeline_name
+    from ..operations.pipeline import start as run
+
+    g = state(ctx)
+    project = g.project()
+    execution = run(project)
+    if g.json:
+        emit_json({"pipeline": pipeline_name(project), "execution": execution})
+    else:
+        info(f"started pipeline {pipeline_name(project)}: execution {execution}")
+
+
+@app.command()
+def show(ctx: typer.Context) -> None:
+    """The pipeline sdeliver would create, as JSON (what reconcile compares)."""
+    from ..operations.pipeline import show as run
+
+    emit_json(run(state(ctx).project()))
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    source: Annotated[
+        Path | None,
+        typer.Option("--source", help="Run on this directory (default: the git checkout's HEAD)."),
+    ] = None,
+) -> None:
+    """Run every stage here, in order, through the same actions the pipeline runs.
+
+    Against the configured AWS account, or the embedded emulator with --local. An Approval
+    action asks first (or --yes).
+    """
+    from ..operations.pipeline import run_locally
+    from ._shared import confirm
+
+    g = state(ctx)
+    project = g.project()
+    result = run_locally(
+        project, source, approve=lambda stage: confirm(g, f"Approve the {stage} stage?")
+    )
+    if g.json:
+        emit_json(result.to_json())
+    else:
+        _render(result.to_json())
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+def _render(document: dict[str, Any]) -> None:
+    for stage in document["stages"]:
+        for action in stage["actions"]:
+            line = f"{stage['name']} / {action['action']}: {action['summary']}"
+            (info if action["ok"] else error)(line)
+    if document["ok"]:
+        info(f"pipeline run: release {document['release']} went through every stage")
