@@ -80,9 +80,7 @@ def execution_role(project: Project) -> Role:
 
 def roles(project: Project) -> list[Role]:
     """Every role this project declares, in the order they are planned."""
-    from . import pipeline  # its roles exist only when sdeliver.yaml declares a pipeline
-
-    return [execution_role(project), *pipeline.roles(project)]
+    return [execution_role(project)]
 
 
 def role_arn(project: Project, name: str) -> str:

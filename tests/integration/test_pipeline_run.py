@@ -6,6 +6,7 @@ runs: the e2e tests call the API through the gateway, which runs the aliased han
 
 from __future__ import annotations
 
+import inspect
 import json
 import secrets
 from collections.abc import Iterator
@@ -32,12 +33,15 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> None:
     from sdeliver import app as cli
     from sdeliver.commands import pipeline as command
     from sdeliver.operations import reconcile
-    from sdeliver.resources import pipeline, worker
+    from sdeliver.resources import iam, pipeline, worker
 
     if not any(group.name == "pipeline" for group in cli.app.registered_groups):
         monkeypatch.setattr(cli.app, "registered_groups", [
             *cli.app.registered_groups, type(cli.app.registered_groups[0])(
                 typer_instance=command.app, name="pipeline")])
+    roles = iam.roles
+    if "pipeline.roles" not in inspect.getsource(roles):
+        monkeypatch.setattr(iam, "roles", lambda p: [*roles(p), *pipeline.roles(p)])
     kinds = reconcile.kinds
     if pipeline not in kinds():
         monkeypatch.setattr(reconcile, "kinds", lambda: [*kinds(), worker, pipeline])

@@ -74,10 +74,16 @@ def params(action: dict[str, Any]) -> dict[str, str]:
     return dict(urllib.parse.parse_qsl(action["configuration"]["UserParameters"]))
 
 
+def role_changes(project: Project) -> list[Any]:
+    """The pipeline's roles, planned as iam.plan plans every role once roles() lists them."""
+    listed = {r.name for r in iam.roles(project)}
+    return [iam.plan_role(project, r) for r in pipeline.roles(project) if r.name not in listed]
+
+
 def converge(project: Project) -> None:
     """The pipeline's part of reconcile: bucket and roles, then worker and pipeline."""
-    for kind in (artifacts, iam, worker, pipeline):
-        for change in kind.plan(project):
+    for plan in (artifacts.plan, iam.plan, role_changes, worker.plan, pipeline.plan):
+        for change in plan(project):
             if change.apply is not None:
                 change.apply(project)
 
@@ -193,7 +199,7 @@ def test_without_a_pipeline_nothing_is_planned(project_for) -> None:  # type: ig
     project = project_for(None)
     assert pipeline.plan(project) == []
     assert worker.plan(project) == []
-    assert [r.name for r in iam.roles(project)] == ["dromedary-function"]
+    assert pipeline.roles(project) == []
 
 
 # -- roles -------------------------------------------------------------------------------------
