@@ -17,7 +17,6 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-
 from sdeliver.app import main
 
 EXAMPLE = Path(__file__).parents[2] / "config" / "sdeliver.example.yaml"
@@ -197,7 +196,7 @@ def offline(app_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @settings(FUZZ, max_examples=int(os.environ.get("SDELIVER_FUZZ_EXAMPLES", "600")) // 2)
 @given(argv=st.lists(st.one_of(st.sampled_from(WORDS), st.text(max_size=12)), max_size=6))
 def test_any_command_line_ends_cleanly(argv: list[str], offline: Path, tripwire: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    if argv[:1] == ["destroy"] or "--yes" in argv and "destroy" in argv:
+    if argv[:1] == ["destroy"] or ("--yes" in argv and "destroy" in argv):
         argv = ["status", *argv[1:]]  # nothing here may ever delete; destroy is tested elsewhere
     capsys.readouterr()
     code = main(argv)
