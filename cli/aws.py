@@ -154,6 +154,7 @@ class Aws:
                     service, endpoint_url=self.endpoint_url, config=self._config
                 )
                 client.meta.events.register("before-call.*.*", self._count)
+                client.meta.events.register("after-call.*.*", self._log_retries)
                 self._clients[service] = client
             return self._clients[service]
 
@@ -169,6 +170,13 @@ class Aws:
                 service = model.service_model.service_name
                 with open(self._call_log, "a", encoding="utf-8") as fh:
                     fh.write(f"{service} {name}\n")
+
+    def _log_retries(self, model: Any, parsed: Any = None, **_: Any) -> None:
+        """Say (with -v) when botocore's own retries hid throttling or a 5xx from us."""
+        attempts = (parsed or {}).get("ResponseMetadata", {}).get("RetryAttempts", 0)
+        if attempts:
+            service = model.service_model.service_name
+            self.log(f"{service}.{model.name}: succeeded after {attempts} retries")
 
     # -- identity ------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.reliability.conftest import (
+    WORKFLOW,
     Run,
     Tripwire,
     differences,
@@ -111,3 +112,12 @@ def test_a_lost_response_to_taking_the_lease_is_taken_as_ours(sdeliver, app_dir,
 def test_a_lost_response_to_a_ledger_entry_does_not_write_it_twice(sdeliver, app_dir, endpoint, reference, monkeypatch) -> None:
     through_proxy(sdeliver, app_dir, endpoint, monkeypatch, faults={"PutObject /releases/": "after"})
     assert ledger_entries(endpoint) and differences(snapshot(endpoint), reference) == []
+
+
+def test_retries_hidden_by_botocore_are_logged_with_verbose(sdeliver, app_dir, endpoint, hosted_zone, tripwire, monkeypatch) -> None:
+    run_workflow(sdeliver, app_dir, WORKFLOW[:1])
+    with FaultProxy(endpoint, faults={"UpdateAlias": "before"}) as proxy:
+        monkeypatch.setenv("SDELIVER_ENDPOINT_URL", proxy.url)
+        result = sdeliver("-v", "deploy", "--env", "test", cwd=app_dir)
+    assert result.code == 0, result.output
+    assert "lambda.UpdateAlias: succeeded after 1 retries" in result.stderr
