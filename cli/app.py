@@ -23,6 +23,7 @@ from .commands import (
     init,
     local,
     new,
+    pipeline,
     promote,
     reconcile,
     rollback,
@@ -116,6 +117,7 @@ app.command(epilog=unlock.EPILOG)(unlock.unlock)
 app.command(epilog=new.EPILOG)(new.new)
 app.command(epilog=demo.EPILOG)(demo.demo)
 app.add_typer(local.app, name="local")
+app.add_typer(pipeline.app, name="pipeline")
 
 # -- argv ----------------------------------------------------------------------------------
 

@@ -15,9 +15,9 @@ from ..project import Project
 
 
 def kinds() -> list[ModuleType]:
-    from ..resources import api, artifacts, dns, function, iam, site
+    from ..resources import api, artifacts, dns, function, iam, pipeline, site, worker
 
-    return [artifacts, iam, function, api, site, dns]
+    return [artifacts, iam, function, api, site, dns, worker, pipeline]
 
 
 def plan(project: Project, *, prune: bool = False) -> Plan:

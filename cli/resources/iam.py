@@ -80,7 +80,9 @@ def execution_role(project: Project) -> Role:
 
 def roles(project: Project) -> list[Role]:
     """Every role this project declares, in the order they are planned."""
-    return [execution_role(project)]
+    from . import pipeline  # its roles exist only when sdeliver.yaml declares a pipeline
+
+    return [execution_role(project), *pipeline.roles(project)]
 
 
 def role_arn(project: Project, name: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.parse
+from pathlib import Path
 
 import boto3
 import pytest
@@ -12,6 +13,19 @@ from sdeliver.project import Project
 from sdeliver.resources import iam
 
 ROLE = "dromedary-function"
+EXAMPLE = Path(__file__).parents[2] / "config" / "sdeliver.example.yaml"
+
+
+@pytest.fixture
+def make_project(make_project):  # type: ignore[no-untyped-def]
+    """The example without its pipeline: these tests are about the execution role alone
+    (the pipeline's roles are tested with the pipeline)."""
+    text = EXAMPLE.read_text().split("\npipeline:")[0] + "\n"
+
+    def make(config_text: str | None = None, **kwargs):  # type: ignore[no-untyped-def]
+        return make_project(config_text if config_text is not None else text, **kwargs)
+
+    return make
 
 
 def converge(project: Project) -> None:
