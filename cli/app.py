@@ -53,6 +53,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help, as git and aws print it: typer's rich help imports rich's markdown and
+    # syntax modules, which cost more than the rest of start-up together.
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

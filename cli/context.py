@@ -9,10 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from .config import Config, load_config
-from .output import Reporter
-
 if TYPE_CHECKING:
+    from .config import Config
+    from .output import Reporter
     from .project import Project
 
 
@@ -32,10 +31,15 @@ class Globals:
 
     @property
     def reporter(self) -> Reporter:
+        from .output import Reporter
+
         return Reporter(verbose=self.verbose)
 
     def config(self) -> Config:
         if self._config is None:
+            # pydantic and yaml load here, not at start-up: --help and --version need neither.
+            from .config import load_config
+
             self._config = load_config(self.config_path)
         return self._config
 

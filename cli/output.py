@@ -7,10 +7,10 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _console: Console | None = None
 
@@ -18,10 +18,19 @@ _console: Console | None = None
 def console() -> Console:
     global _console
     if _console is None:
+        from rich.console import Console
+
         _console = Console(stderr=True, highlight=False, soft_wrap=True)
         if not _console.is_terminal:  # plain output for logs and pipes: no 80-column tables
             _console = Console(stderr=True, highlight=False, soft_wrap=True, width=160)
     return _console
+
+
+def escape(markup: str) -> str:
+    """Text shown as it is, never read as rich markup (rich loads on first output)."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(markup)
 
 
 def interactive() -> bool:

@@ -59,19 +59,25 @@ def _md5_of(stream: IO[bytes]) -> tuple[str, int]:
 
 
 def files_from_zip(path: Path) -> list[SiteFile]:
-    """The files of a stored site.zip (each opened on demand, never all in memory)."""
-    with zipfile.ZipFile(path) as archive:
-        infos = sorted(archive.infolist(), key=lambda i: i.filename)
+    """The files of a stored site.zip (each opened on demand, never all in memory).
+
+    The archive is opened once: opening it parses its whole central directory, so an
+    open per file would make publishing quadratic in the number of files. Members are
+    read through one shared ZipFile, which serialises seeks on its file and so may be
+    read from the upload threads at once; each upload holds one file in memory, so
+    botocore can measure, checksum and resend it without decompressing it again.
+    """
+    archive = zipfile.ZipFile(path)
+    infos = sorted(archive.infolist(), key=lambda i: i.filename)
     result = []
     for info in infos:
         if info.is_dir() or info.filename == CONFIG_JSON:
             continue
-        with zipfile.ZipFile(path) as archive, archive.open(info) as stream:
+        with archive.open(info) as stream:
             md5, size = _md5_of(stream)
 
-        def opener(name: str = info.filename) -> IO[bytes]:
-            with zipfile.ZipFile(path) as member_archive:
-                return io.BytesIO(member_archive.read(name))
+        def opener(member: zipfile.ZipInfo = info) -> IO[bytes]:
+            return io.BytesIO(archive.read(member))
 
         result.append(SiteFile(info.filename, size, md5, opener))
     return result
