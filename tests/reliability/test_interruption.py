@@ -112,7 +112,18 @@ def interrupted_runs(
     return writes, failures
 
 
-@pytest.mark.parametrize("command", list(COMMANDS))
+RERUN_ROLLBACK = (
+    "cli/operations/rollback.py rollback: a rollback killed after its ledger entry (before "
+    "releasing the lease) has completed; run again it rolls back once more (or fails: 'no "
+    "earlier release'), instead of seeing from the dead lease it took over that its rollback is done"
+)
+
+
+@pytest.mark.timeout(1200)  # init has ~40 writes: ~40 fresh inits, each cut and re-run
+@pytest.mark.parametrize("command", [
+    pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=RERUN_ROLLBACK)) if c == "rollback" else c
+    for c in COMMANDS
+])
 def test_a_command_cut_after_any_write_completes_when_run_again(
     command: str, sdeliver: Run, app_dir: Path, endpoint: str, hosted_zone: str, tripwire: Tripwire
 ) -> None:
