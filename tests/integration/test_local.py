@@ -140,8 +140,13 @@ def test_local_serve_refuses_a_taken_port_in_one_line(tmp_path, option):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
+        # The other port is a free one, not the default, which something else may hold.
+        other = "--gateway-port" if option == "--port" else "--port"
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            free = probe.getsockname()[1]
         done = subprocess.run(
-            [sys.executable, "-m", "sdeliver", "local", "serve", option, str(port)],
+            [sys.executable, "-m", "sdeliver", "local", "serve", option, str(port), other, str(free)],
             cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
         )
     assert done.returncode == 1
