@@ -281,3 +281,42 @@ def test_promote_refuses_a_source_without_a_release(sdeliver, app: Path) -> None
     result = sdeliver("promote", "test", "prod", cwd=app)
     assert result.code == 1
     assert "test has no release to promote" in result.stderr
+
+
+def _two_releases(sdeliver, app: Path) -> None:  # type: ignore[no-untyped-def]
+    """prod runs v1; test runs v2."""
+    assert deploy(sdeliver, app).code == 0
+    assert sdeliver("promote", "test->prod", cwd=app).code == 0
+    set_version(app, "v2")
+    assert deploy(sdeliver, app).code == 0
+
+
+def test_a_canary_shifts_traffic_in_steps_then_switches(sdeliver, app: Path, endpoint: str, gateway: str) -> None:
+    _two_releases(sdeliver, app)
+    result = sdeliver("promote", "test->prod", "--canary", "10", "--steps", "3", "--interval", "0",
+                      "--json", cwd=app)
+    assert result.code == 0, result.output
+    entries = ledger(endpoint, "prod")
+    canary = [e for e in entries if e["action"] == "canary"]
+    assert [e["weights"] for e in canary] == [{"2": 0.1}, {"2": 0.55}]
+    assert entries[-1]["action"] == "promote" and entries[-1]["outcome"] == "succeeded"
+    after = snapshot(endpoint)["prod"]
+    assert (after["version"], after["weights"]) == ("2", {})
+    assert served(gateway, "prod")["version"] == "v2"
+
+
+def test_a_failing_canary_puts_all_traffic_back(sdeliver, app: Path, endpoint: str, gateway: str) -> None:
+    _two_releases(sdeliver, app)
+    before = snapshot(endpoint)["prod"]
+    set_e2e(app, "python -c 'raise SystemExit(1)'")
+    result = sdeliver("promote", "test->prod", "--canary", "20", "--interval", "0", "--json", cwd=app)
+    assert result.code == 1
+    document = json.loads(result.stdout)
+    assert document["outcome"] == "rolled-back"
+    assert "canary stopped at 20 %" in document["message"]
+    after = snapshot(endpoint)["prod"]
+    assert (after["version"], after["weights"]) == (before["version"], {})
+    assert after["deployment"] == before["deployment"] and after["site"] == before["site"]
+    assert served(gateway, "prod")["version"] == "v1"
+    assert [e["action"] for e in ledger(endpoint, "prod")] == ["promote", "canary", "promote"]
+    assert ledger(endpoint, "prod")[-1]["outcome"] == "rolled-back"
