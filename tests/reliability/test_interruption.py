@@ -119,9 +119,17 @@ RERUN_ROLLBACK = (
 )
 
 
+INIT_EMPTY_API = (
+    "cli/resources/api.py plan: an init killed right after CreateRestApi leaves an API "
+    "without its definition (and without the digest tag); the re-run does not apply the "
+    "definition and CreateDeployment fails 'The REST API doesn't contain any methods'"
+)
+KNOWN = {"rollback": RERUN_ROLLBACK, "init": INIT_EMPTY_API}
+
+
 @pytest.mark.timeout(1200)  # init has ~40 writes: ~40 fresh inits, each cut and re-run
 @pytest.mark.parametrize("command", [
-    pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=RERUN_ROLLBACK)) if c == "rollback" else c
+    pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=KNOWN[c])) if c in KNOWN else c
     for c in COMMANDS
 ])
 def test_a_command_cut_after_any_write_completes_when_run_again(
