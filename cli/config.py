@@ -272,7 +272,12 @@ class Config(Model):
         return next(iter(self.environments))
 
     def dump(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        """The resolved configuration for people and scripts: secrets shown as "(secret)"."""
+        document = self.model_dump(mode="json")
+        environment = document["function"]["environment"]
+        for key in self.function.secrets:
+            environment[key] = "(secret)"
+        return document
 
 
 # -- loading -------------------------------------------------------------------------------
@@ -359,17 +364,25 @@ def _message(err: dict[str, Any]) -> str:
     return msg.removeprefix("Value error, ")
 
 
+def _yaml_error(path: Path, err: Exception) -> ConfigError:
+    """One line for any YAML failure: file:line and the problem, never PyYAML's caret art."""
+    if isinstance(err, RecursionError):
+        return ConfigError(f"{path}: the document nests too deeply (or an alias refers to itself)")
+    if isinstance(err, yaml.MarkedYAMLError):
+        mark = err.problem_mark or err.context_mark
+        line = mark.line + 1 if mark else None
+        problem = " ".join(str(err.problem or err.context or "malformed YAML").split())
+        return ConfigError(f"{_where(path, line)}: malformed YAML: {problem}")
+    first = " ".join(str(err).split("\n")[0].split())
+    return ConfigError(f"{path}: malformed YAML: {first}")
+
+
 def parse_config(text: str, path: Path) -> Config:
     """Validate one YAML document; every problem is a `ConfigError` naming file:line and key."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line = mark.line + 1 if mark else None
-        problem = err.problem or err.context or "malformed YAML"
-        raise ConfigError(f"{_where(path, line)}: malformed YAML: {problem}") from None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: malformed YAML: {err}") from None
+    except (yaml.YAMLError, RecursionError) as err:
+        raise _yaml_error(path, err) from None
     if node is None:
         raise ConfigError(f"{path}: is empty; it must declare at least app and environments")
     lines = _Lines()
@@ -379,10 +392,12 @@ def parse_config(text: str, path: Path) -> Config:
         raise ConfigError(
             f"{_where(path, err.line)}: {'.'.join(err.path)}: {err.message}"
         ) from None
+    except RecursionError as err:
+        raise _yaml_error(path, err) from None
     try:
         data = yaml.safe_load(text)
     except (yaml.YAMLError, RecursionError, ValueError) as err:
-        raise ConfigError(f"{path}: malformed YAML: {err}") from None
+        raise _yaml_error(path, err) from None
     if not isinstance(data, dict):
         raise ConfigError(
             f"{_where(path, 1)}: the document must be a mapping of keys, not a "

@@ -126,9 +126,6 @@ def test_a_secret_never_appears_in_output_json_logs_or_the_ledger(sdeliver: Run,
             assert SECRET.encode() not in s3.get_object(Bucket=ARTIFACTS, Key=item["Key"])["Body"].read(), item["Key"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cli/commands/config.py show: prints function.environment values of the keys named in "
-    "function.secrets; it should print '(secret)' in their place (YAML and --json)"))
 @pytest.mark.parametrize("json_", [False, True])
 def test_config_show_hides_secrets(sdeliver: Run, with_secret: Path, json_: bool) -> None:
     result = sdeliver("config", "show", *(["--json"] if json_ else []), cwd=with_secret)
