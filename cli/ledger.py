@@ -24,6 +24,7 @@ import json
 import random
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
@@ -98,6 +99,8 @@ class Entry(BaseModel):
     weights: dict[str, float] | None = None  # canary routing: lambda version -> weight
     message: str | None = None
     e2e: E2e = "skipped"
+    # Unique per append: a retried write whose first attempt landed finds its own entry.
+    id: str | None = None
 
     @property
     def live(self) -> bool:
@@ -251,6 +254,7 @@ class Ledger:
         fields.setdefault("when", iso(utc_now()))
         fields.pop("seq", None)
         fields["env"] = self.env
+        fields.setdefault("id", uuid.uuid4().hex)
         unknown = sorted(set(fields) - set(Entry.model_fields))
         if unknown:
             raise OperationFailed(f"unknown release ledger fields: {', '.join(unknown)}")
@@ -272,6 +276,9 @@ class Ledger:
             except AwsError as err:
                 if not is_conflict(err):
                     raise
+                mine = self.read(seq) if error_code(err) in ("PreconditionFailed", "412") else None
+                if mine is not None and mine.id == entry.id:
+                    return mine  # our own earlier attempt landed; its answer was lost
                 self.project.aws.log(f"release ledger seq {seq} taken by another writer")
                 time.sleep(random.uniform(0.05, 0.2) * attempt)  # noqa: S311 - jitter
                 seqs = self.seqs()

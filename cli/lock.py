@@ -229,9 +229,14 @@ class EnvironmentLock:
         try:
             etag = self._put(lease, IfNoneMatch="*")
         except AwsError as err:
-            if is_conflict(err):
+            if not is_conflict(err):
+                raise
+            # A retried create whose first attempt landed (its response was lost) conflicts
+            # with itself: the lease there is then ours, to the millisecond.
+            found = _read(self.project, self.env)
+            if found is None or found[0] != lease:
                 return False
-            raise
+            etag = found[1]
         self.lease, self._etag = lease, etag
         return True
 

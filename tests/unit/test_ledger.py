@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
 import boto3
 import pytest
+from botocore.response import StreamingBody
 from botocore.stub import ANY, Stubber
 from sdeliver.errors import OperationFailed
 from sdeliver.ledger import Entry, Ledger
@@ -156,6 +158,12 @@ def test_a_412_moves_past_the_number_even_if_the_listing_lags(
     with Stubber(project.aws.client("s3")) as stubber:
         _stub_listing(stubber, [])
         _stub_put_error(stubber, "PreconditionFailed", 412)
+        theirs = Entry(seq=1, env="test", action="deploy", outcome="succeeded", release="r0",
+                       id="another-writer").to_json().encode()
+        stubber.add_response(  # is seq 1 our own earlier attempt? No: another writer's
+            "get_object", {"Body": StreamingBody(io.BytesIO(theirs), len(theirs))},
+            {"Bucket": project.artifact_bucket, "Key": ledger.key(1)},
+        )
         _stub_listing(stubber, [])
         stubber.add_response(
             "put_object", {"ETag": '"e"'}, {
@@ -325,3 +333,24 @@ def test_other_objects_under_the_prefix_are_not_entries(project: Project) -> Non
     _put_raw(project, f"{ledger.prefix}12.json", b"{}")
     deploy(ledger, "a")
     assert [e.seq for e in ledger.entries()] == [1]
+
+
+def test_a_lost_answer_to_our_own_write_is_not_written_twice(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first PUT landed but its answer was lost; the retry's 412 finds our own entry.
+    ledger = Ledger(project, "test")
+    real_call = project.aws.call
+    lost = {"done": False}
+
+    def call(service: str, operation: str, **kwargs: Any) -> Any:
+        result = real_call(service, operation, **kwargs)
+        if operation == "put_object" and not lost["done"]:
+            lost["done"] = True
+            return real_call(service, operation, **kwargs)  # botocore's retry: 412
+        return result
+
+    monkeypatch.setattr(project.aws, "call", call)
+    entry = ledger.append(action="deploy", outcome="succeeded", release="r1", who="arn:x")
+    assert entry.seq == 1
+    assert ledger.seqs() == [1]
