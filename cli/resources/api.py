@@ -119,10 +119,37 @@ def create_api(project: Project, definition: Definition) -> str:
         endpointConfiguration={"types": [ENDPOINT]},
         tags=project.tags(),
     )
-    api_id = str(created["id"])
+    api_id = _one_api(project, str(created["id"]))
     project.facts["rest_api_id"] = api_id
     apply_definition(project, api_id, definition)
     return api_id
+
+
+def _one_api(project: Project, created: str) -> str:
+    """The API to keep when a retried CreateRestApi (its first answer lost) made two: the
+    oldest; the others, which no stage serves yet, are deleted."""
+    ours = [
+        api for api in project.aws.paginate(
+            "apigateway", "get_rest_apis", "items", resource=f"REST API {project.api_name}"
+        )
+        if api.get("name") == project.api_name
+        and (api.get("tags") or {}).get(TAG_APP) == project.app
+    ]
+    if len(ours) < 2:
+        return created
+    ours.sort(key=lambda api: str(api.get("createdDate", "")))
+    for extra in ours[1:]:
+        stages = project.aws.call(
+            "apigateway", "get_stages", resource=f"REST API {extra['id']}",
+            restApiId=extra["id"],
+        )
+        if stages.get("item"):
+            continue
+        project.aws.call(
+            "apigateway", "delete_rest_api", resource=f"REST API {extra['id']}",
+            retry=(APIGW_BUSY,), missing=True, restApiId=extra["id"],
+        )
+    return str(ours[0]["id"])
 
 
 def apply_definition(project: Project, api_id: str, definition: Definition) -> None:
@@ -225,6 +252,16 @@ def _merged_tags(have: dict[str, str], want: dict[str, str]) -> dict[str, str]:
     return {**have, **want}
 
 
+def _has_methods(project: Project, api_id: str) -> bool:
+    return any(
+        resource.get("resourceMethods")
+        for resource in project.aws.paginate(
+            "apigateway", "get_resources", "items", resource=f"REST API {api_id}",
+            restApiId=api_id,
+        )
+    )
+
+
 def _plan_api(project: Project, api: dict[str, Any] | None) -> Change:
     name = project.api_name
     if api is None:
@@ -250,6 +287,11 @@ def _plan_api(project: Project, api: dict[str, Any] | None) -> Change:
         fields.append(FieldChange("endpoint", have_endpoint, ENDPOINT))
     if want_tags != have_tags:
         fields.append(FieldChange("tags", have_tags, want_tags))
+    missing: Definition | None = None
+    if definition_digest(api) is None and not _has_methods(project, api_id):
+        # Created, then interrupted before its definition went in: nothing to deploy yet.
+        missing = build_definition(project)
+        fields.append(FieldChange("definition", None, missing.sha256))
     if not fields:
         return Change(KIND_API, name, "none")
     changing = {f.field for f in fields}
@@ -264,9 +306,13 @@ def _plan_api(project: Project, api: dict[str, Any] | None) -> Change:
             )
         if "tags" in changing:
             tag_api(p, api_id, p.tags())
+        if missing is not None:
+            apply_definition(p, api_id, missing)
 
-    calls = (["apigateway.UpdateRestApi"] if "endpoint" in changing else []) + (
-        ["apigateway.TagResource"] if "tags" in changing else []
+    calls = (
+        (["apigateway.UpdateRestApi"] if "endpoint" in changing else [])
+        + (["apigateway.TagResource"] if "tags" in changing else [])
+        + (["apigateway.PutRestApi"] if missing is not None else [])
     )
     return Change(KIND_API, name, "update", fields, calls, update)
 

@@ -200,12 +200,26 @@ def _create(project: Project) -> Change:
             Description=DESCRIPTION, MemorySize=fn.memory, Timeout=fn.timeout,
             Environment={"Variables": environment}, Architectures=[fn.architecture],
             Tags=want["tags"], Publish=False,
-        )
+            # A retry after a lost answer finds the function its first attempt made.
+            ignore=("ResourceConflictException",),
+        ) or _adopt(p)
         p.aws.wait("lambda", "function_active_v2", resource=f"function {name}", FunctionName=name)
         p.facts["function_arn"] = created["FunctionArn"]
         p.facts["function_version"] = publish_version(p, description=CREATED)
 
     return Change(KIND, project.function_name, "create", fields, calls, apply)
+
+
+def _adopt(project: Project) -> dict[str, Any]:
+    """The function that already exists under our name, if this app made it."""
+    found = read_function(project)
+    if found is None or (found.get("Tags") or {}).get(TAG_APP) != project.app:
+        raise OperationFailed(
+            f"function {project.function_name} already exists and was not made by sdeliver "
+            f"for {project.app}",
+            hint="set function.name in sdeliver.yaml to another name",
+        )
+    return found
 
 
 def _update(project: Project, found: dict[str, Any]) -> Change:

@@ -216,7 +216,9 @@ def _create(role: Role, tags: dict[str, str]) -> Change:
             "iam", "create_role", resource=f"role {role.name}", RoleName=role.name, Path=PATH,
             AssumeRolePolicyDocument=json.dumps(role.trust_policy()),
             Description=role.description, Tags=_tag_list(tags),
-        )
+            # A retry after a lost answer finds the role its first attempt made.
+            ignore=("EntityAlreadyExists",),
+        ) or _adopt(p, role)
         for name, document in role.policies.items():
             _put_policy(p, role.name, name, document)
         # The role is not assumable everywhere for a few seconds: whoever passes it to a
@@ -224,6 +226,19 @@ def _create(role: Role, tags: dict[str, str]) -> Change:
         _remember(p, role.name, created["Role"]["Arn"])
 
     return Change(KIND, role.name, "create", fields, calls, apply)
+
+
+def _adopt(project: Project, role: Role) -> dict[str, Any]:
+    """The role that already exists under our name, if it is ours to finish creating."""
+    found = project.aws.call("iam", "get_role", resource=f"role {role.name}", RoleName=role.name)
+    tags = {t["Key"]: t["Value"] for t in found["Role"].get("Tags") or []}
+    if found["Role"].get("Path") != PATH or tags.get(TAG_APP) != project.app:
+        raise OperationFailed(
+            f"IAM role {role.name} already exists and was not made by sdeliver for "
+            f"{project.app}",
+            hint="delete or rename that role, or rename the app (app: in sdeliver.yaml)",
+        )
+    return dict(found)
 
 
 def _check_owner(project: Project, role: Role, have: dict[str, Any]) -> None:
