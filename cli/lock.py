@@ -191,6 +191,8 @@ class EnvironmentLock:
         self.wait = wait
         self.lease: Lease | None = None
         self._etag: str | None = None
+        # The lease of a command that died holding it, when this one took it over.
+        self.took_over: Lease | None = None
 
     # -- context manager -----------------------------------------------------------------
 
@@ -266,6 +268,7 @@ class EnvironmentLock:
             if reason is not None and races < TAKEOVER_ATTEMPTS:
                 races += 1
                 if reason == "dead process":
+                    self.took_over = held
                     self.project.progress.warn(
                         f"taking over the {self.env} lock left by a process that is gone: "
                         f"{held.describe()}"

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import OperationFailed, SdeliverError
-from ..ledger import Entry, Ledger
-from ..lock import EnvironmentLock
+from ..ledger import Entry, Ledger, parse_iso
+from ..lock import EnvironmentLock, Lease
 from ..project import Project
 from ..release import ReleaseStore
 from .deploy import _recover
@@ -58,6 +58,22 @@ def choose_target(ledger: Ledger, current: Entry, to: str | None) -> Entry:
     return found
 
 
+def _finished_by(project: Project, env: str, dead: Lease | None) -> ReleaseResult | None:
+    """A rollback that died after recording its entry (before releasing its lease) is done:
+    running it again must not roll back a second time."""
+    if dead is None or dead.command != "rollback":
+        return None
+    latest = Ledger(project, env).latest()
+    if (
+        latest is None or latest.action != "rollback" or latest.who != dead.owner
+        or parse_iso(latest.when) < parse_iso(dead.started).replace(microsecond=0)
+    ):
+        return None
+    project.progress.warn(f"the interrupted rollback had finished: ledger #{latest.seq}")
+    return ReleaseResult(env, "rollback", "unchanged", latest.release, latest.lambda_version,
+                         latest.api_deployment_id, latest.e2e, latest.seq)
+
+
 def plan_rollback(project: Project, env: str, to: str | None = None) -> RollbackPlan:
     ledger = Ledger(project, env)
     current = ledger.current()
@@ -87,7 +103,10 @@ def rollback(
     wait: float | None = None,
 ) -> ReleaseResult:
     project.config.env(env)
-    with EnvironmentLock(project, env, "rollback", wait=wait):
+    with EnvironmentLock(project, env, "rollback", wait=wait) as lock:
+        done = _finished_by(project, env, lock.took_over)
+        if done is not None:
+            return done
         planned = plan_rollback(project, env, to)
         current, target = planned.current, planned.target
         if target.lambda_version is None or target.api_deployment_id is None:
