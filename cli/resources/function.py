@@ -287,8 +287,9 @@ def _alias(project: Project, env: str, *, exists: bool) -> Change:
         target = latest_published_version(p) or publish_version(p, description=CREATED)
         p.aws.call(
             "lambda", "create_alias", resource=f"alias {name}",
-            # Already there (another run made it): it is a release pointer, leave it.
-            ignore=("ResourceConflictException",),
+            # Already there (another run made it, or our own attempt whose answer was lost):
+            # it is a release pointer, leave it. (moto says ConflictException.)
+            ignore=("ResourceConflictException", "ConflictException"),
             FunctionName=p.function_name, Name=env, FunctionVersion=target,
             Description=ALIAS_DESCRIPTION,
         )

@@ -296,9 +296,35 @@ def _write(project: Project, operation: str, *, tags: dict[str, str] | None = No
         reraise=True,
     ):
         with attempt:
-            project.aws.call(
-                "codepipeline", operation, resource=f"pipeline {name(project)}", **params
-            )
+            try:
+                project.aws.call(
+                    "codepipeline", operation, resource=f"pipeline {name(project)}", **params
+                )
+            except AwsError as err:
+                if operation != "create_pipeline" or not _already_exists(err):
+                    raise
+                _adopt(project)  # our own create, whose answer was lost
+
+
+def _already_exists(err: AwsError) -> bool:
+    # AWS says PipelineNameInUseException; moto, InvalidStructureException "already exists".
+    return err.code == "PipelineNameInUseException" or (
+        err.code == "InvalidStructureException" and "already exists" in err.message
+    )
+
+
+def _adopt(project: Project) -> None:
+    """The pipeline that already exists under our name, if this app made it; then made to
+    match the declaration."""
+    have = read(project)
+    tags = read_tags(project, have["arn"]) if have and have["arn"] else {}
+    if have is None or tags.get(TAG_APP) != project.app:
+        raise OperationFailed(
+            f"pipeline {name(project)} already exists and was not made by sdeliver for "
+            f"{project.app}",
+            hint="set pipeline.name in sdeliver.yaml to another name",
+        )
+    _write(project, "update_pipeline")
 
 
 def _resolve_token(project: Project, pipeline: dict[str, Any]) -> None:

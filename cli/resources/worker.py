@@ -143,9 +143,24 @@ def _create(project: Project, want: dict[str, Any], code: Package) -> None:
         Description=DESCRIPTION, MemorySize=want["memory"], Timeout=want["timeout"],
         Environment={"Variables": want["environment"]}, Architectures=[ARCHITECTURE],
         Tags=project.tags(),
-    )
+        # A retry after a lost answer finds the function its first attempt made: it is ours
+        # when it carries this app's tag (the next reconcile compares the rest).
+        ignore=("ResourceConflictException",),
+    ) or _adopt(project, name)
     project.aws.wait("lambda", "function_active_v2", resource=f"function {name}",
                      FunctionName=name)
+
+
+def _adopt(project: Project, name: str) -> dict[str, Any]:
+    found = project.aws.call(
+        "lambda", "get_function", resource=f"function {name}", FunctionName=name
+    )
+    if (found.get("Tags") or {}).get(TAG_APP) != project.app:
+        raise OperationFailed(
+            f"function {name} already exists and was not made by sdeliver for {project.app}",
+            hint="delete or rename that function, or rename the app (app: in sdeliver.yaml)",
+        )
+    return dict(found)
 
 
 def destroy(project: Project) -> list[Change]:

@@ -202,6 +202,9 @@ def _service(authorization: str) -> str:
     return ""
 
 
+JSON_SERVICES = {"codepipeline", "logs", "codebuild", "secretsmanager", "ssm"}
+
+
 def _error(kind: str, service: str) -> tuple[int, list[tuple[str, str]], bytes]:
     """An error answer as `service` sends it (rest-json, S3's XML or the query XML)."""
     status, code, message = {
@@ -217,6 +220,11 @@ def _error(kind: str, service: str) -> tuple[int, list[tuple[str, str]], bytes]:
             code = "AccessDeniedException"
         body = json.dumps({"message": message, "Type": "User"}).encode()
         return status, [("Content-Type", "application/json"), ("x-amzn-ErrorType", code)], body
+    if service in JSON_SERVICES:  # the awsJson protocols: the code travels in __type
+        if kind == "throttle":
+            code = "ThrottlingException"
+        body = json.dumps({"__type": code, "message": message}).encode()
+        return status, [("Content-Type", "application/x-amz-json-1.1")], body
     if service == "s3":
         if kind == "throttle":
             status, code, message = 503, "SlowDown", "Please reduce your request rate."

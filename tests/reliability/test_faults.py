@@ -46,26 +46,8 @@ def test_faults_before_the_request_reaches_aws_are_retried(sdeliver, app_dir, en
     assert differences(snapshot(endpoint), reference) == []
 
 
-LOCK_412 = (
-    "cli/lock.py EnvironmentLock._try_create: a lost response to the lease's conditional "
-    "create makes the retry see 412, and the lease it wrote is then taken for another "
-    "holder's (same pid is never stale): exit 4 on a free environment"
-)
-LEDGER_412 = (
-    "cli/ledger.py Ledger.append: a lost response to the entry's conditional create makes "
-    "the retry see 412, and the same move is written again under the next seq"
-)
-ALREADY_EXISTS = (
-    "{}: a lost response to the create makes botocore's retry fail with 'already exists', "
-    "which aborts the command instead of adopting what the first attempt created"
-)
-DUPLICATE_API = (
-    "cli/resources/api.py: a lost CreateRestApi response makes botocore's retry create a "
-    "second REST API of the same name; stages go to one, the next command finds the other"
-)
 
 
-@pytest.mark.xfail(strict=True, reason=f"{LOCK_412}; {LEDGER_412}; {ALREADY_EXISTS.format('create_role/create_function/create_alias')}; {DUPLICATE_API}")
 def test_thirty_percent_faults_half_after_forwarding_end_as_without(sdeliver, app_dir, endpoint, reference, monkeypatch) -> None:
     proxy = through_proxy(sdeliver, app_dir, endpoint, monkeypatch, rate=0.3, seed=7)
     assert sum(f.when == "after" for f in proxy.injected) > 15
@@ -83,13 +65,7 @@ WRITES = [
 ]
 
 
-KNOWN = {
-    "PutObject": LOCK_412,
-    "CreateRole": ALREADY_EXISTS.format("cli/resources/iam.py (CreateRole, EntityAlreadyExists)"),
-    "CreateFunction": ALREADY_EXISTS.format("cli/resources/function.py (CreateFunction, ResourceConflictException)"),
-    "CreateAlias": ALREADY_EXISTS.format("cli/resources/function.py (CreateAlias, ConflictException)"),
-    "CreateRestApi": DUPLICATE_API,
-}
+KNOWN: dict[str, str] = {}
 
 
 @pytest.mark.parametrize("operation", [
@@ -102,13 +78,11 @@ def test_a_lost_response_is_survived(operation, sdeliver, app_dir, endpoint, ref
     assert differences(snapshot(endpoint), reference) == []
 
 
-@pytest.mark.xfail(strict=True, reason=LOCK_412)
 def test_a_lost_response_to_taking_the_lease_is_taken_as_ours(sdeliver, app_dir, endpoint, reference, monkeypatch) -> None:
     through_proxy(sdeliver, app_dir, endpoint, monkeypatch, faults={"PutObject /locks/": "after"})
     assert differences(snapshot(endpoint), reference) == []
 
 
-@pytest.mark.xfail(strict=True, reason=LEDGER_412)
 def test_a_lost_response_to_a_ledger_entry_does_not_write_it_twice(sdeliver, app_dir, endpoint, reference, monkeypatch) -> None:
     through_proxy(sdeliver, app_dir, endpoint, monkeypatch, faults={"PutObject /releases/": "after"})
     assert ledger_entries(endpoint) and differences(snapshot(endpoint), reference) == []
