@@ -188,3 +188,20 @@ def test_wrong_encoding(tmp_path: Path) -> None:
 def test_directory_instead_of_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is a directory"):
         load_config(tmp_path)
+
+
+def test_the_shipped_json_schema_is_the_models() -> None:
+    import json
+
+    from sdeliver.config import json_schema
+
+    shipped = EXAMPLE.parent / "sdeliver.schema.json"
+    assert json.loads(shipped.read_text()) == json_schema(), (
+        "config/sdeliver.schema.json is stale: sdeliver config schema > config/sdeliver.schema.json"
+    )
+
+
+def test_the_schema_ships_in_the_package() -> None:
+    from importlib import resources
+
+    assert resources.files("sdeliver.defaults").joinpath("sdeliver.schema.json").is_file()
