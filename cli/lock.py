@@ -15,6 +15,7 @@ import os
 import random
 import socket
 import time
+import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -60,6 +61,10 @@ class Lease:
     command: str
     started: str  # UTC ISO-8601 with Z
     expires: str
+    # Unique per acquisition: two threads of one process (or two sandboxes reusing a pid)
+    # can write leases equal in every other field to the millisecond, and a racer that
+    # lost the create must never mistake the winner's lease for its own lost answer.
+    token: str = ""
 
     @classmethod
     def parse(cls, body: bytes, where: str) -> Lease:
@@ -68,7 +73,7 @@ class Lease:
             return cls(
                 owner=str(data["owner"]), host=str(data["host"]), pid=int(data["pid"]),
                 command=str(data["command"]), started=str(data["started"]),
-                expires=str(data["expires"]),
+                expires=str(data["expires"]), token=str(data.get("token", "")),
             )
         except (ValueError, KeyError, TypeError) as err:
             raise OperationFailed(
@@ -215,7 +220,7 @@ class EnvironmentLock:
         return Lease(
             owner=self.project.aws.caller_arn, host=this_host(), pid=os.getpid(),
             command=self.command, started=iso(now, millis=True),
-            expires=iso(now + self.ttl, millis=True),
+            expires=iso(now + self.ttl, millis=True), token=uuid.uuid4().hex,
         )
 
     def _put(self, lease: Lease, **condition: Any) -> str:

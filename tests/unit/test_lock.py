@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 import threading
@@ -81,6 +82,30 @@ def test_a_second_acquire_fails_naming_the_holder(project: Project) -> None:
     assert f"deploy on host {this_host()}" in message
     assert "sdeliver unlock --env prod --force" in message
     assert caught.value.exit_code == EXIT_LOCKED
+
+
+def test_a_racer_in_the_same_process_and_millisecond_is_refused(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two threads of one process write leases with the same owner, host, pid, command and
+    # times; the loser of the conditional create must not take the winner's lease for the
+    # answer to its own create (what a lost response looks like). CI caught two holders.
+    frozen = utc_now()
+    monkeypatch.setattr("sdeliver.lock.utc_now", lambda: frozen)
+    with EnvironmentLock(project, "prod", "deploy") as first:
+        assert first.lease is not None and first.lease.token
+        with pytest.raises(EnvironmentLocked):
+            EnvironmentLock(project, "prod", "deploy").acquire()
+
+
+def test_a_lease_written_before_tokens_existed_is_read(project: Project) -> None:
+    body = {k: v for k, v in plant(project, "prod").to_dict().items() if k != "token"}
+    boto3.client("s3", region_name=project.region).put_object(
+        Bucket=project.artifact_bucket, Key=lock_key(project, "prod"),
+        Body=json.dumps(body).encode(),
+    )
+    held = read_lock(project, "prod")
+    assert held is not None and held.owner.endswith("user/ana") and held.token == ""
 
 
 def test_another_hosts_lease_is_reported_with_its_start_time(project: Project) -> None:
