@@ -4,6 +4,8 @@ Recursive; only files whose MD5 differs from the object's ETag are uploaded (in 
 streamed); objects no longer in the content are deleted; each file gets its Content-Type;
 `index.html` and `config.json` are served with `Cache-Control: no-cache`; `config.json` is
 written last, so a visitor never sees a config that points at an API the files don't match.
+Because it is written last, a config.json that names the release being published says the
+bucket holds its files already: then nothing is listed or uploaded (one GET, not a listing).
 The content comes from a directory (deploy) or from a release's stored `site.zip`
 (promote, rollback): the same bytes either way.
 """
@@ -14,18 +16,23 @@ import hashlib
 import io
 import json
 import mimetypes
+import threading
 import zipfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import IO, Any
 
+from .errors import AwsError
 from .project import Project
 
 CONFIG_JSON = "config.json"
 NO_CACHE = {"index.html", CONFIG_JSON}
 UPLOAD_THREADS = 16
+# Metadata on config.json while a publish changes the files it describes.
+PUBLISHING = "sdeliver-publishing"
 mimetypes.add_type("application/javascript", ".js")
 mimetypes.add_type("application/json", ".json")
 mimetypes.add_type("image/svg+xml", ".svg")
@@ -37,8 +44,14 @@ mimetypes.add_type("application/wasm", ".wasm")
 class SiteFile:
     key: str  # POSIX path relative to the site root, as the object key
     size: int
-    md5: str  # hex, what S3 reports as the ETag of a single-part upload
     open: Callable[[], IO[bytes]]
+
+    @cached_property
+    def md5(self) -> str:
+        """Hex, what S3 reports as the ETag of a single-part upload; read only when an
+        object of that key exists to compare with (a first publish reads no file twice)."""
+        with self.open() as stream:
+            return _md5_of(stream)[0]
 
 
 def content_type(key: str) -> str:
@@ -73,13 +86,11 @@ def files_from_zip(path: Path) -> list[SiteFile]:
     for info in infos:
         if info.is_dir() or info.filename == CONFIG_JSON:
             continue
-        with archive.open(info) as stream:
-            md5, size = _md5_of(stream)
 
         def opener(member: zipfile.ZipInfo = info) -> IO[bytes]:
             return io.BytesIO(archive.read(member))
 
-        result.append(SiteFile(info.filename, size, md5, opener))
+        result.append(SiteFile(info.filename, info.file_size, opener))
     return result
 
 
@@ -109,10 +120,15 @@ class PublishResult:
         }
 
 
-def _put(project: Project, bucket: str, key: str, body: IO[bytes] | bytes, size: int) -> None:
+def _put(
+    project: Project, bucket: str, key: str, body: IO[bytes] | bytes, size: int,
+    metadata: dict[str, str] | None = None,
+) -> None:
     extra: dict[str, Any] = {"ContentType": content_type(key)}
     if key.rsplit("/", 1)[-1] in NO_CACHE:
         extra["CacheControl"] = "no-cache"
+    if metadata:
+        extra["Metadata"] = metadata
     project.aws.call(
         "s3",
         "put_object",
@@ -125,21 +141,78 @@ def _put(project: Project, bucket: str, key: str, body: IO[bytes] | bytes, size:
     project.aws.add_uploaded(size)
 
 
+@dataclass(frozen=True)
+class Published:
+    """What the bucket's config.json says about the files it was written for."""
+
+    body: bytes | None  # None: no config.json, or it could not be read
+    release: str | None  # the release whose files the bucket held when it was written
+    dirty: bool  # a publish began changing files after it was written, and did not finish
+
+    @property
+    def etag(self) -> str | None:
+        return hashlib.md5(self.body).hexdigest() if self.body is not None else None  # noqa: S324
+
+
+def read_published(project: Project, bucket: str) -> Published:
+    """One GET of config.json. Absent, unreadable or naming no release: trusted for nothing."""
+    try:
+        found = project.aws.call(
+            "s3", "get_object", resource=f"s3://{bucket}/{CONFIG_JSON}", missing=True,
+            Bucket=bucket, Key=CONFIG_JSON,
+        )
+        body = None if found is None else bytes(found["Body"].read())
+    except AwsError:  # e.g. a role without s3:GetObject: the listing decides
+        return Published(None, None, False)
+    if found is None or body is None:
+        return Published(None, None, False)
+    try:
+        release = json.loads(body).get("release")
+    except (ValueError, AttributeError):
+        release = None
+    dirty = PUBLISHING in (found.get("Metadata") or {})
+    return Published(body, release if isinstance(release, str) else None, dirty)
+
+
 def publish(
-    project: Project, bucket: str, files: list[SiteFile], config: dict[str, Any]
+    project: Project,
+    bucket: str,
+    files: list[SiteFile],
+    config: dict[str, Any],
+    *,
+    force: bool = False,
 ) -> PublishResult:
+    """Make the bucket hold exactly `files`, then `config` as config.json.
+
+    config.json is written last, so when it names the release being published (and no
+    publish was cut short since) the bucket holds that release's files already: nothing is
+    listed or uploaded. `force` lists and compares every object anyway, to repair objects
+    changed behind sdeliver's back.
+    """
+    published = read_published(project, bucket)
+    release = config.get("release")
+    if not force and release and published.release == release and not published.dirty:
+        write_config(project, bucket, config, published.etag)
+        return PublishResult(0, 0, len(files), 0)
     existing = _listing(project, bucket)
-    wanted = {f.key for f in files} | {CONFIG_JSON}
-    changed = [f for f in files if existing.get(f.key) != f.md5]
+    existing.pop(CONFIG_JSON, None)
+    wanted = {f.key for f in files}
+    mark = _Mark(project, bucket, published, release)
 
     def upload(item: SiteFile) -> int:
+        # In the pool: the MD5 is read here, and only when there is an object to compare.
+        if item.key in existing and existing[item.key] == item.md5:
+            return -1
+        mark.once()
         with item.open() as stream:
             _put(project, bucket, item.key, stream, item.size)
         return item.size
 
     with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
-        sent = sum(pool.map(upload, changed))
+        sent = [size for size in pool.map(upload, files) if size >= 0]
     stale = sorted(key for key in existing if key not in wanted)
+    if stale:
+        mark.once()
     for start in range(0, len(stale), 1000):
         project.aws.call(
             "s3",
@@ -148,8 +221,37 @@ def publish(
             Bucket=bucket,
             Delete={"Objects": [{"Key": k} for k in stale[start : start + 1000]], "Quiet": True},
         )
-    write_config(project, bucket, config, existing.get(CONFIG_JSON))
-    return PublishResult(len(changed), len(stale), len(files) - len(changed), sent)
+    # A marked config.json is written again even when its body is the same: to unmark it.
+    marked = mark.made or published.dirty
+    write_config(project, bucket, config, None if marked else published.etag)
+    return PublishResult(len(sent), len(stale), len(files) - len(sent), sum(sent))
+
+
+class _Mark:
+    """Marks config.json before the first object changes: until config.json is written
+    again at the end, no one trusts it to describe the files (a publish cut short leaves
+    a mix of two releases under the old config.json).
+
+    Only a config.json that names a release needs it: no other is ever trusted.
+    """
+
+    def __init__(self, project: Project, bucket: str, published: Published,
+                 release: str | None) -> None:
+        self.project, self.bucket, self.release = project, bucket, release
+        self.body = published.body if published.release and not published.dirty else None
+        self.made = False
+        self.lock = threading.Lock()
+
+    def once(self) -> None:
+        if self.body is None:
+            return
+        with self.lock:
+            if self.made:
+                return
+            # The same body, so visitors see no change: only its metadata says "publishing".
+            _put(self.project, self.bucket, CONFIG_JSON, self.body, len(self.body),
+                 metadata={PUBLISHING: self.release or "unknown"})
+            self.made = True
 
 
 def config_bytes(config: dict[str, Any]) -> bytes:

@@ -212,6 +212,9 @@ def role(project: Project) -> iam.Role:
              "Resource": [f"{arn}/*" for arn in sites]},
             {"Sid": "SiteListing", "Effect": "Allow", "Action": "s3:ListBucket",
              "Resource": sites},
+            # config.json names the release the bucket holds: publishing it again is one GET.
+            {"Sid": "SiteConfig", "Effect": "Allow", "Action": "s3:GetObject",
+             "Resource": [f"{arn}/config.json" for arn in sites]},
         ]
     return iam.Role(
         name=worker_role_name(project),

@@ -389,3 +389,17 @@ def test_an_unsafe_input_artifact_fails_the_job(worker) -> None:  # type: ignore
     key = worker.put_zip("SourceOutput", {"sdeliver.yaml": b"app: x\n", "../../evil": b"!"})
     _, params = worker.run(worker.event("action=dependencies", key), fails=True)
     assert params["failureDetails"]["message"] == "artifact entry '../../evil' climbs out with '..': refused"
+
+
+def test_the_worker_may_read_only_config_json_of_the_site_buckets(make_project) -> None:  # type: ignore[no-untyped-def]
+    # Publishing a release its bucket holds already is one GET of config.json, not a listing.
+    from sdeliver.resources import worker as worker_resource
+
+    project = make_project()
+    statements = worker_resource.role(project).policies["sdeliver-worker"]["Statement"]
+    reads = [s for s in statements if "s3:GetObject" in json.dumps(s["Action"])
+             and any(project.site_bucket(env) in json.dumps(s["Resource"])
+                     for env in project.config.environments)]
+    assert [r["Resource"] for r in reads] == [[
+        f"arn:aws:s3:::{project.site_bucket(env)}/config.json"
+        for env in project.config.environments]]
