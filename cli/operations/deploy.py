@@ -9,6 +9,7 @@ fails (or a step fails) the previous pointers are put back. Every outcome is a l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..aws import FUNCTION_BUSY
@@ -153,6 +154,98 @@ def restore(project: Project, env: str, before: Pointers, entry: Entry | None) -
             publish_site(project, env, entry.release, manifest)
 
 
+def put_back(project: Project, env: str, before: Pointers, current: Entry | None) -> None:
+    """`restore`, after a step failed: a failure to restore is a warning, so the step's own
+    error is the one reported."""
+    try:
+        restore(project, env, before, current)
+    except SdeliverError as err:
+        project.progress.warn(f"could not restore {env}: {err.message}")
+
+
+_recover = put_back  # the name rollback.py imports
+
+
+def pointers_of(entry: Entry) -> Pointers:
+    """What an environment served when `entry` was recorded (no canary weights)."""
+    return Pointers(version=entry.lambda_version, deployment_id=entry.api_deployment_id)
+
+
+def switch_alias(project: Project, env: str, version: str, revision_id: str | None) -> None:
+    """Move the environment's alias to the release's version (the switch for the function)."""
+    move_alias(project, env, version, revision_id=revision_id)
+    project.progress.step(f"alias {env} → version {version}")
+
+
+def entry_fields(project: Project, release: Build, current: Entry | None) -> dict[str, Any]:
+    """What every ledger entry of a deploy says about its release."""
+    store_key = ReleaseStore(project).key(release.release_id, "site.zip")
+    return {
+        "action": "deploy",
+        "release": release.release_id,
+        "code_sha256": release.code_sha256,
+        "api_definition_sha256": release.definition.sha256,
+        "site_digest": release.site_digest,
+        "site_artifact": store_key if release.site_digest else None,
+        "source_revision": release.source_revision,
+        "replaces": current.seq if current else None,
+    }
+
+
+def record_failure(
+    ledger: Ledger,
+    fields: dict[str, Any],
+    message: str,
+    *,
+    version: str | None = None,
+    deployment: str | None = None,
+) -> Entry:
+    return ledger.append(
+        **fields,
+        outcome="failed",
+        lambda_version=version,
+        api_deployment_id=deployment,
+        message=message,
+    )
+
+
+def record(
+    project: Project,
+    env: str,
+    ledger: Ledger,
+    fields: dict[str, Any],
+    *,
+    version: str | None,
+    deployment: str | None,
+    label: str,
+    current: Entry | None,
+    undo: Callable[[], None] | None,
+    site: dict[str, int] | None = None,
+) -> ReleaseResult:
+    """Run the environment's e2e against what it now serves, then write the release's ledger
+    entry. When e2e fails, `undo` (if given) puts the environment back on `current`."""
+    e2e = run_e2e(project, env, label)
+    outcome, message = "succeeded", None
+    if e2e == "failed" and undo is not None and current is not None:
+        project.progress.warn(f"e2e failed: putting {env} back on release {current.release}")
+        undo()
+        outcome, message = "rolled-back", f"e2e failed; {env} restored to {current.release}"
+    elif e2e == "failed":
+        message = "e2e failed; the release stays in place"
+    entry = ledger.append(
+        **fields,
+        outcome=outcome,
+        lambda_version=version,
+        api_deployment_id=deployment,
+        e2e=e2e,
+        message=message,
+    )
+    return ReleaseResult(
+        env, "deploy", outcome, fields["release"], version, deployment, e2e, entry.seq, site,
+        message,
+    )
+
+
 def unchanged(current: Entry | None, built: Build, now: Pointers) -> bool:
     return (
         current is not None
@@ -206,65 +299,26 @@ def _deploy_locked(
     manifest = store.require(built.release_id)
     current = ledger.current()
     before = read_pointers(project, env)
-    fields: dict[str, Any] = {
-        "action": "deploy",
-        "release": built.release_id,
-        "code_sha256": built.code_sha256,
-        "api_definition_sha256": built.definition.sha256,
-        "site_digest": built.site_digest,
-        "site_artifact": store.key(built.release_id, "site.zip") if built.site_zip else None,
-        "source_revision": built.source_revision,
-        "replaces": current.seq if current else None,
-    }
+    fields = entry_fields(project, built, current)
     version = deployment = None
     try:
         version = publish_function(project, built, store)
         deployment = deploy_api(project, env, built)
-        move_alias(project, env, version, revision_id=before.alias_revision)
-        project.progress.step(f"alias {env} → version {version}")
+        switch_alias(project, env, version, before.alias_revision)
         published = publish_site(project, env, built.release_id, manifest, built.site_zip)
     except SdeliverError as err:
-        _recover(project, env, before, current)
-        ledger.append(
-            **fields,
-            outcome="failed",
-            lambda_version=version,
-            api_deployment_id=deployment,
-            message=str(err.message),
-        )
+        put_back(project, env, before, current)
+        record_failure(ledger, fields, str(err.message), version=version, deployment=deployment)
         raise
-    e2e = run_e2e(project, env, manifest.get("version") or built.release_id)
-    outcome, message = "succeeded", None
-    if e2e == "failed" and rollback_on_failure and current is not None:
-        project.progress.warn(f"e2e failed: putting {env} back on release {current.release}")
-        restore(project, env, before, current)
-        outcome, message = "rolled-back", f"e2e failed; {env} restored to {current.release}"
-    elif e2e == "failed":
-        message = "e2e failed; the release stays in place"
-    entry = ledger.append(
-        **fields,
-        outcome=outcome,
-        lambda_version=version,
-        api_deployment_id=deployment,
-        e2e=e2e,
-        message=message,
-    )
-    return ReleaseResult(
+    return record(
+        project,
         env,
-        "deploy",
-        outcome,
-        built.release_id,
-        version,
-        deployment,
-        e2e,
-        entry.seq,
-        published.to_json() if published else None,
-        message,
+        ledger,
+        fields,
+        version=version,
+        deployment=deployment,
+        label=manifest.get("version") or built.release_id,
+        current=current,
+        undo=(lambda: restore(project, env, before, current)) if rollback_on_failure else None,
+        site=published.to_json() if published else None,
     )
-
-
-def _recover(project: Project, env: str, before: Pointers, current: Entry | None) -> None:
-    try:
-        restore(project, env, before, current)
-    except SdeliverError as err:
-        project.progress.warn(f"could not restore {env}: {err.message}")

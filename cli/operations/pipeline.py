@@ -41,7 +41,8 @@ from ..project import Project
 from ..release import Build as Release
 from ..release import ReleaseStore, build, run_build_commands
 from ..shell import source_revision
-from .environment import Pointers, move_alias, publish_site, read_pointers, run_e2e
+from . import deploy as steps
+from .environment import publish_site, read_pointers
 from .result import ReleaseResult
 
 RELEASE_FILE = ".sdeliver/release.json"
@@ -151,19 +152,6 @@ def stored_release(project: Project, release_id: str) -> tuple[Release, dict[str
     )
 
 
-def _entry_fields(project: Project, release: Release) -> dict[str, Any]:
-    store = ReleaseStore(project)
-    return {
-        "action": "deploy",
-        "release": release.release_id,
-        "code_sha256": release.code_sha256,
-        "api_definition_sha256": release.definition.sha256,
-        "site_digest": release.site_digest,
-        "site_artifact": store.key(release.release_id, "site.zip") if release.site_digest else None,
-        "source_revision": release.source_revision,
-    }
-
-
 @contextlib.contextmanager
 def releasing(
     project: Project, env: str, release_id: str, step: str
@@ -181,26 +169,12 @@ def releasing(
         except SdeliverError as err:
             current = ledger.current()
             if current is not None:
-                _put_back(project, env, current)
-            ledger.append(
-                **_entry_fields(project, release),
-                outcome="failed",
-                replaces=current.seq if current else None,
-                message=f"{step}: {err.message}",
-            )
+                steps.put_back(project, env, steps.pointers_of(current), current)
+            fields = steps.entry_fields(project, release, current)
+            steps.record_failure(ledger, fields, f"{step}: {err.message}")
             raise
         finally:
             release.close()
-
-
-def _put_back(project: Project, env: str, current: Any) -> None:
-    from .deploy import restore
-
-    before = Pointers(version=current.lambda_version, deployment_id=current.api_deployment_id)
-    try:
-        restore(project, env, before, current)
-    except SdeliverError as err:
-        project.progress.warn(f"could not put {env} back on {current.release}: {err.message}")
 
 
 def deploy_app(project: Project, env: str, release_id: str, *, wait: bool = True) -> ActionResult:
@@ -210,24 +184,21 @@ def deploy_app(project: Project, env: str, release_id: str, *, wait: bool = True
     FunctionBusy at once instead of spending the invocation waiting.
     """
     from ..resources import function
-    from .deploy import publish_function
 
     with releasing(project, env, release_id, "DeployApp") as (release, _, _ledger):
         if not wait:
             found = function.read_function(project) or {}
             if found.get("LastUpdateStatus") == "InProgress" or found.get("State") == "Pending":
                 raise FunctionBusy(f"function {project.function_name} is still being updated")
-        version = publish_function(project, release, ReleaseStore(project))
+        version = steps.publish_function(project, release, ReleaseStore(project))
         before = read_pointers(project, env)
-        move_alias(project, env, version, revision_id=before.alias_revision)
+        steps.switch_alias(project, env, version, before.alias_revision)
     return ActionResult("deploy-app", env, f"alias {env} → version {version}", release_id)
 
 
 def deploy_api(project: Project, env: str, release_id: str) -> ActionResult:
-    from .deploy import deploy_api as deploy_stage
-
     with releasing(project, env, release_id, "DeployAPI") as (release, _, _ledger):
-        deployment = deploy_stage(project, env, release)
+        deployment = steps.deploy_api(project, env, release)
     return ActionResult("deploy-api", env, f"stage {env} → deployment {deployment}", release_id)
 
 
@@ -247,27 +218,22 @@ def end_to_end(
     with releasing(project, env, release_id, "EndToEnd") as (release, manifest, ledger):
         current = ledger.current()
         now = read_pointers(project, env)
-        e2e = run_e2e(project, env, manifest.get("version") or release_id)
-        outcome, message = "succeeded", None
-        if e2e == "failed" and rollback_on_failure and current is not None:
-            project.progress.warn(f"e2e failed: putting {env} back on release {current.release}")
-            _put_back(project, env, current)
-            outcome, message = "rolled-back", f"e2e failed; {env} restored to {current.release}"
-        elif e2e == "failed":
-            message = "e2e failed; the release stays in place"
-        entry = ledger.append(
-            **_entry_fields(project, release),
-            outcome=outcome,
-            replaces=current.seq if current else None,
-            lambda_version=now.version,
-            api_deployment_id=now.deployment_id,
-            e2e=e2e,
-            message=message,
+
+        def undo() -> None:
+            assert current is not None  # record() undoes only onto a current release
+            steps.put_back(project, env, steps.pointers_of(current), current)
+
+        result = steps.record(
+            project,
+            env,
+            ledger,
+            steps.entry_fields(project, release, current),
+            version=now.version,
+            deployment=now.deployment_id,
+            label=manifest.get("version") or release_id,
+            current=current,
+            undo=undo if rollback_on_failure else None,
         )
-    result = ReleaseResult(
-        env, "deploy", outcome, release_id, now.version, now.deployment_id, e2e, entry.seq,
-        message=message,
-    )
     return ActionResult("end-to-end", env, result.summary(), release_id, result.ok, result)
 
 
