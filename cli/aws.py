@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import boto3
 import botocore.config
@@ -67,6 +67,7 @@ NOT_FOUND = {
 IAM_PROPAGATION = "iam-propagation"
 FUNCTION_BUSY = "function-busy"
 APIGW_BUSY = "apigw-busy"
+PIPELINE_ROLE_PROPAGATION = "pipeline-role-propagation"
 
 
 def _is_iam_propagation(code: str, message: str) -> bool:
@@ -83,7 +84,24 @@ TRANSIENT: dict[str, Callable[[str, str], bool]] = {
         and ("in progress" in message or "update" in message.lower())
     ),
     APIGW_BUSY: lambda code, message: code in {"TooManyRequestsException", "ConflictException"},
+    # A role created moments ago: CodePipeline cannot assume it yet.
+    PIPELINE_ROLE_PROPAGATION: lambda code, message: (
+        code == "InvalidStructureException" and "AssumeRole" in message
+    ),
 }
+
+
+class Credentials(Protocol):
+    """Keys to sign with (what `actions.job.Credentials` holds)."""
+
+    @property
+    def access_key_id(self) -> str: ...
+
+    @property
+    def secret_access_key(self) -> str: ...
+
+    @property
+    def session_token(self) -> str | None: ...
 
 
 @dataclass
@@ -119,7 +137,10 @@ class Aws:
         endpoint_url: str | None = None,
         max_attempts: int = 10,
         log: Callable[[str], None] | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
+        """credentials: sign with these keys instead of the profile's (a pipeline job's
+        artifact credentials) — same retries, counting and errors."""
         self.region = region
         self.profile = profile
         self.endpoint_url = endpoint_url
@@ -137,7 +158,15 @@ class Aws:
             user_agent_extra="sdeliver",
         )
         try:
-            self._session = boto3.session.Session(profile_name=profile, region_name=region)
+            if credentials is not None:
+                self._session = boto3.session.Session(
+                    aws_access_key_id=credentials.access_key_id,
+                    aws_secret_access_key=credentials.secret_access_key,
+                    aws_session_token=credentials.session_token,
+                    region_name=region,
+                )
+            else:
+                self._session = boto3.session.Session(profile_name=profile, region_name=region)
         except botocore.exceptions.ProfileNotFound:
             raise ConfigError(
                 f"AWS profile {profile!r} is not configured",

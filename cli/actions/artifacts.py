@@ -15,8 +15,6 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import boto3
-
 from ..aws import Aws
 from ..errors import OperationFailed
 from ..package import package_directory
@@ -26,21 +24,9 @@ from .job import Artifact, Credentials
 MAX_EXTRACTED_BYTES = 4 * 1024**3
 
 
-class ArtifactAws(Aws):
-    """An `Aws` signing with the job's artifact credentials (same retries and errors)."""
-
-    def __init__(self, credentials: Credentials, *, region: str, endpoint_url: str | None):
-        super().__init__(region=region, endpoint_url=endpoint_url)
-        self._session = boto3.session.Session(
-            aws_access_key_id=credentials.access_key_id,
-            aws_secret_access_key=credentials.secret_access_key,
-            aws_session_token=credentials.session_token,
-            region_name=region,
-        )
-
-
 def artifact_aws(credentials: Credentials, *, region: str, endpoint_url: str | None) -> Aws:
-    return ArtifactAws(credentials, region=region, endpoint_url=endpoint_url)
+    """An `Aws` signing with the job's artifact credentials (same retries and errors)."""
+    return Aws(region=region, endpoint_url=endpoint_url, credentials=credentials)
 
 
 def download(aws: Aws, artifact: Artifact, target: Path) -> Path:
