@@ -200,11 +200,43 @@ class PipelineSource(Model):
         return self
 
 
+class PipelineCodeBuild(Model):
+    """The CodeBuild project `pipeline.build: codebuild` runs Commit and EndToEnd in."""
+
+    image: Annotated[str, Field(pattern=r"^[^\s]{1,255}$")] = Field(
+        default="aws/codebuild/standard:7.0",
+        description="A CodeBuild image with Python >= 3.10 (an aarch64 image runs on ARM).",
+    )
+    compute_type: Literal[
+        "BUILD_GENERAL1_SMALL",
+        "BUILD_GENERAL1_MEDIUM",
+        "BUILD_GENERAL1_LARGE",
+        "BUILD_GENERAL1_XLARGE",
+        "BUILD_GENERAL1_2XLARGE",
+    ] = "BUILD_GENERAL1_SMALL"
+    timeout: Annotated[int, Field(ge=5, le=2160)] = Field(
+        default=60, description="Minutes a build may run before CodeBuild stops it."
+    )
+
+
 class Pipeline(Model):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9.@_-]{1,100}$")] | None = None
     source: PipelineSource
     approval: bool = False
-    build: Literal["lambda", "codebuild"] = "lambda"
+    build: Literal["lambda", "codebuild"] = Field(
+        default="lambda",
+        description="Where Dependencies, BuildAndPackage and EndToEnd run: the sdeliver "
+        "worker function, or a CodeBuild project sdeliver creates.",
+    )
+    codebuild: PipelineCodeBuild | None = None
+
+    @model_validator(mode="after")
+    def _codebuild_settings(self) -> Pipeline:
+        if self.build == "codebuild" and self.codebuild is None:
+            self.codebuild = PipelineCodeBuild()
+        elif self.build != "codebuild" and self.codebuild is not None:
+            raise ValueError("codebuild: settings apply only with build: codebuild")
+        return self
 
 
 class Artifacts(Model):

@@ -1,4 +1,5 @@
-"""IAM roles sdeliver creates: today the function's execution role; tomorrow the pipeline's.
+"""IAM roles sdeliver creates: the function's execution role, and the pipeline's roles
+(CodePipeline's, the worker function's, and the CodeBuild project's with `build: codebuild`).
 
 Each role is described by a `Role` (name, the service that assumes it, inline policies)
 and every role goes through the same plan: trust policy, inline policies and tags are
@@ -50,7 +51,12 @@ def log_group_arn(project: Project, function_name: str) -> str:
 
 
 def logs_policy(project: Project, function_name: str) -> dict[str, Any]:
-    group = log_group_arn(project, function_name)
+    return log_group_policy(project, f"/aws/lambda/{function_name}")
+
+
+def log_group_policy(project: Project, group_name: str) -> dict[str, Any]:
+    """Create and write to one log group (a function's, a CodeBuild project's), no other."""
+    group = project.arn("logs", f"log-group:{group_name}")
     return {
         "Version": "2012-10-17",
         "Statement": [

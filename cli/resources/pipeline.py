@@ -4,7 +4,11 @@ Source → Commit (Dependencies, BuildAndPackage) → Acceptance (DeployApp, Dep
 DeploySite, EndToEnd against the first environment) → Production (the same against the
 next; a manual Approval first when `pipeline.approval`) → one stage per further
 environment. Every action but Source and Approval invokes the sdeliver worker function
-with a query string of UserParameters. Artifacts live in the artifact bucket.
+with a query string of UserParameters — except, with `pipeline.build: codebuild`,
+Dependencies, BuildAndPackage and EndToEnd, which run in sdeliver's CodeBuild project
+(codebuild.py) with SDELIVER_ACTION / SDELIVER_ENV as the action's environment variables.
+Names, run orders and artifacts are the same either way. Artifacts live in the artifact
+bucket.
 
 A GitHub OAuth token is read from SSM or Secrets Manager only when the pipeline is written;
 AWS shows it as "****", and so does the plan.
@@ -13,6 +17,7 @@ AWS shows it as "****", and so does the plan.
 from __future__ import annotations
 
 import copy
+import json
 import urllib.parse
 from typing import Any
 
@@ -21,7 +26,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random
 from ..errors import AwsError, OperationFailed
 from ..plan import Change, FieldChange
 from ..project import TAG_APP, Project
-from . import iam
+from . import codebuild, iam
 
 KIND = "codepipeline"
 MASKED = "****"
@@ -30,6 +35,8 @@ ACTION_KEYS = ("name", "actionTypeId", "runOrder", "configuration", "inputArtifa
 PIPELINE_KEYS = ("roleArn", "artifactStore", "stages", "pipelineType", "executionMode")
 MAX_ATTEMPTS = {"end-to-end": 3}  # e2e is not resumable; other steps wait for locks
 DEFAULT_MAX_ATTEMPTS = 10
+# With pipeline.build: codebuild, these run in the CodeBuild project instead of the worker.
+CODEBUILD_ACTIONS = ("dependencies", "build-and-package", "end-to-end")
 
 
 def role_name(project: Project) -> str:
@@ -73,6 +80,8 @@ def _action(
 
 def _invoke(project: Project, name: str, run_order: int, action: str, env: str | None,
             inputs: list[str], outputs: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
+    if codebuild.enabled(project) and action in CODEBUILD_ACTIONS:
+        return _build(project, name, run_order, action, env, inputs, outputs)
     params = {"action": action, **({"env": env} if env else {}),
               "maxAttempts": str(MAX_ATTEMPTS.get(action, DEFAULT_MAX_ATTEMPTS))}
     return _action(
@@ -82,8 +91,28 @@ def _invoke(project: Project, name: str, run_order: int, action: str, env: str |
     )
 
 
+def _build(project: Project, name: str, run_order: int, action: str, env: str | None,
+           inputs: list[str], outputs: list[str]) -> dict[str, Any]:
+    variables = [{"name": "SDELIVER_ACTION", "value": action, "type": "PLAINTEXT"}]
+    if env:
+        variables.append({"name": "SDELIVER_ENV", "value": env, "type": "PLAINTEXT"})
+    return _action(
+        name, _type("Build", "AWS", "CodeBuild"), run_order,
+        {"ProjectName": codebuild.name(project),
+         "EnvironmentVariables": json.dumps(variables, separators=(",", ":"))},
+        inputs, outputs,
+    )
+
+
 def user_parameters(action: dict[str, Any]) -> dict[str, str]:
-    text = action["configuration"].get("UserParameters", "")
+    """What a Lambda or CodeBuild action runs, as UserParameters: action, env, ..."""
+    configuration = action["configuration"]
+    if "EnvironmentVariables" in configuration:
+        names = {"SDELIVER_ACTION": "action", "SDELIVER_ENV": "env"}
+        return {names[v["name"]]: v["value"]
+                for v in json.loads(configuration["EnvironmentVariables"])
+                if v["name"] in names}
+    text = configuration.get("UserParameters", "")
     return {k: v[-1] for k, v in urllib.parse.parse_qs(text).items()}
 
 
@@ -208,11 +237,6 @@ def comparable(pipeline: dict[str, Any]) -> dict[str, Any]:
 def plan(project: Project) -> list[Change]:
     if project.config.pipeline is None:
         return []
-    if project.config.pipeline.build == "codebuild":
-        raise OperationFailed(
-            "pipeline.build: codebuild is not supported yet by this sdeliver",
-            hint="use pipeline.build: lambda (the default)",
-        )
     want = declaration(project)
     have = read(project)
     if have is None:
@@ -374,16 +398,19 @@ def destroy(project: Project) -> list[Change]:
 
 
 def roles(project: Project) -> list[iam.Role]:
-    """The pipeline's role and the worker's, when sdeliver.yaml declares a pipeline."""
+    """The pipeline's role and the worker's (and the CodeBuild project's, with
+    `build: codebuild`), when sdeliver.yaml declares a pipeline."""
     if project.config.pipeline is None:
         return []
     from . import worker
 
-    return [pipeline_role(project), worker.role(project)]
+    build = [codebuild.role(project)] if codebuild.enabled(project) else []
+    return [pipeline_role(project), worker.role(project), *build]
 
 
 def pipeline_role(project: Project) -> iam.Role:
-    """CodePipeline may use the artifact bucket, read its source and invoke only the worker."""
+    """CodePipeline may use the artifact bucket, read its source, invoke only the worker
+    and, with `build: codebuild`, start and watch builds of sdeliver's project only."""
     assert project.config.pipeline is not None
     source = project.config.pipeline.source
     bucket = f"arn:{project.aws.partition}:s3:::{project.artifact_bucket}"
@@ -396,6 +423,10 @@ def pipeline_role(project: Project) -> iam.Role:
         {"Sid": "InvokeWorker", "Effect": "Allow", "Action": "lambda:InvokeFunction",
          "Resource": project.arn("lambda", f"function:{worker_name(project)}")},
     ]
+    if codebuild.enabled(project):
+        statements.append({"Sid": "Build", "Effect": "Allow",
+                           "Action": ["codebuild:StartBuild", "codebuild:BatchGetBuilds"],
+                           "Resource": codebuild.project_arn(project)})
     if source.provider == "github" and source.connection_arn:
         service = source.connection_arn.split(":")[2]  # codestar-connections | codeconnections
         statements.append({"Sid": "Source", "Effect": "Allow",
