@@ -11,17 +11,21 @@ import base64
 import fnmatch
 import hashlib
 import io
+import json
 import os
 import shutil
 import stat
+import time
 import zipfile
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import OperationFailed
 
-DEFAULT_EXCLUDE: tuple[str, ...] = ("__pycache__", "*.pyc", ".git", ".DS_Store")
+# .sdeliver holds the build cache, which must never package itself (function.source: ".").
+DEFAULT_EXCLUDE: tuple[str, ...] = ("__pycache__", "*.pyc", ".git", ".DS_Store", ".sdeliver")
 
 # 1980-01-01 00:00:00 is the earliest time a zip entry can carry.
 EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -47,6 +51,8 @@ class _Entry:
     path: Path  # the file to read (a symlink inside the source is read through)
     executable: bool
     size: int
+    # What the build cache compares (mtime_ns, ctime_ns, inode, mode): any write changes ctime.
+    stamp: tuple[int, int, int, int] = (0, 0, 0, 0)
 
 
 def sha256_b64(data: bytes) -> str:
@@ -68,9 +74,20 @@ def package_directory(
     *,
     exclude: Iterable[str] = DEFAULT_EXCLUDE,
     key: str = "function.source",
+    cache: Path | None = None,
 ) -> Package:
-    """Zip every file under `source` reproducibly; `key` names the setting in error messages."""
+    """Zip every file under `source` reproducibly; `key` names the setting in error messages.
+
+    With `cache` (a directory), the zip of the same files (by path, size, times, inode and
+    mode) is reused from there instead of being built again: the same bytes either way.
+    """
     entries = collect(source, exclude=tuple(exclude), key=key)
+    if cache is None:
+        return _zip(entries)
+    return _cached(cache, key, entries)
+
+
+def _zip(entries: list[_Entry]) -> Package:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for entry in entries:
@@ -151,7 +168,89 @@ def _walk(
                   ancestors=(*ancestors, real), label=label)
         elif item.is_file():
             info = item.stat()  # of the target, for a symlink
+            stamp = (info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_mode)
             entries.append(
-                _Entry(name, path, bool(info.st_mode & stat.S_IXUSR), info.st_size)
+                _Entry(name, path, bool(info.st_mode & stat.S_IXUSR), info.st_size, stamp)
             )
         # Sockets, fifos and devices are not code: skipped.
+
+
+# -- the build cache --------------------------------------------------------------------
+#
+# `.sdeliver/cache/<key>.zip` and `<key>.json` (the manifest of the files it was built from
+# and the zip's SHA-256). Reusing the zip is safe only if it is what a fresh build would
+# give: the manifest also holds what else decides the bytes (format, compression level,
+# zlib's version), and the zip's SHA-256 is checked when it is read back. Files written
+# within RACY_NS of the build may change again without their times moving (coarse clocks),
+# so their contents' SHA-256 is kept too and checked, as git does for its index.
+
+CACHE_FORMAT = 1
+RACY_NS = 2_000_000_000
+
+
+def _manifest(entries: list[_Entry]) -> dict[str, object]:
+    return {
+        "format": CACHE_FORMAT,
+        "level": COMPRESS_LEVEL,
+        "zlib": zlib.ZLIB_RUNTIME_VERSION,
+        "files": [[e.name, e.size, *e.stamp] for e in entries],
+    }
+
+
+def _file_sha256(path: Path) -> str:
+    return sha256_file_digest(path)[0]
+
+
+def _cached(cache: Path, key: str, entries: list[_Entry]) -> Package:
+    zip_path, meta_path = cache / f"{key}.zip", cache / f"{key}.json"
+    manifest = _manifest(entries)
+    found = _read_cached(zip_path, meta_path, manifest, entries)
+    if found is not None:
+        return found
+    started = time.time_ns()
+    package = _zip(entries)
+    racy = {
+        e.name: _file_sha256(e.path)
+        for e in entries
+        if max(e.stamp[0], e.stamp[1]) >= started - RACY_NS
+    }
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        ignore = cache.parent / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# sdeliver's build cache: safe to delete\n*\n")
+        meta = {**manifest, "sha256": package.sha256_hex, "racy": racy}
+        # The zip first, the manifest last, each replaced whole: a reader never pairs a
+        # manifest with another build's zip without the SHA-256 check catching it.
+        for path, data in ((zip_path, package.data), (meta_path, json.dumps(meta).encode())):
+            partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+            partial.write_bytes(data)
+            partial.replace(path)
+    except OSError:
+        pass  # a read-only checkout: no cache, the build is the same
+    return package
+
+
+def _read_cached(
+    zip_path: Path, meta_path: Path, manifest: dict[str, object], entries: list[_Entry]
+) -> Package | None:
+    try:
+        meta = json.loads(meta_path.read_bytes())
+        if {k: meta.get(k) for k in manifest} != manifest:
+            return None
+        paths = {e.name: e.path for e in entries}
+        racy = dict(meta.get("racy") or {})
+        if any(_file_sha256(paths[name]) != digest for name, digest in racy.items()):
+            return None
+        data = zip_path.read_bytes()
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    digest = hashlib.sha256(data)
+    if digest.hexdigest() != meta.get("sha256"):
+        return None
+    return Package(
+        data=data,
+        sha256_b64=base64.b64encode(digest.digest()).decode("ascii"),
+        sha256_hex=digest.hexdigest(),
+        files=len(entries),
+    )

@@ -22,6 +22,7 @@ from .project import Project
 from .shell import run_command, source_revision
 
 MANIFEST = "release.json"
+CACHE = Path(".sdeliver") / "cache"  # in the project directory
 
 
 @dataclass
@@ -80,14 +81,20 @@ def build(project: Project) -> Build:
 
     run_build_commands(project)
     config = project.config
-    function = package_directory(config.resolve(config.function.source), key="function.source")
+    # Unchanged sources are not zipped again (the cached zip is the same bytes).
+    cache = config.project_dir / CACHE
+    function = package_directory(
+        config.resolve(config.function.source), key="function.source", cache=cache
+    )
     definition = build_definition(project)
     workdir = tempfile.TemporaryDirectory(prefix="sdeliver-")
     site_zip: Path | None = None
     site_digest: str | None = None
     site_config: dict[str, Any] = {}
     if config.site is not None:
-        site = package_directory(config.resolve(config.site.source), key="site.source")
+        site = package_directory(
+            config.resolve(config.site.source), key="site.source", cache=cache
+        )
         site_zip = Path(workdir.name) / "site.zip"
         site_zip.write_bytes(site.data)
         site_digest = site.sha256_hex

@@ -153,3 +153,108 @@ def test_file_digest_matches_hashlib(tmp_path: Path) -> None:
 
     raw = hashlib.sha256(path.read_bytes()).digest()
     assert (hex_digest, b64_digest) == (raw.hex(), base64.b64encode(raw).decode())
+
+
+# -- the build cache ---------------------------------------------------------------------
+
+
+def fresh(source: Path) -> bytes:
+    return package_directory(source).data
+
+
+def test_an_unchanged_tree_is_not_zipped_again_and_gives_the_same_bytes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sdeliver import package
+
+    source, cache = write_tree(tmp_path / "app", FILES), tmp_path / "cache"
+    first = package_directory(source, cache=cache)
+
+    def no_zipping(entries: object) -> None:
+        raise AssertionError("zipped again")
+
+    monkeypatch.setattr(package, "_zip", no_zipping)
+    again = package_directory(source, cache=cache)
+
+    assert again.data == first.data
+    assert again.sha256_b64 == first.sha256_b64 == base64.b64encode(
+        hashlib.sha256(again.data).digest()).decode()
+    monkeypatch.undo()
+    assert again.data == fresh(source)
+
+
+def test_a_changed_file_of_the_same_size_with_a_new_mtime_is_zipped_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sdeliver import package
+
+    monkeypatch.setattr(package, "RACY_NS", 0)  # trust times alone: no content check
+    source, cache = write_tree(tmp_path / "app", FILES), tmp_path / "cache"
+    before = package_directory(source, cache=cache)
+    util = source / "lib" / "util.py"
+    util.write_text("X = 2\n", encoding="utf-8")  # the same size
+    os.utime(util, ns=(util.stat().st_atime_ns, util.stat().st_mtime_ns + 1_000_000_000))
+
+    after = package_directory(source, cache=cache)
+
+    assert after.data != before.data
+    assert after.data == fresh(source)
+
+
+def test_a_file_put_back_with_its_old_mtime_is_zipped_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As `cp -p` or tar would: the mtime says unchanged, the change time does not.
+    from sdeliver import package
+
+    monkeypatch.setattr(package, "RACY_NS", 0)
+    source, cache = write_tree(tmp_path / "app", FILES), tmp_path / "cache"
+    util = source / "lib" / "util.py"
+    old = util.stat()
+    package_directory(source, cache=cache)
+    util.write_text("X = 3\n", encoding="utf-8")
+    os.utime(util, ns=(old.st_atime_ns, old.st_mtime_ns))
+
+    assert package_directory(source, cache=cache).data == fresh(source)
+
+
+def test_a_file_changed_moments_after_its_build_is_checked_by_content(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A coarse clock can leave every time unchanged: recent files are compared by content.
+    from sdeliver import package
+
+    source, cache = write_tree(tmp_path / "app", FILES), tmp_path / "cache"
+    package_directory(source, cache=cache)
+    (source / "lib" / "util.py").write_text("X = 4\n", encoding="utf-8")
+    same_stamps = package.collect(source, exclude=package.DEFAULT_EXCLUDE, key="k")
+    monkeypatch.setattr(package, "collect", lambda *a, **k: [
+        type(e)(e.name, e.path, e.executable, e.size, old.stamp)
+        for e, old in zip(same_stamps, _first_stamps(cache, same_stamps), strict=True)])
+
+    assert package_directory(source, cache=cache).data == fresh(source)
+
+
+def _first_stamps(cache: Path, entries: list) -> list:  # type: ignore[type-arg]
+    import json
+    from types import SimpleNamespace
+
+    files = json.loads((cache / "function.source.json").read_text())["files"]
+    return [SimpleNamespace(stamp=tuple(f[2:])) for f in files]
+
+
+def test_a_damaged_cached_zip_is_built_again(tmp_path: Path) -> None:
+    source, cache = write_tree(tmp_path / "app", FILES), tmp_path / "cache"
+    package_directory(source, cache=cache)
+    (cache / "function.source.zip").write_bytes(b"not a zip")
+
+    assert package_directory(source, cache=cache).data == fresh(source)
+
+
+def test_the_cache_in_the_project_directory_is_never_packaged(tmp_path: Path) -> None:
+    source = write_tree(tmp_path / "app", FILES)
+    package_directory(source, cache=source / ".sdeliver" / "cache")
+
+    again = package_directory(source, cache=source / ".sdeliver" / "cache")
+
+    assert not any(name.startswith(".sdeliver") for name in names(again.data))
