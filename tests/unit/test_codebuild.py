@@ -179,14 +179,15 @@ def test_the_buildspec_hands_the_whole_tree_on_with_the_release_marker(project_f
 def test_the_wheel_holds_sdeliver_and_pins_what_it_runs_with() -> None:
     from importlib import metadata
 
+    version = metadata.version("sdeliver")
     built = codebuild.wheel()
     with zipfile.ZipFile(io.BytesIO(built.data)) as archive:
         names = archive.namelist()
-        meta = archive.read("sdeliver-0.1.0.dist-info/METADATA").decode()
-        record = archive.read("sdeliver-0.1.0.dist-info/RECORD").decode().splitlines()
+        meta = archive.read(f"sdeliver-{version}.dist-info/METADATA").decode()
+        record = archive.read(f"sdeliver-{version}.dist-info/RECORD").decode().splitlines()
         entry = next(line for line in record if line.startswith("sdeliver/actions/codebuild.py,"))
         digest = hashlib.sha256(archive.read("sdeliver/actions/codebuild.py")).digest()
-    assert built.filename == "sdeliver-0.1.0-py3-none-any.whl"
+    assert built.filename == f"sdeliver-{version}-py3-none-any.whl"
     assert "sdeliver/operations/pipeline.py" in names
     assert not any(n.startswith("sdeliver/templates/") for n in names)
     assert f"Requires-Dist: pydantic=={metadata.version('pydantic')}" in meta
