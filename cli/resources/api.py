@@ -224,6 +224,15 @@ def create_deployment(project: Project, api_id: str, env: str, description: str)
     return str(created["id"])
 
 
+def first_deployment(project: Project, api_id: str) -> str:
+    """The deployment every stage created in this run starts on (a stage needs one)."""
+    key = f"first_deployment:{api_id}"
+    if key not in project.facts:
+        project.facts[key] = create_deployment(project, api_id, "new stages",
+                                               "sdeliver initial deployment")
+    return str(project.facts[key])
+
+
 def point_stage(project: Project, api_id: str, env: str, deployment_id: str) -> None:
     project.aws.call(
         "apigateway", "update_stage", resource=f"stage {env} of REST API {api_id}",
@@ -236,12 +245,16 @@ def point_stage(project: Project, api_id: str, env: str, deployment_id: str) -> 
 
 
 def plan(project: Project) -> list[Change]:
+    for key in [k for k in project.facts if k.startswith("first_deployment:")]:
+        del project.facts[key]  # new stages start on a deployment of the API as it is now
     api = find_api(project)
     if api is not None:
         project.facts["rest_api_id"] = api["id"]
     changes = [_plan_api(project, api)]
+    first = True
     for env in project.config.environments:
-        changes.append(_plan_stage(project, api, env))
+        changes.append(_plan_stage(project, api, env, first=first))
+        first = first and changes[-1].action != "create"
     for env in project.config.environments:
         changes.append(_plan_permission(project, api, env))
     return changes
@@ -317,7 +330,10 @@ def _plan_api(project: Project, api: dict[str, Any] | None) -> Change:
     return Change(KIND_API, name, "update", fields, calls, update)
 
 
-def _plan_stage(project: Project, api: dict[str, Any] | None, env: str) -> Change:
+def _plan_stage(
+    project: Project, api: dict[str, Any] | None, env: str, *, first: bool = True
+) -> Change:
+    """first: no stage before it in this plan is created (it makes their shared deployment)."""
     name = f"{project.api_name}/{env}"
     want_tags = project.tags(env)
     have = stage(project, str(api["id"]), env) if api is not None else None
@@ -325,16 +341,23 @@ def _plan_stage(project: Project, api: dict[str, Any] | None, env: str) -> Chang
 
         def create(p: Project) -> None:
             api_id = api_id_of(p)
-            p.aws.call(
-                "apigateway", "create_deployment", resource=f"stage {env} of REST API {api_id}",
-                retry=(APIGW_BUSY,), restApiId=api_id, stageName=env,
-                variables={"alias": env}, description="sdeliver initial deployment",
-            )
-            _tag_stage(p, api_id, env, want_tags)
+            params: dict[str, Any] = {
+                "restApiId": api_id, "stageName": env, "deploymentId": first_deployment(p, api_id),
+                "variables": {"alias": env}, "tags": want_tags,
+            }
+            res = f"stage {env} of REST API {api_id}"
+            # Conflict: our own first attempt made it (its answer was lost; the variables and
+            # tags went with it), or another change to the API is in progress: wait that out.
+            created = p.aws.call("apigateway", "create_stage", resource=res,
+                                 ignore=("ConflictException",), **params)
+            if created is None and stage(p, api_id, env) is None:
+                p.aws.call("apigateway", "create_stage", resource=res, retry=(APIGW_BUSY,),
+                           **params)
 
         fields = [FieldChange("variables.alias", None, env), FieldChange("tags", None, want_tags)]
-        return Change(KIND_STAGE, name, "create", fields,
-                      ["apigateway.CreateDeployment", "apigateway.TagResource"], create)
+        calls = ["apigateway.CreateDeployment"] if first else []
+        calls.append("apigateway.CreateStage")
+        return Change(KIND_STAGE, name, "create", fields, calls, create)
     api_id = str(api["id"]) if api is not None else ""
     fields = []
     have_alias = (have.get("variables") or {}).get("alias")

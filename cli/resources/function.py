@@ -184,7 +184,7 @@ def _create(project: Project) -> Change:
         FieldChange("architecture", None, fn.architecture),
         FieldChange("code", None, f"sha256:{package.sha256_b64} ({package.files} files)"),
     ]
-    calls = ["lambda.CreateFunction", "lambda.PublishVersion"]
+    calls = ["lambda.CreateFunction"]  # with Publish: version 1 comes with it
     if package.size > DIRECT_UPLOAD_LIMIT:
         calls.insert(0, "s3.PutObject")
 
@@ -199,13 +199,21 @@ def _create(project: Project) -> Change:
             Role=iam.role_arn(p, p.execution_role), Code=code_params(p, package),
             Description=DESCRIPTION, MemorySize=fn.memory, Timeout=fn.timeout,
             Environment={"Variables": environment}, Architectures=[fn.architecture],
-            Tags=want["tags"], Publish=False,
+            Tags=want["tags"], Publish=True,
             # A retry after a lost answer finds the function its first attempt made.
             ignore=("ResourceConflictException",),
-        ) or _adopt(p)
-        p.aws.wait("lambda", "function_active_v2", resource=f"function {name}", FunctionName=name)
+        )
+        if created is None:  # adopted: its first attempt may or may not have published
+            created = _adopt(p)
+            p.aws.wait("lambda", "function_active_v2", resource=f"function {name}",
+                       FunctionName=name)
+            version = latest_published_version(p) or publish_version(p, description=CREATED)
+        else:
+            version = str(created["Version"])
+            p.aws.wait("lambda", "function_active_v2", resource=f"function {name}:{version}",
+                       FunctionName=name, Qualifier=version)
         p.facts["function_arn"] = created["FunctionArn"]
-        p.facts["function_version"] = publish_version(p, description=CREATED)
+        p.facts["function_version"] = version
 
     return Change(KIND, project.function_name, "create", fields, calls, apply)
 

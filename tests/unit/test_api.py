@@ -335,3 +335,53 @@ def test_destroy_leaves_an_api_sdeliver_did_not_create(project):
     project.aws.call("apigateway", "create_rest_api", name="dromedary")
 
     assert api.destroy(project) == []
+
+
+# -- creating stages in as few writes as AWS allows -------------------------------------------
+
+
+def test_new_stages_share_one_deployment_and_carry_their_variables_and_tags(project):
+    changes = converge(project)
+
+    stages = [c for c in changes if c.kind == "api-stage"]
+    assert [c.calls for c in stages] == [
+        ["apigateway.CreateDeployment", "apigateway.CreateStage"], ["apigateway.CreateStage"]]
+    assert project.aws.stats.operations["CreateDeployment"] == 1
+    assert project.aws.stats.operations["TagResource"] == 1  # the API's definition digest
+    rest_api = the_api(project)["id"]
+    found = [api.stage(project, rest_api, env) for env in ENVS]
+    assert all(s is not None for s in found)
+    assert len({s["deploymentId"] for s in found}) == 1
+    for env, s in zip(ENVS, found, strict=True):
+        assert s["variables"] == {"alias": env}
+        assert s["tags"] == project.tags(env)
+
+
+def test_a_stage_added_later_starts_on_a_new_deployment_of_the_api_as_it_is(project):
+    converge(project)
+    rest_api = the_api(project)["id"]
+    first = api.stage(project, rest_api, "test")["deploymentId"]
+    project.aws.call("apigateway", "delete_stage", restApiId=rest_api, stageName="prod")
+
+    changes = converge(project)
+
+    assert [c.calls for c in changes if c.action == "create"] == [
+        ["apigateway.CreateDeployment", "apigateway.CreateStage"]]
+    assert api.stage(project, rest_api, "prod")["deploymentId"] != first
+
+
+def test_a_stage_whose_creation_answer_was_lost_is_taken_as_made(project):
+    converge(project)
+    rest_api = the_api(project)["id"]
+    project.aws.call("apigateway", "delete_stage", restApiId=rest_api, stageName="prod")
+    create = next(c for c in api.plan(project) if c.action == "create")
+    # The first attempt landed: the stage exists with what it asked for.
+    deployment = api.stage(project, rest_api, "test")["deploymentId"]
+    project.aws.call("apigateway", "create_stage", restApiId=rest_api, stageName="prod",
+                     deploymentId=deployment, variables={"alias": "prod"},
+                     tags=project.tags("prod"))
+
+    assert create.apply is not None
+    create.apply(project)
+
+    assert [c.action for c in api.plan(fresh(project)) if c.kind == "api-stage"] == ["none"] * 2

@@ -248,3 +248,42 @@ def test_a_missing_source_fails_the_plan_naming_the_setting(make_project, projec
 
     with pytest.raises(OperationFailed, match=r"function\.source build/ does not exist in"):
         function.plan(project)
+
+
+def test_init_publishes_version_1_in_the_create_call_itself(make_project) -> None:  # type: ignore[no-untyped-def]
+    project = make_project()
+    for change in iam.plan(project):
+        if change.apply is not None:
+            change.apply(project)
+    create = function.plan(project)[0]
+
+    assert create.apply is not None
+    create.apply(project)
+
+    assert create.calls == ["lambda.CreateFunction"]
+    assert project.aws.stats.operations["PublishVersion"] == 0
+    assert project.facts["function_version"] == "1"
+    assert function.latest_published_version(project) == "1"
+
+
+@pytest.mark.parametrize("published", [True, False])
+def test_a_create_whose_answer_was_lost_adopts_the_function_and_publishes_at_most_once(
+    make_project, published: bool  # type: ignore[no-untyped-def]
+) -> None:
+    project = make_project()
+    for change in iam.plan(project):
+        if change.apply is not None:
+            change.apply(project)
+    create = function.plan(project)[0]
+    # What the first attempt made before its answer was lost (Publish may not have run).
+    lam().create_function(
+        FunctionName=NAME, Runtime="python3.12", Handler="app.handler",
+        Role=project.role_arn("dromedary-function"), Code={"ZipFile": b"PK\x05\x06" + b"\0" * 18},
+        Tags={"sdeliver:app": "dromedary"}, Publish=published,
+    )
+
+    assert create.apply is not None
+    create.apply(project)
+
+    assert project.facts["function_version"] == "1"
+    assert function.latest_published_version(project) == "1"
