@@ -42,13 +42,56 @@ CONFIG_PARAMS = {
 
 def read_function(project: Project) -> dict[str, Any] | None:
     """$LATEST's configuration (with CodeSha256) and the function's Tags, or None."""
+    return read_configuration(project, project.function_name)
+
+
+# -- a function's configuration (shared with the pipeline worker) -------------------------
+
+
+def read_configuration(project: Project, name: str) -> dict[str, Any] | None:
+    """$LATEST's configuration (with CodeSha256) and the function's Tags, or None."""
     found = project.aws.call(
-        "lambda", "get_function", resource=f"function {project.function_name}", missing=True,
-        FunctionName=project.function_name,
+        "lambda", "get_function", resource=f"function {name}", missing=True, FunctionName=name,
     )
     if found is None:
         return None
     return {**found["Configuration"], "Tags": found.get("Tags") or {}}
+
+
+def settings(found: dict[str, Any]) -> dict[str, Any]:
+    """The CONFIG_PARAMS settings of a function as AWS reports them, in sdeliver.yaml's names."""
+    return {
+        "runtime": found.get("Runtime"),
+        "handler": found.get("Handler"),
+        "memory": found.get("MemorySize"),
+        "timeout": found.get("Timeout"),
+        "environment": (found.get("Environment") or {}).get("Variables") or {},
+        "role": found.get("Role"),
+    }
+
+
+def changed_settings(want: dict[str, Any], have: dict[str, Any]) -> list[str]:
+    return [k for k in CONFIG_PARAMS if want[k] != have[k]]
+
+
+def update_configuration(
+    project: Project, name: str, want: dict[str, Any], changing: list[str]
+) -> None:
+    """Set the changed settings, then wait until the function is ready for the next call."""
+    params: dict[str, Any] = {CONFIG_PARAMS[k]: want[k] for k in changing}
+    if "Environment" in params:
+        params["Environment"] = {"Variables": want["environment"]}
+    project.aws.call(
+        "lambda", "update_function_configuration", resource=f"function {name}",
+        retry=(FUNCTION_BUSY, IAM_PROPAGATION), FunctionName=name, **params,
+    )
+    project.aws.wait("lambda", "function_updated_v2", resource=f"function {name}",
+                     FunctionName=name)
+
+
+def tag_function(project: Project, name: str, arn: str, tags: dict[str, str]) -> None:
+    project.aws.call("lambda", "tag_resource", resource=f"function {name}", Resource=arn,
+                     Tags=tags)
 
 
 def read_alias(project: Project, env: str) -> dict[str, Any] | None:
@@ -149,15 +192,7 @@ def desired(project: Project) -> dict[str, Any]:
 
 
 def actual(found: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "runtime": found.get("Runtime"),
-        "handler": found.get("Handler"),
-        "memory": found.get("MemorySize"),
-        "timeout": found.get("Timeout"),
-        "environment": (found.get("Environment") or {}).get("Variables") or {},
-        "role": found.get("Role"),
-        "tags": found.get("Tags") or {},
-    }
+    return {**settings(found), "tags": found.get("Tags") or {}}
 
 
 def plan(project: Project) -> list[Change]:
@@ -233,7 +268,7 @@ def _adopt(project: Project) -> dict[str, Any]:
 def _update(project: Project, found: dict[str, Any]) -> Change:
     secrets = project.config.function.secrets
     want, have = desired(project), actual(found)
-    changing = [k for k in CONFIG_PARAMS if want[k] != have[k]]
+    changing = changed_settings(want, have)
     fields = [
         FieldChange(k, mask(have[k], secrets), mask(want[k], secrets))
         if k == "environment" else FieldChange(k, have[k], want[k])
@@ -251,33 +286,26 @@ def _update(project: Project, found: dict[str, Any]) -> Change:
 
     def apply(p: Project) -> None:
         name = p.function_name
-        params: dict[str, Any] = {CONFIG_PARAMS[k]: want[k] for k in changing}
-        if "Environment" in params:
-            params["Environment"] = {"Variables": want["environment"]}
-        if params:
-            p.aws.call(
-                "lambda", "update_function_configuration", resource=f"function {name}",
-                retry=(FUNCTION_BUSY, IAM_PROPAGATION), FunctionName=name, **params,
-            )
-            p.aws.wait("lambda", "function_updated_v2", resource=f"function {name}",
-                       FunctionName=name)
+        if changing:
+            update_configuration(p, name, want, changing)
         if merged != have["tags"]:
-            p.aws.call(
-                "lambda", "tag_resource", resource=f"function {name}",
-                Resource=found["FunctionArn"], Tags=want["tags"],
-            )
+            tag_function(p, name, found["FunctionArn"], want["tags"])
         p.facts["function_arn"] = found["FunctionArn"]
 
     return Change(KIND, project.function_name, "update", fields, calls, apply)
 
 
 def _check_owner(project: Project, found: dict[str, Any]) -> None:
+    check_owner(project, found, project.function_name,
+                hint="set function.name in sdeliver.yaml to a name of this app")
+
+
+def check_owner(project: Project, found: dict[str, Any], name: str, *, hint: str) -> None:
+    """A function another sdeliver app made is never taken over (untagged ones are adopted)."""
     owner = found["Tags"].get(TAG_APP)
     if owner not in (None, project.app):
-        raise OperationFailed(
-            f"Lambda function {project.function_name} belongs to sdeliver app {owner!r}",
-            hint="set function.name in sdeliver.yaml to a name of this app",
-        )
+        raise OperationFailed(f"Lambda function {name} belongs to sdeliver app {owner!r}",
+                              hint=hint)
 
 
 def _alias(project: Project, env: str, *, exists: bool) -> Change:

@@ -14,7 +14,7 @@ from ..errors import OperationFailed
 from ..package import Package
 from ..plan import Change, FieldChange
 from ..project import TAG_APP, Project
-from . import iam
+from . import function, iam
 from .pipeline import worker_name, worker_role_name
 
 KIND = "pipeline-worker"
@@ -43,24 +43,9 @@ def desired(project: Project) -> dict[str, Any]:
 
 def actual(found: dict[str, Any]) -> dict[str, Any]:
     return {
-        "runtime": found.get("Runtime"),
-        "handler": found.get("Handler"),
-        "memory": found.get("MemorySize"),
-        "timeout": found.get("Timeout"),
-        "environment": (found.get("Environment") or {}).get("Variables") or {},
-        "role": found.get("Role"),
+        **function.settings(found),
         "architecture": (found.get("Architectures") or ["x86_64"])[0],
     }
-
-
-CONFIG_PARAMS = {
-    "runtime": "Runtime",
-    "handler": "Handler",
-    "memory": "MemorySize",
-    "timeout": "Timeout",
-    "environment": "Environment",
-    "role": "Role",
-}
 
 
 def package() -> Package:
@@ -70,13 +55,7 @@ def package() -> Package:
 
 
 def read(project: Project) -> dict[str, Any] | None:
-    found = project.aws.call(
-        "lambda", "get_function", resource=f"function {worker_name(project)}", missing=True,
-        FunctionName=worker_name(project),
-    )
-    if found is None:
-        return None
-    return {**found["Configuration"], "Tags": found.get("Tags") or {}}
+    return function.read_configuration(project, worker_name(project))
 
 
 def plan(project: Project) -> list[Change]:
@@ -91,14 +70,10 @@ def plan(project: Project) -> list[Change]:
         fields.append(FieldChange("code", None, f"sha256:{code.sha256_b64} ({code.files} files)"))
         return [Change(KIND, name, "create", fields, ["lambda.CreateFunction"],
                        lambda p: _create(p, want, code))]
-    owner = found["Tags"].get(TAG_APP)
-    if owner not in (None, project.app):
-        raise OperationFailed(
-            f"Lambda function {name} belongs to sdeliver app {owner!r}",
-            hint="rename this app (app: in sdeliver.yaml names the worker)",
-        )
+    function.check_owner(project, found, name,
+                         hint="rename this app (app: in sdeliver.yaml names the worker)")
     have = actual(found)
-    changing = [k for k in CONFIG_PARAMS if want[k] != have[k]]
+    changing = function.changed_settings(want, have)
     fields = [FieldChange(k, have[k], want[k]) for k in changing]
     new_code = found.get("CodeSha256") != code.sha256_b64 or have["architecture"] != ARCHITECTURE
     if new_code:
@@ -115,19 +90,13 @@ def plan(project: Project) -> list[Change]:
     def apply(p: Project) -> None:
         res = f"function {name}"
         if changing:
-            params: dict[str, Any] = {CONFIG_PARAMS[k]: want[k] for k in changing}
-            if "Environment" in params:
-                params["Environment"] = {"Variables": want["environment"]}
-            p.aws.call("lambda", "update_function_configuration", resource=res,
-                       retry=(FUNCTION_BUSY, IAM_PROPAGATION), FunctionName=name, **params)
-            p.aws.wait("lambda", "function_updated_v2", resource=res, FunctionName=name)
+            function.update_configuration(p, name, want, changing)
         if new_code:
             p.aws.call("lambda", "update_function_code", resource=res, retry=(FUNCTION_BUSY,),
                        FunctionName=name, ZipFile=code.data, Architectures=[ARCHITECTURE])
             p.aws.wait("lambda", "function_updated_v2", resource=res, FunctionName=name)
         if merged != found["Tags"]:
-            p.aws.call("lambda", "tag_resource", resource=res, Resource=found["FunctionArn"],
-                       Tags=project.tags())
+            function.tag_function(p, name, found["FunctionArn"], project.tags())
 
     return [Change(KIND, name, "update", fields, calls, apply)]
 
