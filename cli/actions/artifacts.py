@@ -17,7 +17,8 @@ from typing import Any
 
 from ..aws import Aws
 from ..errors import OperationFailed
-from ..package import package_directory
+from ..package import DEFAULT_EXCLUDE, package_directory
+from ..release import CACHE
 from .job import Artifact, Credentials
 
 # Far more than any source tree; a bound on what a hostile archive can make us write.
@@ -44,7 +45,11 @@ def download(aws: Aws, artifact: Artifact, target: Path) -> Path:
 
 
 def upload(aws: Aws, artifact: Artifact, source: Path, *, kms_key: str | None = None) -> None:
-    package = package_directory(source, key=f"output artifact {artifact.name}")
+    """Zip the job's tree as its output artifact: `.sdeliver/release.json` goes on to the
+    deploy actions, the build cache beside it does not (`source` is the job's own copy)."""
+    shutil.rmtree(source / CACHE, ignore_errors=True)
+    exclude = tuple(p for p in DEFAULT_EXCLUDE if p != ".sdeliver")
+    package = package_directory(source, exclude=exclude, key=f"output artifact {artifact.name}")
     extra: dict[str, Any] = {}
     if kms_key:
         extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key}
