@@ -149,6 +149,7 @@ class Aws:
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._identity: dict[str, str] | None = None
+        self._identity_lock = threading.Lock()
         self._call_log = os.environ.get("SDELIVER_CALL_LOG")
         self._config = botocore.config.Config(
             retries={"mode": "standard", "max_attempts": max_attempts},
@@ -210,10 +211,12 @@ class Aws:
     # -- identity ------------------------------------------------------------------------
 
     def identity(self) -> dict[str, str]:
-        if self._identity is None:
-            found = self.call("sts", "get_caller_identity", resource="the caller")
-            self._identity = {"account": found["Account"], "arn": found["Arn"]}
-        return self._identity
+        # Asked from deploy's threads too: one GetCallerIdentity, not one per thread.
+        with self._identity_lock:
+            if self._identity is None:
+                found = self.call("sts", "get_caller_identity", resource="the caller")
+                self._identity = {"account": found["Account"], "arn": found["Arn"]}
+            return self._identity
 
     @property
     def account_id(self) -> str:

@@ -5,13 +5,22 @@ the environment's lease: store the release's artifacts, update the function code
 its SHA-256 differs, publish a version, apply the API definition only when it changed and
 deploy the stage, move the alias, publish the site (config.json last), run e2e. When e2e
 fails (or a step fails) the previous pointers are put back. Every outcome is a ledger entry.
+
+The site's new files (keys the bucket lacks) upload in a thread while the function updates
+and settles; what visitors see — changed files, deletions, config.json — waits for the alias.
+
+Each step is public: the pipeline's actions (operations/pipeline.py) run the same ones.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
 
+from .. import publish as site
 from ..aws import FUNCTION_BUSY
 from ..errors import SdeliverError
 from ..ledger import Entry, Ledger
@@ -28,6 +37,8 @@ from .environment import (
     run_e2e,
 )
 from .result import ReleaseResult
+
+T = TypeVar("T")
 
 # Published versions snapshot these: a new version is needed when any differs.
 VERSION_FIELDS = (
@@ -300,13 +311,26 @@ def _deploy_locked(
     current = ledger.current()
     before = read_pointers(project, env)
     fields = entry_fields(project, built, current)
-    version = deployment = None
-    try:
+    new_files = NewSiteFiles(project, env, built.release_id, manifest, built.site_zip)
+    version: str | None = None
+    deployment: str | None = None
+
+    def function_and_api() -> tuple[str, str]:
+        nonlocal version, deployment
         version = publish_function(project, built, store)
         deployment = deploy_api(project, env, built)
-        switch_alias(project, env, version, before.alias_revision)
+        return version, deployment
+
+    try:
+        # The site's new files go up while the function update settles: no page links to
+        # them until the switch below, so visitors still see the release they had.
+        new_version, _ = alongside(function_and_api, new_files.add, project)
+        if new_files.added:
+            project.progress.detail(f"site: {len(new_files.added)} new files added")
+        switch_alias(project, env, new_version, before.alias_revision)
         published = publish_site(project, env, built.release_id, manifest, built.site_zip)
     except SdeliverError as err:
+        new_files.remove()
         put_back(project, env, before, current)
         record_failure(ledger, fields, str(err.message), version=version, deployment=deployment)
         raise
@@ -322,3 +346,97 @@ def _deploy_locked(
         undo=(lambda: restore(project, env, before, current)) if rollback_on_failure else None,
         site=published.to_json() if published else None,
     )
+
+
+def alongside(
+    main: Callable[[], T], side: Callable[[threading.Event], None], project: Project
+) -> T:
+    """`main` here while `side` runs in a thread; both have finished when this returns.
+
+    A failure of either is raised (main's when both fail: it is the step the user waited
+    on). When main fails, `side` is told to stop (its event is set) and is waited for, so
+    nothing is still changing the environment while it is put back.
+    """
+    stop = threading.Event()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdeliver-site") as pool:
+        future = pool.submit(side, stop)
+        try:
+            result = main()
+        except BaseException:
+            stop.set()
+            failed = future.exception()  # waits for it
+            if isinstance(failed, SdeliverError):
+                project.progress.warn(failed.message)
+            raise
+        future.result()
+    return result
+
+
+class NewSiteFiles:
+    """The release's site files whose keys the bucket does not hold yet.
+
+    Uploading them is the one part of publishing nobody can see: no page links to them
+    until the new index.html and config.json are written after the switch (publish_site).
+    Changed and deleted files, and config.json, wait for that.
+    """
+
+    def __init__(
+        self,
+        project: Project,
+        env: str,
+        release_id: str,
+        manifest: dict[str, Any],
+        site_zip: Path | None,
+    ) -> None:
+        self.project, self.release_id, self.site_zip = project, release_id, site_zip
+        wanted = project.config.site is not None and bool(manifest.get("site_digest"))
+        self.bucket = project.site_bucket(env) if wanted and site_zip is not None else None
+        self.added: list[str] = []  # appended from the upload threads (list.append is atomic)
+
+    def add(self, stop: threading.Event) -> None:
+        if self.bucket is None or self.site_zip is None:
+            return
+        project, bucket = self.project, self.bucket
+        shown = site.read_published(project, bucket)
+        if shown.release == self.release_id and not shown.dirty:
+            return  # the bucket holds this release already
+        existing = site._listing(project, bucket)
+        new = [f for f in site.files_from_zip(self.site_zip) if f.key not in existing]
+        # Marks config.json before the first object changes (a cut-short publish).
+        mark = site._Mark(project, bucket, shown, self.release_id)
+
+        def upload(item: site.SiteFile) -> None:
+            if stop.is_set():
+                return
+            mark.once()
+            try:
+                with item.open() as stream:
+                    site._put(project, bucket, item.key, stream, item.size)
+            except BaseException:
+                stop.set()  # the rest would be removed again anyway
+                raise
+            self.added.append(item.key)
+
+        with ThreadPoolExecutor(max_workers=site.UPLOAD_THREADS) as pool:
+            for _ in pool.map(upload, new):
+                pass
+
+    def remove(self) -> None:
+        """Delete what `add` uploaded: the bucket holds what it held before (a failed deploy)."""
+        if self.bucket is None or not self.added:
+            return
+        keys = sorted(self.added)
+        try:
+            for start in range(0, len(keys), 1000):
+                self.project.aws.call(
+                    "s3",
+                    "delete_objects",
+                    resource=f"bucket {self.bucket}",
+                    Bucket=self.bucket,
+                    Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]],
+                            "Quiet": True},
+                )
+        except SdeliverError as err:
+            self.project.progress.warn(f"could not remove the new site files: {err.message}")
+            return
+        self.added.clear()
