@@ -317,8 +317,13 @@ def status(project: Project) -> dict[str, Any]:
 def start(project: Project) -> str:
     name = pipeline_name(project)
     started = project.aws.call(
-        "codepipeline", "start_pipeline_execution", resource=f"pipeline {name}", name=name
+        "codepipeline", "start_pipeline_execution", resource=f"pipeline {name}", missing=True,
+        name=name,
     )
+    if started is None:
+        raise OperationFailed(
+            f"pipeline {name} does not exist", hint="run 'sdeliver init' (or reconcile) first"
+        )
     return str(started["pipelineExecutionId"])
 
 
