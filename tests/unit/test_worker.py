@@ -124,7 +124,9 @@ class Worker:
 
     def put_tree(self, name: str, tree: Path) -> str:
         key = f"dromedary-delivery/{name}/{self.jobs}.zip"
-        self.s3.put_object(Bucket=STORE, Key=key, Body=package_directory(tree).data)
+        # As CodePipeline passes an artifact on: every file, .sdeliver/release.json too.
+        everything = package_directory(tree, exclude=("__pycache__",)).data
+        self.s3.put_object(Bucket=STORE, Key=key, Body=everything)
         return key
 
     def put_zip(self, name: str, entries: dict[str, bytes], links: dict[str, str] = {}) -> str:  # noqa: B006
