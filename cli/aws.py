@@ -31,7 +31,9 @@ from tenacity import (
 
 from .errors import AwsError, ConfigError
 
-READ_PREFIXES = ("Get", "List", "Describe", "Head", "Lookup", "Search", "Test", "Select")
+READ_PREFIXES = (
+    "Get", "List", "Describe", "Head", "Lookup", "Search", "Test", "Select", "BatchGet",
+)
 
 ACCESS_DENIED = {
     "AccessDenied",
@@ -68,6 +70,7 @@ IAM_PROPAGATION = "iam-propagation"
 FUNCTION_BUSY = "function-busy"
 APIGW_BUSY = "apigw-busy"
 PIPELINE_ROLE_PROPAGATION = "pipeline-role-propagation"
+CODEBUILD_ROLE_PROPAGATION = "codebuild-role-propagation"
 
 
 def _is_iam_propagation(code: str, message: str) -> bool:
@@ -87,6 +90,10 @@ TRANSIENT: dict[str, Callable[[str, str], bool]] = {
     # A role created moments ago: CodePipeline cannot assume it yet.
     PIPELINE_ROLE_PROPAGATION: lambda code, message: (
         code == "InvalidStructureException" and "AssumeRole" in message
+    ),
+    # The same for CodeBuild: "CodeBuild is not authorized to perform: sts:AssumeRole".
+    CODEBUILD_ROLE_PROPAGATION: lambda code, message: (
+        code == "InvalidInputException" and "sts:AssumeRole" in message
     ),
 }
 

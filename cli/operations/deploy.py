@@ -174,7 +174,6 @@ def put_back(project: Project, env: str, before: Pointers, current: Entry | None
         project.progress.warn(f"could not restore {env}: {err.message}")
 
 
-_recover = put_back  # the name rollback.py imports
 
 
 def pointers_of(entry: Entry) -> Pointers:

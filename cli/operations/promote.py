@@ -19,7 +19,7 @@ from ..ledger import Entry, Ledger
 from ..lock import EnvironmentLock
 from ..project import Project
 from ..release import ReleaseStore
-from .deploy import _recover, restore
+from .deploy import put_back, restore
 from .environment import Pointers, move_alias, point_stage, publish_site, read_pointers, run_e2e
 from .result import ReleaseResult
 
@@ -138,7 +138,7 @@ def promote(
             point_stage(project, target, src.api_deployment_id)
             published = publish_site(project, target, src.release, manifest)
         except SdeliverError as err:
-            _recover(project, target, before, current)
+            put_back(project, target, before, current)
             ledger.append(**{**fields, "message": str(err.message)}, outcome="failed")
             raise
         e2e = run_e2e(project, target, manifest.get("version") or src.release)

@@ -15,7 +15,7 @@ from ..ledger import Entry, Ledger, parse_iso
 from ..lock import EnvironmentLock, Lease
 from ..project import Project
 from ..release import ReleaseStore
-from .deploy import _recover
+from .deploy import put_back
 from .environment import move_alias, point_stage, publish_site, read_pointers, run_e2e
 from .result import ReleaseResult
 
@@ -124,7 +124,7 @@ def rollback(
             point_stage(project, env, target.api_deployment_id)
             published = publish_site(project, env, target.release, manifest)
         except SdeliverError as err:
-            _recover(project, env, before, current)
+            put_back(project, env, before, current)
             ledger.append(**fields, outcome="failed", message=str(err.message))
             raise
         e2e = run_e2e(project, env, target.release) if run_tests else "skipped"

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
-
-from ..errors import AwsError, OperationFailed
+from ..aws import CODEBUILD_ROLE_PROPAGATION
+from ..errors import OperationFailed
 from ..plan import Change, FieldChange
 from ..project import TAG_APP, Project
 from . import iam
@@ -297,32 +296,16 @@ def _upload(project: Project, key: str, built: Wheel) -> None:
     project.aws.add_uploaded(len(built.data))
 
 
-def role_not_ready(err: BaseException) -> bool:
-    # A role created moments ago: "CodeBuild is not authorized to perform: sts:AssumeRole".
-    return (
-        isinstance(err, AwsError)
-        and err.code == "InvalidInputException"
-        and "sts:AssumeRole" in err.message
-    )
-
-
 def _write(project: Project, operation: str, want: dict[str, Any], tags: dict[str, str]) -> None:
-    for attempt in Retrying(
-        retry=retry_if_exception(role_not_ready),
-        wait=wait_random_exponential(multiplier=0.5, max=10),
-        stop=stop_after_delay(project.aws.retry_max_seconds),
-        reraise=True,
-    ):
-        with attempt:
-            done = project.aws.call(
-                "codebuild", operation, resource=f"CodeBuild project {name(project)}",
-                # A retry after a lost answer finds the project its first attempt made.
-                ignore=("ResourceAlreadyExistsException",) if operation == "create_project"
-                else (),
-                name=name(project), **_params(want, tags),
-            )
-            if done is None:
-                _adopt(project, want, tags)
+    done = project.aws.call(
+        "codebuild", operation, resource=f"CodeBuild project {name(project)}",
+        retry=(CODEBUILD_ROLE_PROPAGATION,),
+        # A retry after a lost answer finds the project its first attempt made.
+        ignore=("ResourceAlreadyExistsException",) if operation == "create_project" else (),
+        name=name(project), **_params(want, tags),
+    )
+    if done is None:
+        _adopt(project, want, tags)
 
 
 def _adopt(project: Project, want: dict[str, Any], tags: dict[str, str]) -> None:

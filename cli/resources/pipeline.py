@@ -21,8 +21,7 @@ import json
 import urllib.parse
 from typing import Any
 
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
-
+from ..aws import PIPELINE_ROLE_PROPAGATION
 from ..errors import AwsError, OperationFailed
 from ..plan import Change, FieldChange
 from ..project import TAG_APP, Project
@@ -298,36 +297,21 @@ def _differences(want: dict[str, Any], have: dict[str, Any]) -> list[FieldChange
     return fields
 
 
-def _role_not_ready(err: BaseException) -> bool:
-    # A role created moments ago: CodePipeline cannot assume it yet (IAM propagation).
-    return (
-        isinstance(err, AwsError)
-        and err.code == "InvalidStructureException"
-        and "AssumeRole" in err.message
-    )
-
-
 def _write(project: Project, operation: str, *, tags: dict[str, str] | None = None) -> None:
     pipeline = declaration(project)
     _resolve_token(project, pipeline)
     params: dict[str, Any] = {"pipeline": pipeline}
     if tags:
         params["tags"] = [{"key": k, "value": v} for k, v in sorted(tags.items())]
-    for attempt in Retrying(
-        retry=retry_if_exception(_role_not_ready),
-        wait=wait_random_exponential(multiplier=0.5, max=10),
-        stop=stop_after_delay(project.aws.retry_max_seconds),
-        reraise=True,
-    ):
-        with attempt:
-            try:
-                project.aws.call(
-                    "codepipeline", operation, resource=f"pipeline {name(project)}", **params
-                )
-            except AwsError as err:
-                if operation != "create_pipeline" or not _already_exists(err):
-                    raise
-                _adopt(project)  # our own create, whose answer was lost
+    try:
+        project.aws.call(
+            "codepipeline", operation, resource=f"pipeline {name(project)}",
+            retry=(PIPELINE_ROLE_PROPAGATION,), **params,
+        )
+    except AwsError as err:
+        if operation != "create_pipeline" or not _already_exists(err):
+            raise
+        _adopt(project)  # our own create, whose answer was lost
 
 
 def _already_exists(err: AwsError) -> bool:
