@@ -34,7 +34,9 @@ PYTHON = sys.executable
 # Results of a run, one JSON file per benchmark, read by bench/run for its summary.
 RESULTS_DIR = Path(os.environ.get("SDELIVER_BENCH_OUT", tempfile.gettempdir())) / "sdeliver-bench"
 
-WRITE_EXCEPTIONS = ("Get", "List", "Describe", "Head", "Lookup", "Search", "Test", "Select")
+WRITE_EXCEPTIONS = (
+    "Get", "List", "Describe", "Head", "Lookup", "Search", "Test", "Select", "BatchGet",
+)
 
 
 def _this_checkout() -> Path:

@@ -227,6 +227,41 @@ def publish(
     return PublishResult(len(sent), len(stale), len(files) - len(sent), sum(sent))
 
 
+def add_new_files(
+    project: Project,
+    bucket: str,
+    files: list[SiteFile],
+    release_id: str,
+    stop: threading.Event,
+    added: list[str],
+) -> None:
+    """Upload only the files whose keys the bucket does not hold yet, appending each key to
+    `added` once it is up: nothing links to them until the release's index.html and
+    config.json are written by `publish`. Setting `stop` ends the uploads early."""
+    shown = read_published(project, bucket)
+    if shown.release == release_id and not shown.dirty:
+        return  # the bucket holds this release already
+    existing = _listing(project, bucket)
+    new = [f for f in files if f.key not in existing]
+    mark = _Mark(project, bucket, shown, release_id)  # before the first object changes
+
+    def upload(item: SiteFile) -> None:
+        if stop.is_set():
+            return
+        mark.once()
+        try:
+            with item.open() as stream:
+                _put(project, bucket, item.key, stream, item.size)
+        except BaseException:
+            stop.set()  # the rest would be removed again anyway
+            raise
+        added.append(item.key)  # list.append is atomic across threads
+
+    with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
+        for _ in pool.map(upload, new):
+            pass
+
+
 class _Mark:
     """Marks config.json before the first object changes: until config.json is written
     again at the end, no one trusts it to describe the files (a publish cut short leaves

@@ -25,7 +25,12 @@ def deploy(
         bool, typer.Option("--no-rollback", help="Keep the new release when e2e fails.")
     ] = False,
     force: Annotated[
-        bool, typer.Option("--force", help="Deploy (and run e2e) even when nothing changed.")
+        bool,
+        typer.Option(
+            "--force",
+            help="Deploy (and run e2e) even when nothing changed; compare every site object "
+            "with the bucket, repairing files changed behind sdeliver's back.",
+        ),
     ] = False,
     wait: Annotated[
         float | None,

@@ -295,13 +295,18 @@ def deploy(
                     current.seq,
                 )
         with EnvironmentLock(project, env, "deploy", wait=wait):
-            return _deploy_locked(project, env, built, ledger, rollback_on_failure)
+            return _deploy_locked(project, env, built, ledger, rollback_on_failure, force)
     finally:
         built.close()
 
 
 def _deploy_locked(
-    project: Project, env: str, built: Build, ledger: Ledger, rollback_on_failure: bool
+    project: Project,
+    env: str,
+    built: Build,
+    ledger: Ledger,
+    rollback_on_failure: bool,
+    force: bool = False,
 ) -> ReleaseResult:
     store = ReleaseStore(project)
     if store.store(built):
@@ -327,7 +332,9 @@ def _deploy_locked(
         if new_files.added:
             project.progress.detail(f"site: {len(new_files.added)} new files added")
         switch_alias(project, env, new_version, before.alias_revision)
-        published = publish_site(project, env, built.release_id, manifest, built.site_zip)
+        published = publish_site(
+            project, env, built.release_id, manifest, built.site_zip, force=force
+        )
     except SdeliverError as err:
         new_files.remove()
         put_back(project, env, before, current)
@@ -395,30 +402,10 @@ class NewSiteFiles:
     def add(self, stop: threading.Event) -> None:
         if self.bucket is None or self.site_zip is None:
             return
-        project, bucket = self.project, self.bucket
-        shown = site.read_published(project, bucket)
-        if shown.release == self.release_id and not shown.dirty:
-            return  # the bucket holds this release already
-        existing = site._listing(project, bucket)
-        new = [f for f in site.files_from_zip(self.site_zip) if f.key not in existing]
-        # Marks config.json before the first object changes (a cut-short publish).
-        mark = site._Mark(project, bucket, shown, self.release_id)
-
-        def upload(item: site.SiteFile) -> None:
-            if stop.is_set():
-                return
-            mark.once()
-            try:
-                with item.open() as stream:
-                    site._put(project, bucket, item.key, stream, item.size)
-            except BaseException:
-                stop.set()  # the rest would be removed again anyway
-                raise
-            self.added.append(item.key)
-
-        with ThreadPoolExecutor(max_workers=site.UPLOAD_THREADS) as pool:
-            for _ in pool.map(upload, new):
-                pass
+        site.add_new_files(
+            self.project, self.bucket, site.files_from_zip(self.site_zip), self.release_id,
+            stop, self.added,
+        )
 
     def remove(self) -> None:
         """Delete what `add` uploaded: the bucket holds what it held before (a failed deploy)."""

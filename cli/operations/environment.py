@@ -133,8 +133,12 @@ def publish_site(
     release_id: str,
     manifest: dict[str, Any],
     site_zip: Path | None = None,
+    *,
+    force: bool = False,
 ) -> PublishResult | None:
-    """Make the environment's bucket hold exactly the release's site, config.json last."""
+    """Make the environment's bucket hold exactly the release's site, config.json last.
+
+    force: compare every object even when config.json already names the release."""
     if project.config.site is None or not manifest.get("site_digest"):
         return None
     bucket = project.site_bucket(env)
@@ -142,7 +146,7 @@ def publish_site(
     with tempfile.TemporaryDirectory(prefix="sdeliver-site-") as tmp:
         if site_zip is None:
             site_zip = ReleaseStore(project).download_site(release_id, Path(tmp))
-        return publish(project, bucket, files_from_zip(site_zip), config)
+        return publish(project, bucket, files_from_zip(site_zip), config, force=force)
 
 
 def run_e2e(project: Project, env: str, version: str) -> str:

@@ -179,6 +179,19 @@ def test_an_unchanged_deploy_makes_no_mutating_call(sdeliver, app: Path, calls: 
     assert calls.writes() == []
 
 
+def test_deploy_force_repairs_a_site_file_changed_behind_its_back(sdeliver, app: Path, endpoint: str) -> None:
+    assert deploy(sdeliver, app).code == 0
+    s3 = client(endpoint, "s3")
+    s3.put_object(Bucket=BUCKETS["test"], Key="index.html", Body=b"defaced")
+    s3.delete_object(Bucket=BUCKETS["test"], Key="app.js")
+    assert deploy(sdeliver, app).code == 0  # config.json names the release: left alone
+    assert s3.get_object(Bucket=BUCKETS["test"], Key="index.html")["Body"].read() == b"defaced"
+    forced = deploy(sdeliver, app, "--force")
+    assert forced.code == 0, forced.output
+    assert s3.get_object(Bucket=BUCKETS["test"], Key="index.html")["Body"].read() == (app / "site" / "index.html").read_bytes()
+    assert s3.get_object(Bucket=BUCKETS["test"], Key="app.js")["Body"].read() == (app / "site" / "app.js").read_bytes()
+
+
 def test_a_failing_e2e_puts_the_previous_release_back(sdeliver, app: Path, endpoint: str, gateway: str) -> None:
     assert deploy(sdeliver, app).code == 0
     before = snapshot(endpoint)

@@ -61,7 +61,7 @@ WRITES = [
     "PutBucketTagging", "PutBucketWebsite", "PutBucketEncryption", "PutBucketVersioning",
     "CreateRole", "PutRolePolicy", "CreateFunction", "UpdateFunctionCode", "PublishVersion",
     "CreateAlias", "UpdateAlias", "AddPermission", "CreateRestApi", "PutRestApi", "TagResource",
-    "CreateDeployment", "UpdateStage", "ChangeResourceRecordSets",
+    "CreateDeployment", "CreateStage", "UpdateStage", "ChangeResourceRecordSets",
 ]
 
 
