@@ -85,6 +85,9 @@ def main() -> None:
                    f"SDELIVER_CALL_LOG=calls.log sdeliver {' '.join(args)}")
             for op, n in sorted(calls.write_ops().items()):
                 print(f"        write {op} x{n}")
+            if label.startswith("init") and "s3 PutBucketEncryption" in calls.write_ops():
+                print("        (moto gives a new bucket no default encryption and no public access"
+                      " block; S3 does, and there sdeliver reads them and skips both writes)")
         results["goal_met"] = met_all
         print(f"  reproduce: {PYTHON} bench/api_calls.py")
         save("api_calls", results)

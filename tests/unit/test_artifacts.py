@@ -33,6 +33,31 @@ def test_created_private_encrypted_versioned_and_tls_only(make_project) -> None:
     assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
+def test_s3s_own_defaults_for_a_new_bucket_are_not_written_again(make_project, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # S3 creates every bucket encrypted (SSE-S3) with all public access blocked; moto does
+    # not, so the test gives the new bucket what S3 would.
+    project = make_project()
+    create = artifacts.create_bucket
+
+    def create_as_s3_does(p, bucket):  # type: ignore[no-untyped-def]
+        create(p, bucket)
+        s3 = p.aws.client("s3")
+        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=artifacts.BLOCK_ALL)
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+
+    monkeypatch.setattr(artifacts, "create_bucket", create_as_s3_does)
+    made: list[str] = []
+    call = project.aws.call
+    monkeypatch.setattr(project.aws, "call", lambda service, op, **kw: made.append(op) or call(service, op, **kw))
+    [change] = artifacts.plan(project)
+    apply(project, [change])
+    assert "put_public_access_block" not in made and "put_bucket_encryption" not in made
+    assert "put_bucket_versioning" in made
+    assert "s3.PutBucketEncryption (unless S3's default)" in change.calls
+    assert [c.action for c in artifacts.plan(project)] == ["none"]
+
+
 def test_a_converged_bucket_plans_nothing_and_writes_nothing(make_project) -> None:  # type: ignore[no-untyped-def]
     project = make_project()
     apply(project, artifacts.plan(project))
