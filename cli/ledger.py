@@ -19,13 +19,13 @@ promote entry that finishes the shift, and an abandoned canary ends with a rollb
 
 from __future__ import annotations
 
-import itertools
 import json
 import random
 import re
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -46,6 +46,7 @@ E2e = Literal["passed", "failed", "skipped"]
 CONFLICT_CODES = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
 APPEND_ATTEMPTS = 20
 SEQ_DIGITS = 10
+READ_AHEAD = 16  # ledger bodies fetched at once by `entries`
 _KEY = re.compile(rf"/(\d{{{SEQ_DIGITS}}})\.json$")
 
 
@@ -183,8 +184,17 @@ class Ledger:
                 yield entry
 
     def entries(self, limit: int | None = None) -> list[Entry]:
-        """Newest first; with a limit, only the newest `limit` bodies are read."""
-        return list(itertools.islice(self._newest_first(), limit))
+        """Newest first; with a limit, only the newest `limit` bodies are read.
+
+        The bodies are read READ_AHEAD at a time: one GET per entry is unavoidable, waiting
+        for each before asking for the next is not (`history` of 1,000 entries)."""
+        seqs = list(reversed(self.seqs()))[:limit]
+        if len(seqs) <= 1:
+            found = [self.read(seq) for seq in seqs]
+        else:
+            with ThreadPoolExecutor(max_workers=min(READ_AHEAD, len(seqs))) as pool:
+                found = list(pool.map(self.read, seqs))
+        return [entry for entry in found if entry is not None]
 
     def latest(self) -> Entry | None:
         return next(self._newest_first(), None)
