@@ -13,7 +13,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import stat
 import time
 import zipfile
@@ -87,11 +86,14 @@ def package_directory(
     return _cached(cache, key, entries)
 
 
-def _zip(entries: list[_Entry]) -> Package:
+def _zip(entries: list[_Entry], digests: dict[str, str] | None = None) -> Package:
+    """The zip of `entries`; with `digests`, the SHA-256 of every entry's bytes as zipped."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for entry in entries:
-            archive_file(archive, entry)
+            copied = archive_file(archive, entry)
+            if digests is not None:
+                digests[entry.name] = copied
     data = buffer.getvalue()
     digest = hashlib.sha256(data)
     return Package(
@@ -102,7 +104,8 @@ def _zip(entries: list[_Entry]) -> Package:
     )
 
 
-def archive_file(archive: zipfile.ZipFile, entry: _Entry) -> None:
+def archive_file(archive: zipfile.ZipFile, entry: _Entry) -> str:
+    """Add the file as `entry` says; the hex SHA-256 of the bytes it copied, read once."""
     info = zipfile.ZipInfo(entry.name, date_time=EPOCH)
     info.compress_type = zipfile.ZIP_DEFLATED
     # The private name is the only way to set a level per entry before Python 3.13.
@@ -111,8 +114,12 @@ def archive_file(archive: zipfile.ZipFile, entry: _Entry) -> None:
     mode = 0o755 if entry.executable else 0o644
     info.external_attr = (stat.S_IFREG | mode) << 16
     info.file_size = entry.size  # decides zip64 up front; no extra fields below 2 GiB
+    digest = hashlib.sha256()
     with entry.path.open("rb") as src, archive.open(info, "w") as dst:
-        shutil.copyfileobj(src, dst, CHUNK)
+        for chunk in iter(lambda: src.read(CHUNK), b""):
+            digest.update(chunk)
+            dst.write(chunk)
+    return digest.hexdigest()
 
 
 def collect(source: Path, *, exclude: tuple[str, ...], key: str) -> list[_Entry]:
@@ -182,7 +189,8 @@ def _walk(
 # give: the manifest also holds what else decides the bytes (format, compression level,
 # zlib's version), and the zip's SHA-256 is checked when it is read back. Files written
 # within RACY_NS of the build may change again without their times moving (coarse clocks),
-# so their contents' SHA-256 is kept too and checked, as git does for its index.
+# so the SHA-256 of their contents as zipped is kept too and checked, as git does for its
+# index.
 
 CACHE_FORMAT = 1
 RACY_NS = 2_000_000_000
@@ -208,9 +216,12 @@ def _cached(cache: Path, key: str, entries: list[_Entry]) -> Package:
     if found is not None:
         return found
     started = time.time_ns()
-    package = _zip(entries)
+    # The digests of the very bytes zipped: a second read could see an edit made since, its
+    # times unmoved, and pair the new contents' digest with a zip of the old ones.
+    digests: dict[str, str] = {}
+    package = _zip(entries, digests)
     racy = {
-        e.name: _file_sha256(e.path)
+        e.name: digests[e.name]
         for e in entries
         if max(e.stamp[0], e.stamp[1]) >= started - RACY_NS
     }

@@ -243,6 +243,36 @@ def _first_stamps(cache: Path, entries: list) -> list:  # type: ignore[type-arg]
     return [SimpleNamespace(stamp=tuple(f[2:])) for f in files]
 
 
+def test_a_file_changed_while_it_is_zipped_is_not_served_stale_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An edit right after the file went into the zip, its size and times kept (coarse clock):
+    # the cache must describe the bytes in the zip, not the file as it is after the build.
+    from sdeliver import package
+
+    source, cache = write_tree(tmp_path / "app", FILES), tmp_path / "cache"
+    util = source / "lib" / "util.py"
+    archive_file = package.archive_file
+
+    def edit_after_archiving(archive: zipfile.ZipFile, entry: package._Entry) -> str:
+        copied = archive_file(archive, entry)
+        if entry.name == "lib/util.py":
+            old = util.stat()
+            util.write_text("X = 5\n", encoding="utf-8")  # the same size
+            os.utime(util, ns=(old.st_atime_ns, old.st_mtime_ns))
+        return copied
+
+    monkeypatch.setattr(package, "archive_file", edit_after_archiving)
+    package_directory(source, cache=cache)
+    monkeypatch.undo()
+    entries = package.collect(source, exclude=package.DEFAULT_EXCLUDE, key="k")
+    monkeypatch.setattr(package, "collect", lambda *a, **k: [
+        type(e)(e.name, e.path, e.executable, e.size, old.stamp)
+        for e, old in zip(entries, _first_stamps(cache, entries), strict=True)])
+
+    assert package_directory(source, cache=cache).data == fresh(source)
+
+
 def test_a_damaged_cached_zip_is_built_again(tmp_path: Path) -> None:
     source, cache = write_tree(tmp_path / "app", FILES), tmp_path / "cache"
     package_directory(source, cache=cache)
