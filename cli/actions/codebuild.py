@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import sys
 import time
 import traceback
@@ -18,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import EXIT_FAILED, EXIT_USAGE, EnvironmentLocked, SdeliverError
+from ..release import CACHE
 from .job import ACTIONS
 
 # The Lambda worker returns to CodePipeline and is invoked again while a lease is held;
@@ -32,6 +34,16 @@ def fail(message: str, code: int = EXIT_FAILED) -> int:
 
 
 def run(environ: Mapping[str, str]) -> int:
+    tree = Path(environ.get("CODEBUILD_SRC_DIR") or os.getcwd())
+    try:
+        return _step(environ, tree)
+    finally:
+        # The tree is the output artifact: the release marker goes on to the deploy actions,
+        # the build cache (a second copy of the zips) does not, as with the worker's upload.
+        shutil.rmtree(tree / CACHE, ignore_errors=True)
+
+
+def _step(environ: Mapping[str, str], tree: Path) -> int:
     from ..operations.pipeline import project_at, run_action
     from .worker import LogProgress, own_aws
 
@@ -39,7 +51,6 @@ def run(environ: Mapping[str, str]) -> int:
     env = environ.get("SDELIVER_ENV") or None
     if action not in ACTIONS:
         return fail(f"SDELIVER_ACTION={action!r} is not one of {', '.join(ACTIONS)}", EXIT_USAGE)
-    tree = Path(environ.get("CODEBUILD_SRC_DIR") or os.getcwd())
     # The input artifact's revision (a commit, an S3 version), as the worker records it.
     revision = environ.get("CODEBUILD_RESOLVED_SOURCE_VERSION") or None
     progress = LogProgress()

@@ -25,6 +25,7 @@ from ..aws import CODEBUILD_ROLE_PROPAGATION
 from ..errors import OperationFailed
 from ..plan import Change, FieldChange
 from ..project import TAG_APP, Project
+from ..release import CACHE
 from . import iam
 
 KIND = "codebuild-project"
@@ -146,6 +147,10 @@ def buildspec(project: Project, key: str) -> str:
         "  files:",
         '    - "**/*"',
         '    - ".sdeliver/**/*"',  # the release id BuildAndPackage writes, named: a dotfile
+        # The build cache beside it is a second copy of the zips, which no later action reads
+        # (the action removes it too; this keeps it out whatever a build command leaves).
+        "  exclude-paths:",
+        f'    - "{CACHE.as_posix()}/**/*"',
     ]
     return "\n".join(lines) + "\n"
 

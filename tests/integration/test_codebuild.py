@@ -126,6 +126,18 @@ def test_the_entry_point_builds_and_packages_the_job_directory(job_dir: Path, en
     assert f"release {release} stored" in done.stdout
 
 
+def test_the_entry_point_hands_on_the_release_marker_but_not_the_build_cache(
+    job_dir: Path, endpoint: str
+) -> None:
+    client(endpoint, "s3").create_bucket(Bucket="dromedary-artifacts-123456789012")
+
+    done = run_step(job_dir, endpoint, SDELIVER_ACTION="build-and-package")
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (job_dir / ".sdeliver" / "release.json").is_file()
+    assert not (job_dir / ".sdeliver" / "cache").exists()
+
+
 def test_the_entry_point_refuses_an_unknown_action_in_one_line(job_dir: Path, endpoint: str) -> None:
     done = run_step(job_dir, endpoint, SDELIVER_ACTION="deploy-everything")
     assert done.returncode == 2

@@ -176,6 +176,12 @@ def test_the_buildspec_hands_the_whole_tree_on_with_the_release_marker(project_f
     assert spec["artifacts"]["files"] == ["**/*", ".sdeliver/**/*"]
 
 
+def test_the_buildspec_leaves_the_build_cache_out_of_the_output_artifact(project_for) -> None:  # type: ignore[no-untyped-def]
+    # A second copy of the function and site zips, which no later action reads.
+    spec = yaml.safe_load(codebuild.buildspec(project_for(), "p/x/s.whl"))
+    assert spec["artifacts"]["exclude-paths"] == [".sdeliver/cache/**/*"]
+
+
 def test_the_wheel_holds_sdeliver_and_pins_what_it_runs_with() -> None:
     from importlib import metadata
 
