@@ -247,6 +247,27 @@ def test_the_codebuild_role_names_actions_on_this_apps_resources(project_for) ->
     assert alias["Action"] == ["lambda:GetAlias", "lambda:UpdateAlias"]
 
 
+def test_the_codebuild_role_may_read_each_site_buckets_config_json_only(project_for) -> None:  # type: ignore[no-untyped-def]
+    # A site publish reads config.json first: the release the bucket holds, or one under way.
+    project = project_for()
+    sites = [project.site_bucket(env) for env in project.config.environments]
+    found = statements(codebuild.role(project))
+    reads = {r for s in found if "s3:GetObject" in as_list(s["Action"])
+             for r in as_list(s["Resource"]) if any(f":::{b}" in r for b in sites)}
+    assert len(sites) == 2
+    assert reads == {f"arn:aws:s3:::{bucket}/config.json" for bucket in sites}
+
+
+def test_the_codebuild_and_worker_roles_grant_the_same_on_the_site_buckets(project_for) -> None:  # type: ignore[no-untyped-def]
+    from sdeliver.resources import worker
+
+    project = project_for()
+    site = {"SiteContent", "SiteListing", "SiteConfig"}
+    assert [s for s in statements(worker.role(project)) if s.get("Sid") in site] == \
+        [s for s in statements(codebuild.role(project)) if s.get("Sid") in site] == \
+        codebuild.site_statements(project)
+
+
 def test_the_pipeline_role_may_start_builds_of_that_project_only(project_for) -> None:  # type: ignore[no-untyped-def]
     project = project_for()
     found = statements(pipeline.pipeline_role(project))
