@@ -25,7 +25,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import AwsError
+import botocore.exceptions
+
 from .project import Project
 
 CONFIG_JSON = "config.json"
@@ -71,7 +72,24 @@ def _md5_of(stream: IO[bytes]) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def files_from_zip(path: Path) -> list[SiteFile]:
+class SiteFiles(list[SiteFile]):
+    """The files of one site.zip; `close()` (or leaving a `with` block) closes the zip."""
+
+    def __init__(self, files: list[SiteFile], archive: zipfile.ZipFile) -> None:
+        super().__init__(files)
+        self._archive = archive
+
+    def close(self) -> None:
+        self._archive.close()
+
+    def __enter__(self) -> SiteFiles:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def files_from_zip(path: Path) -> SiteFiles:
     """The files of a stored site.zip (each opened on demand, never all in memory).
 
     The archive is opened once: opening it parses its whole central directory, so an
@@ -91,7 +109,7 @@ def files_from_zip(path: Path) -> list[SiteFile]:
             return io.BytesIO(archive.read(member))
 
         result.append(SiteFile(info.filename, info.file_size, opener))
-    return result
+    return SiteFiles(result, archive)
 
 
 def _listing(project: Project, bucket: str) -> dict[str, str]:
@@ -155,15 +173,19 @@ class Published:
 
 
 def read_published(project: Project, bucket: str) -> Published:
-    """One GET of config.json. Absent, unreadable or naming no release: trusted for nothing."""
+    """One GET of config.json. Absent, not JSON or naming no release: trusted for nothing."""
     try:
         found = project.aws.call(
             "s3", "get_object", resource=f"s3://{bucket}/{CONFIG_JSON}", missing=True,
             Bucket=bucket, Key=CONFIG_JSON,
         )
         body = None if found is None else bytes(found["Body"].read())
-    except AwsError:  # e.g. a role without s3:GetObject: the listing decides
-        return Published(None, None, False)
+    except botocore.exceptions.BotoCoreError as err:  # the body's stream cut short
+        raise project.aws.translate(
+            err, "s3", "get_object", f"s3://{bucket}/{CONFIG_JSON}"
+        ) from None
+    # Any other error (access denied, throttled) goes on: a publish that cannot read
+    # config.json cannot mark it either, and an unmarked publish cut short would be trusted.
     if found is None or body is None:
         return Published(None, None, False)
     try:
@@ -249,13 +271,15 @@ def add_new_files(
         if stop.is_set():
             return
         mark.once()
+        # Counted before the PUT: one whose answer was lost may have landed all the same
+        # (removing a key that is not there is no error). list.append is thread-safe.
+        added.append(item.key)
         try:
             with item.open() as stream:
                 _put(project, bucket, item.key, stream, item.size)
         except BaseException:
             stop.set()  # the rest would be removed again anyway
             raise
-        added.append(item.key)  # list.append is atomic across threads
 
     with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
         for _ in pool.map(upload, new):

@@ -170,8 +170,13 @@ def put_back(project: Project, env: str, before: Pointers, current: Entry | None
     error is the one reported."""
     try:
         restore(project, env, before, current)
-    except SdeliverError as err:
-        project.progress.warn(f"could not restore {env}: {err.message}")
+    except Exception as err:  # any: the step's own error is the one to report
+        project.progress.warn(f"could not restore {env}: {describe(err)}")
+
+
+def describe(err: BaseException) -> str:
+    """One line for any error: ours carry their message, others their type."""
+    return err.message if isinstance(err, SdeliverError) else f"{type(err).__name__}: {err}"
 
 
 
@@ -238,8 +243,14 @@ def record(
     outcome, message = "succeeded", None
     if e2e == "failed" and undo is not None and current is not None:
         project.progress.warn(f"e2e failed: putting {env} back on release {current.release}")
-        undo()
-        outcome, message = "rolled-back", f"e2e failed; {env} restored to {current.release}"
+        try:
+            undo()
+            outcome, message = "rolled-back", f"e2e failed; {env} restored to {current.release}"
+        except SdeliverError as err:
+            # The entry is written all the same: the environment may serve this release.
+            project.progress.warn(f"could not restore {env}: {err.message}")
+            outcome = "failed"
+            message = f"e2e failed; could not restore {env} to {current.release}: {err.message}"
     elif e2e == "failed":
         message = "e2e failed; the release stays in place"
     entry = ledger.append(
@@ -335,10 +346,12 @@ def _deploy_locked(
         published = publish_site(
             project, env, built.release_id, manifest, built.site_zip, force=force
         )
-    except SdeliverError as err:
+    except Exception as err:
+        # Any failure, ours or not (a stream cut mid-body, a bad zip): put everything back and
+        # record the attempt before the error goes on to be reported.
         new_files.remove()
         put_back(project, env, before, current)
-        record_failure(ledger, fields, str(err.message), version=version, deployment=deployment)
+        record_failure(ledger, fields, describe(err), version=version, deployment=deployment)
         raise
     return record(
         project,
@@ -402,10 +415,8 @@ class NewSiteFiles:
     def add(self, stop: threading.Event) -> None:
         if self.bucket is None or self.site_zip is None:
             return
-        site.add_new_files(
-            self.project, self.bucket, site.files_from_zip(self.site_zip), self.release_id,
-            stop, self.added,
-        )
+        with site.files_from_zip(self.site_zip) as files:
+            site.add_new_files(self.project, self.bucket, files, self.release_id, stop, self.added)
 
     def remove(self) -> None:
         """Delete what `add` uploaded: the bucket holds what it held before (a failed deploy)."""

@@ -146,7 +146,8 @@ def publish_site(
     with tempfile.TemporaryDirectory(prefix="sdeliver-site-") as tmp:
         if site_zip is None:
             site_zip = ReleaseStore(project).download_site(release_id, Path(tmp))
-        return publish(project, bucket, files_from_zip(site_zip), config, force=force)
+        with files_from_zip(site_zip) as files:
+            return publish(project, bucket, files, config, force=force)
 
 
 def run_e2e(project: Project, env: str, version: str) -> str:

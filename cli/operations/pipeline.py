@@ -169,7 +169,7 @@ def releasing(
         except SdeliverError as err:
             current = ledger.current()
             if current is not None:
-                steps.put_back(project, env, steps.pointers_of(current), current)
+                steps.restore(project, env, steps.pointers_of(current), current)
             fields = steps.entry_fields(project, release, current)
             steps.record_failure(ledger, fields, f"{step}: {err.message}")
             raise
@@ -221,7 +221,7 @@ def end_to_end(
 
         def undo() -> None:
             assert current is not None  # record() undoes only onto a current release
-            steps.put_back(project, env, steps.pointers_of(current), current)
+            steps.restore(project, env, steps.pointers_of(current), current)
 
         result = steps.record(
             project,

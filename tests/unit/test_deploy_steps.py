@@ -183,3 +183,33 @@ def test_a_failed_first_deploy_takes_its_new_site_files_away_again(app, monkeypa
         steps.deploy(app, "test")
     assert f"put {NEW_FILE}" in events.seen
     assert snapshot(app, "test") == bucket_before
+
+
+def test_an_error_of_no_sdeliver_kind_still_puts_back_and_is_recorded(released, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # e.g. botocore's ResponseStreamingError reading a body, or a bad zip: not an AwsError.
+    serving_before = serving(released, "test")
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise OSError("connection reset while reading the site zip")
+
+    monkeypatch.setattr(steps, "publish_site", broken)
+    with pytest.raises(OSError):
+        steps.deploy(released, "test")
+    assert serving(released, "test") == serving_before
+    entry = Ledger(released, "test").latest()
+    assert entry is not None and entry.outcome == "failed"
+    assert "connection reset" in (entry.message or "")
+
+
+def test_e2e_failing_and_the_restore_failing_is_still_recorded(released, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr(steps, "run_e2e", lambda *_: "failed")
+
+    def cannot(*_: Any, **__: Any) -> None:
+        raise AwsError("lambda.update_alias on alias test failed: ThrottlingException: slow down")
+
+    monkeypatch.setattr(steps, "restore", cannot)
+    result = steps.deploy(released, "test")
+    entry = Ledger(released, "test").latest()
+    assert entry is not None and entry.seq == result.seq
+    assert (entry.outcome, entry.e2e) == ("failed", "failed")
+    assert "could not restore test" in (entry.message or "") and "slow down" in (entry.message or "")

@@ -184,21 +184,22 @@ def test_a_first_publish_reads_each_file_once(project: Project, tmp_path: Path) 
     assert sorted(opened) == sorted(R1)
 
 
-def test_a_config_json_that_cannot_be_read_leaves_the_decision_to_the_listing(
+def test_a_config_json_that_cannot_be_read_stops_the_publish_before_any_file_changes(
     project: Project, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    files = site(tmp_path, "r1", R1)
-    publish(project, BUCKET, files, config("r-1"))
+    # Without reading config.json the publish could not mark it as in progress, and a
+    # publish cut short would then leave a mix of two releases that looks whole.
+    publish(project, BUCKET, site(tmp_path, "r1", R1), config("r-1"))
     real = project.aws.call
 
     def denied(service: str, operation: str, **params: Any) -> Any:
         if operation == "get_object":
-            raise AwsError("s3.get_object: Access Denied", code="AccessDenied")
+            raise AwsError("access denied: s3.get_object on s3://site/config.json",
+                           code="AccessDenied")
         return real(service, operation, **params)
 
     monkeypatch.setattr(project.aws, "call", denied)
-    s3().put_object(Bucket=BUCKET, Key="app.js", Body=b"tampered()")
-
-    result = publish(project, BUCKET, files, config("r-1"))
-
-    assert result.uploaded == 1 and body("app.js") == "one()"
+    before = {k: body(k) for k in keys()}
+    with pytest.raises(AwsError, match="access denied"):
+        publish(project, BUCKET, site(tmp_path, "r2", R2), config("r-2"))
+    assert {k: body(k) for k in keys()} == before
