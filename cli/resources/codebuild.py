@@ -373,7 +373,7 @@ def role(project: Project) -> iam.Role:
          "Action": ["apigateway:GET", "apigateway:PATCH"],
          "Resource": [f"{apigw}/restapis", f"{apigw}/restapis/*", f"{apigw}/tags/*"]},
     ]
-    statements += site_statements(project)
+    statements += iam.site_statements(project)
     return iam.Role(
         name=role_name(project),
         service="codebuild.amazonaws.com",
@@ -382,22 +382,3 @@ def role(project: Project) -> iam.Role:
             "sdeliver-build": {"Version": "2012-10-17", "Statement": statements},
         },
     )
-
-
-def site_statements(project: Project) -> list[dict[str, Any]]:
-    """What publishing the site does to each environment's bucket (EndToEnd's restore too):
-    the same for the worker's role, which writes these three inline today."""
-    if not project.config.site:
-        return []
-    sites = [f"arn:{project.aws.partition}:s3:::{project.site_bucket(env)}"
-             for env in project.config.environments]
-    return [
-        {"Sid": "SiteContent", "Effect": "Allow",
-         "Action": ["s3:PutObject", "s3:DeleteObject"],
-         "Resource": [f"{arn}/*" for arn in sites]},
-        {"Sid": "SiteListing", "Effect": "Allow", "Action": "s3:ListBucket",
-         "Resource": sites},
-        # config.json names the release the bucket holds, or a publish under way: read first.
-        {"Sid": "SiteConfig", "Effect": "Allow", "Action": "s3:GetObject",
-         "Resource": [f"{arn}/config.json" for arn in sites]},
-    ]

@@ -315,3 +315,22 @@ def _delete(role: Role, inline: list[str], attached: list[str]) -> Change:
             p.facts.pop("role_arn", None)
 
     return Change(KIND, role.name, "delete", [], calls, apply)
+
+
+def site_statements(project: Project) -> list[dict[str, Any]]:
+    """What publishing a site does to each environment's bucket (a restore too): for the
+    roles of the pipeline worker and the CodeBuild project, which both publish."""
+    if not project.config.site:
+        return []
+    sites = [f"arn:{project.aws.partition}:s3:::{project.site_bucket(env)}"
+             for env in project.config.environments]
+    return [
+        {"Sid": "SiteContent", "Effect": "Allow",
+         "Action": ["s3:PutObject", "s3:DeleteObject"],
+         "Resource": [f"{arn}/*" for arn in sites]},
+        {"Sid": "SiteListing", "Effect": "Allow", "Action": "s3:ListBucket",
+         "Resource": sites},
+        # config.json names the release the bucket holds, or a publish under way: read first.
+        {"Sid": "SiteConfig", "Effect": "Allow", "Action": "s3:GetObject",
+         "Resource": [f"{arn}/config.json" for arn in sites]},
+    ]

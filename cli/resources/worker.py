@@ -150,8 +150,6 @@ def role(project: Project) -> iam.Role:
     """Exactly what the actions do: the app's release pointers, its state, its site buckets."""
     partition = project.aws.partition
     state = f"arn:{partition}:s3:::{project.artifact_bucket}"
-    sites = [f"arn:{partition}:s3:::{project.site_bucket(env)}"
-             for env in project.config.environments] if project.config.site else []
     function = project.function_arn
     apigw = f"arn:{partition}:apigateway:{project.region}::"
     statements: list[dict[str, Any]] = [
@@ -174,17 +172,7 @@ def role(project: Project) -> iam.Role:
          "Action": ["apigateway:GET", "apigateway:PUT", "apigateway:POST", "apigateway:PATCH"],
          "Resource": [f"{apigw}/restapis", f"{apigw}/restapis/*", f"{apigw}/tags/*"]},
     ]
-    if sites:
-        statements += [
-            {"Sid": "SiteContent", "Effect": "Allow",
-             "Action": ["s3:PutObject", "s3:DeleteObject"],
-             "Resource": [f"{arn}/*" for arn in sites]},
-            {"Sid": "SiteListing", "Effect": "Allow", "Action": "s3:ListBucket",
-             "Resource": sites},
-            # config.json names the release the bucket holds: publishing it again is one GET.
-            {"Sid": "SiteConfig", "Effect": "Allow", "Action": "s3:GetObject",
-             "Resource": [f"{arn}/config.json" for arn in sites]},
-        ]
+    statements += iam.site_statements(project)
     return iam.Role(
         name=worker_role_name(project),
         service="lambda.amazonaws.com",

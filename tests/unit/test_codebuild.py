@@ -265,7 +265,7 @@ def test_the_codebuild_and_worker_roles_grant_the_same_on_the_site_buckets(proje
     site = {"SiteContent", "SiteListing", "SiteConfig"}
     assert [s for s in statements(worker.role(project)) if s.get("Sid") in site] == \
         [s for s in statements(codebuild.role(project)) if s.get("Sid") in site] == \
-        codebuild.site_statements(project)
+        iam.site_statements(project)
 
 
 def test_the_pipeline_role_may_start_builds_of_that_project_only(project_for) -> None:  # type: ignore[no-untyped-def]
