@@ -148,3 +148,23 @@ def make_project(project_dir: Path, mocked_aws: None):  # type: ignore[no-untype
         return Project(config=config, aws=aws)
 
     return make
+
+
+def provisioned(config_path: Path):  # type: ignore[no-untyped-def]
+    """The app of `config_path` in the running in-process moto, with its hosted zone and
+    everything `init` makes except the pipeline (artifacts, role, function, API, sites, DNS)."""
+    import boto3
+    from sdeliver.aws import Aws
+    from sdeliver.config import load_config
+    from sdeliver.project import Project
+    from sdeliver.resources import api, artifacts, dns, function, iam, site
+
+    config = load_config(config_path)
+    project = Project(config=config, aws=Aws(region=config.region))
+    boto3.client("route53", region_name="us-east-1").create_hosted_zone(
+        Name="example.com", CallerReference="t")
+    for kind in (artifacts, iam, function, api, site, dns):
+        for change in kind.plan(project):
+            if change.apply is not None:
+                change.apply(project)
+    return project

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import pytest
 from sdeliver.aws import is_write
 
 from tests.conftest import client
-from tests.integration.helpers import CallLog
+from tests.integration.helpers import CallLog, new_app
 
 pytestmark = pytest.mark.integration
 
@@ -36,21 +35,8 @@ pipeline:
 
 @pytest.fixture
 def app_dir(sdeliver, tmp_path: Path, endpoint: str) -> Iterator[Path]:  # type: ignore[no-untyped-def]
-    from sdeliver.config import load_config
-    from sdeliver.local.emulator import register_gateway, start_gateway
-
-    directory = tmp_path / "app"
-    created = sdeliver("new", f"cb-{secrets.token_hex(3)}", "--dir", str(directory), cwd=tmp_path)
-    assert created.code == 0, created.output
-    with (directory / "sdeliver.yaml").open("a") as config:
-        config.write(CODEBUILD)
-    gateway = start_gateway(endpoint, lambda: load_config(directory / "sdeliver.yaml"))
-    unregister = register_gateway(endpoint, gateway.url)
-    try:
+    with new_app(sdeliver, tmp_path, endpoint, "cb", CODEBUILD) as directory:
         yield directory
-    finally:
-        unregister()
-        gateway.stop()
 
 
 def app_name(sdeliver, directory: Path) -> str:  # type: ignore[no-untyped-def]

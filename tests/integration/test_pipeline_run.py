@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import inspect
 import json
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import client
+from tests.integration.helpers import new_app
 
 pytestmark = pytest.mark.integration
 
@@ -49,21 +49,8 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def app_dir(sdeliver, tmp_path: Path, endpoint: str) -> Iterator[Path]:  # type: ignore[no-untyped-def]
-    from sdeliver.config import load_config
-    from sdeliver.local.emulator import register_gateway, start_gateway
-
-    directory = tmp_path / "app"
-    created = sdeliver("new", f"pipe-{secrets.token_hex(3)}", "--dir", str(directory), cwd=tmp_path)
-    assert created.code == 0, created.output
-    with (directory / "sdeliver.yaml").open("a") as config:
-        config.write(S3_SOURCE)
-    gateway = start_gateway(endpoint, lambda: load_config(directory / "sdeliver.yaml"))
-    unregister = register_gateway(endpoint, gateway.url)
-    try:
+    with new_app(sdeliver, tmp_path, endpoint, "pipe", S3_SOURCE) as directory:
         yield directory
-    finally:
-        unregister()
-        gateway.stop()
 
 
 def test_init_creates_the_pipeline_and_its_worker(sdeliver, app_dir: Path, endpoint: str) -> None:  # type: ignore[no-untyped-def]

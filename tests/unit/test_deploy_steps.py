@@ -16,15 +16,14 @@ from typing import Any
 
 import boto3
 import pytest
-from sdeliver.aws import Aws
-from sdeliver.config import load_config
 from sdeliver.errors import AwsError, SdeliverError
 from sdeliver.ledger import Ledger
 from sdeliver.operations import deploy as steps
 from sdeliver.project import Project
 from sdeliver.publish import PUBLISHING
-from sdeliver.resources import api, dns, function, iam, site
-from sdeliver.resources import artifacts as bucket
+from sdeliver.resources import api, function
+
+from tests.conftest import provisioned
 
 NEW_FILE = "extra.js"  # a file the first release does not have
 ENOUGH = 60  # seconds a hook waits for the other thread before the test fails anyway
@@ -48,15 +47,7 @@ def app(project_dir: Path, aws: None) -> Project:
         "python -m pip install -r requirements.txt -t app/vendor --quiet", "python -c pass"
     ).replace("e2e: python -m pytest tests/e2e -q", "e2e: python -c pass")
     path.write_text(text)
-    config = load_config(path)
-    project = Project(config=config, aws=Aws(region=config.region))
-    boto3.client("route53", region_name="us-east-1").create_hosted_zone(
-        Name="example.com", CallerReference="t")
-    for kind in (bucket, iam, function, api, site, dns):
-        for change in kind.plan(project):
-            if change.apply is not None:
-                change.apply(project)
-    return project
+    return provisioned(path)  # type: ignore[no-any-return]
 
 
 @pytest.fixture

@@ -30,8 +30,10 @@ from sdeliver.lock import EnvironmentLock
 from sdeliver.operations.deploy import deploy
 from sdeliver.package import package_directory
 from sdeliver.project import Project
-from sdeliver.resources import api, dns, function, iam, site
 from sdeliver.resources import artifacts as bucket
+from sdeliver.resources import function
+
+from tests.conftest import provisioned
 
 STORE = "codepipeline-store"  # where CodePipeline keeps this pipeline's artifacts
 JOB_KEY = "AKIAJOBCREDENTIALS"
@@ -62,14 +64,7 @@ def configure(project_dir: Path, *, e2e: str = "python -c pass") -> Path:
 @pytest.fixture
 def app(project_dir: Path, aws: None) -> Project:
     """The example app, provisioned as `init` does (the pipeline itself is not needed)."""
-    config = load_config(configure(project_dir))
-    project = Project(config=config, aws=Aws(region=config.region))
-    boto3.client("route53", region_name="us-east-1").create_hosted_zone(
-        Name="example.com", CallerReference="t")
-    for kind in (bucket, iam, function, api, site, dns):
-        for change in kind.plan(project):
-            if change.apply is not None:
-                change.apply(project)
+    project = provisioned(configure(project_dir))
     boto3.client("s3", region_name="us-east-1").create_bucket(Bucket=STORE)
     return project
 
