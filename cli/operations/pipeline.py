@@ -277,17 +277,23 @@ def pipeline_name(project: Project) -> str:
     return project.config.pipeline.name
 
 
-def status(project: Project) -> dict[str, Any]:
-    """Each stage and action with its latest status, revision and time."""
+def _on_pipeline(project: Project, operation: str) -> tuple[str, dict[str, Any]]:
+    """The pipeline's name and the answer of `operation` on it; a one-line error if the
+    pipeline does not exist in AWS."""
     name = pipeline_name(project)
     found = project.aws.call(
-        "codepipeline", "get_pipeline_state", resource=f"pipeline {name}", missing=True,
-        name=name,
+        "codepipeline", operation, resource=f"pipeline {name}", missing=True, name=name
     )
     if found is None:
         raise OperationFailed(
             f"pipeline {name} does not exist", hint="run 'sdeliver init' (or reconcile) first"
         )
+    return name, found
+
+
+def status(project: Project) -> dict[str, Any]:
+    """Each stage and action with its latest status, revision and time."""
+    name, found = _on_pipeline(project, "get_pipeline_state")
     stages = []
     for stage in found.get("stageStates") or []:
         actions = []
@@ -315,15 +321,7 @@ def status(project: Project) -> dict[str, Any]:
 
 
 def start(project: Project) -> str:
-    name = pipeline_name(project)
-    started = project.aws.call(
-        "codepipeline", "start_pipeline_execution", resource=f"pipeline {name}", missing=True,
-        name=name,
-    )
-    if started is None:
-        raise OperationFailed(
-            f"pipeline {name} does not exist", hint="run 'sdeliver init' (or reconcile) first"
-        )
+    _, started = _on_pipeline(project, "start_pipeline_execution")
     return str(started["pipelineExecutionId"])
 
 
