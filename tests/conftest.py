@@ -46,7 +46,9 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    # sdeliver attaches no AWS-managed policy: loading moto's ~1,000 of them costs 2-3 s
+    # per fresh account, so no test loads them unless it asks (`managed_policies`).
+    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "false"
     from moto.server import ThreadedMotoServer
     from sdeliver.local.emulator import _ignore_policy_conditions
 
@@ -123,10 +125,11 @@ def sdeliver(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 
 @pytest.fixture
 def mocked_aws() -> Iterator[None]:
-    """In-process moto for unit tests (AWS-managed IAM policies loaded, as on AWS)."""
+    """In-process moto for unit tests. AWS-managed IAM policies are not loaded: sdeliver
+    attaches none, and loading them costs 2-3 s per test."""
     from moto import mock_aws
 
-    with mock_aws(config={"iam": {"load_aws_managed_policies": True}}):
+    with mock_aws(config={"iam": {"load_aws_managed_policies": False}}):
         yield
 
 

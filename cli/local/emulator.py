@@ -75,8 +75,9 @@ def check_port(port: int, what: str) -> None:
 def start_emulator(port: int = 0) -> Emulator:
     """A moto server on HOST:port (0: any free port), in a thread of this process."""
     check_port(port, "emulator")
-    # moto reads these when its backends are first used: set before any request.
-    os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "true"
+    # moto reads these when its backends are first used: set before any request. sdeliver
+    # attaches no AWS-managed policy, and loading moto's copies costs seconds per account.
+    os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "false")
     try:
         from moto.server import ThreadedMotoServer
     except ImportError:
