@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import boto3
 import botocore.config
 import botocore.exceptions
+import botocore.loaders
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -98,6 +99,12 @@ TRANSIENT: dict[str, Callable[[str, str], bool]] = {
 }
 
 
+# One loader of botocore's service models for every session of this process: a new
+# session would read and parse each service's JSON model again (about 0.1 s a client),
+# which a process making several Aws objects (the pipeline worker, the tests) pays each time.
+_MODELS = botocore.loaders.create_loader()
+
+
 class Credentials(Protocol):
     """Keys to sign with (what `actions.job.Credentials` holds)."""
 
@@ -135,6 +142,9 @@ class Aws:
     """Clients for one account and region, created lazily and shared across threads."""
 
     retry_max_seconds: float = float(os.environ.get("SDELIVER_RETRY_MAX_SECONDS", "90"))
+    # How every wait between attempts sleeps (sdeliver's own retries, lease polling, the
+    # canary's interval) unless a caller passes its own: tests pass or set a fast one.
+    sleep_default: Callable[[float], None] = time.sleep
 
     def __init__(
         self,
@@ -145,9 +155,12 @@ class Aws:
         max_attempts: int = 10,
         log: Callable[[str], None] | None = None,
         credentials: Credentials | None = None,
+        sleep: Callable[[float], None] | None = None,
     ) -> None:
         """credentials: sign with these keys instead of the profile's (a pipeline job's
-        artifact credentials) — same retries, counting and errors."""
+        artifact credentials) — same retries, counting and errors.
+        sleep: how to wait between attempts (default `Aws.sleep_default`)."""
+        self.sleep: Callable[[float], None] = sleep or Aws.sleep_default
         self.region = region
         self.profile = profile
         self.endpoint_url = endpoint_url
@@ -180,6 +193,7 @@ class Aws:
                 f"AWS profile {profile!r} is not configured",
                 hint="list profiles with 'aws configure list-profiles'",
             ) from None
+        self._session._session.register_component("data_loader", _MODELS)
 
     # -- clients -------------------------------------------------------------------------
 
@@ -280,6 +294,7 @@ class Aws:
                 wait=wait_random_exponential(multiplier=0.5, max=10),
                 stop=stop_after_delay(self.retry_max_seconds) | stop_after_attempt(30),
                 before_sleep=before_sleep,
+                sleep=self.sleep,
                 reraise=True,
             ):
                 with attempt:

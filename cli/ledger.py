@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -290,7 +289,7 @@ class Ledger:
                 if mine is not None and mine.id == entry.id:
                     return mine  # our own earlier attempt landed; its answer was lost
                 self.project.aws.log(f"release ledger seq {seq} taken by another writer")
-                time.sleep(random.uniform(0.05, 0.2) * attempt)  # noqa: S311 - jitter
+                self.project.aws.sleep(random.uniform(0.05, 0.2) * attempt)  # noqa: S311 - jitter
                 seqs = self.seqs()
                 # 412: the key exists, so move past it even if a listing lags; 409: the other
                 # write may still fail, so the same number may be free again.

@@ -285,7 +285,7 @@ class EnvironmentLock:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is None or remaining <= 0:
                 raise self._locked(held)
-            time.sleep(min(remaining, random.uniform(*POLL_SECONDS)))  # noqa: S311 - jitter
+            self.project.aws.sleep(min(remaining, random.uniform(*POLL_SECONDS)))  # noqa: S311
 
     def _locked(self, held: Lease) -> EnvironmentLocked:
         waited = f" (waited {self.wait:g}s)" if self.wait else ""

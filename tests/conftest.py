@@ -38,6 +38,21 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SDELIVER_RETRY_MAX_SECONDS", "5")
 
 
+@pytest.fixture(autouse=True)
+def quick_waits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Waits between attempts take a fraction of their time (sdeliver's own retries, lease
+    polling and the canary's interval a twentieth, botocore's backoff a fiftieth): the same
+    attempts in the same order, without the seconds."""
+    import time
+
+    from botocore.retries.standard import ExponentialBackoff
+    from sdeliver.aws import Aws
+
+    monkeypatch.setattr(Aws, "sleep_default", lambda seconds: time.sleep(seconds / 20))
+    delay = ExponentialBackoff.delay_amount
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, ctx: delay(self, ctx) / 50)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -77,6 +92,23 @@ def client(endpoint: str, service: str, region: str = "us-east-1"):  # type: ign
     import boto3
 
     return boto3.client(service, region_name=region, endpoint_url=endpoint)
+
+
+EXAMPLE_BUILD = "python -m pip install -r requirements.txt -t app/vendor --quiet"
+EXAMPLE_E2E = "python -m pytest tests/e2e -q"
+QUICK_BUILD = "python -c pass"
+QUICK_E2E = "python tests/e2e/check.py"
+
+
+def quick_commands(project: Path) -> Path:
+    """The example's build and e2e commands made cheap: `pip install` (even of nothing)
+    and a pytest subprocess per deploy cost seconds each; the same check as a plain script
+    does not. One test keeps the example's own commands."""
+    config = project / "sdeliver.yaml"
+    text = config.read_text()
+    assert EXAMPLE_BUILD in text and EXAMPLE_E2E in text
+    config.write_text(text.replace(EXAMPLE_BUILD, QUICK_BUILD).replace(EXAMPLE_E2E, QUICK_E2E))
+    return project
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ alarms checked between steps; the stage and site switch when the traffic does, a
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -182,7 +181,7 @@ def _canary(
             **{**fields, "action": "canary", "weights": weights}, outcome="succeeded"
         )
         with project.progress.waiting(f"watching {env} for {canary.interval:g} s"):
-            time.sleep(canary.interval)
+            project.aws.sleep(canary.interval)
         firing = alarms_firing(project, env)
         e2e = run_e2e(project, env, src.release)
         steps.append({"percent": percent, "seq": entry.seq, "e2e": e2e, "alarms": firing})

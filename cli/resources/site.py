@@ -374,7 +374,7 @@ def _put_policy(project: Project, bucket: str) -> None:
                     hint="turn off BlockPublicPolicy and RestrictPublicBuckets in the account's "
                     "S3 Block Public Access settings (the bucket's own are set by sdeliver)",
                 ) from None
-            time.sleep(delay)
+            project.aws.sleep(delay)
             delay = min(delay * 2, 8)
 
 

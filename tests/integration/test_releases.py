@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import client
+from tests.conftest import QUICK_BUILD, QUICK_E2E, client, quick_commands
 from tests.integration.helpers import CallLog
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,17 @@ def gateway(endpoint: str, project_dir: Path) -> Iterator[str]:
 
 
 @pytest.fixture
+def example_app(sdeliver, project_dir: Path, hosted_zone: str, gateway: str) -> Path:  # type: ignore[no-untyped-def]
+    """The example, initialised, with its own build (pip) and e2e (pytest) commands."""
+    result = sdeliver("init", "--yes", cwd=project_dir)
+    assert result.code == 0, result.output
+    return project_dir
+
+
+@pytest.fixture
 def app(sdeliver, project_dir: Path, hosted_zone: str, gateway: str) -> Path:  # type: ignore[no-untyped-def]
+    """The example, initialised, with quick commands (the same e2e check, no pytest)."""
+    quick_commands(project_dir)
     result = sdeliver("init", "--yes", cwd=project_dir)
     assert result.code == 0, result.output
     return project_dir
@@ -62,8 +72,7 @@ def set_version(project: Path, version: str) -> None:
 
 def set_e2e(project: Path, command: str) -> None:
     config = project / "sdeliver.yaml"
-    config.write_text(config.read_text().replace("e2e: python -m pytest tests/e2e -q",
-                                                 f"e2e: {command}"))
+    config.write_text(config.read_text().replace(f"e2e: {QUICK_E2E}", f"e2e: {command}"))
 
 
 def snapshot(endpoint: str) -> dict[str, Any]:
@@ -105,7 +114,8 @@ def deploy(sdeliver, project: Path, *args: str):  # type: ignore[no-untyped-def]
     return sdeliver("deploy", "--json", *args, cwd=project)
 
 
-def test_deploy_promote_deploy_promote_rollback(sdeliver, app: Path, endpoint: str, gateway: str) -> None:
+def test_deploy_promote_deploy_promote_rollback(sdeliver, example_app: Path, endpoint: str, gateway: str) -> None:
+    app = example_app
     site_files = {p.relative_to(app / "site").as_posix(): p.read_bytes()
                   for p in (app / "site").rglob("*") if p.is_file()}
     first = deploy(sdeliver, app)
@@ -224,7 +234,7 @@ def test_a_failing_build_changes_nothing(sdeliver, app: Path, endpoint: str, cal
     before = snapshot(endpoint)
     config = app / "sdeliver.yaml"
     config.write_text(config.read_text().replace(
-        "python -m pip install -r requirements.txt -t app/vendor --quiet", "python -c 'raise SystemExit(3)'"))
+        QUICK_BUILD, "python -c 'raise SystemExit(3)'"))
     calls.reset()
     failed = sdeliver("deploy", cwd=app)
     assert failed.code == 1

@@ -34,18 +34,35 @@ class Crash(BaseException):
     CLI's last-resort `except Exception` handles it."""
 
 
+def write_kind(operation: str, params: dict[str, Any] | None) -> str:
+    """What a write is, for choosing where to cut: the operation, and for S3 what it
+    writes (a lease, a ledger entry, a release artifact, a site file, bucket settings)."""
+    path = str((params or {}).get("url_path") or "")
+    if not path.startswith("/") or operation not in ("PutObject", "DeleteObject", "DeleteObjects",
+                                                     "CopyObject"):
+        return operation
+    for area in ("/locks/", "/releases/", "/artifacts/", "/packages/", "/pipeline/"):
+        if area in path:
+            return f"{operation} {area.strip('/')}"
+    return f"{operation} {'config.json' if path.endswith('/config.json') else 'site'}"
+
+
 class Tripwire:
-    """A botocore before-call hook: after `after` mutating calls, every further call dies."""
+    """A botocore before-call hook: after `after` mutating calls, every further call dies.
+
+    It also records what each write was (`kinds`), so a sweep can cut before the first
+    write of every kind instead of before every write."""
 
     def __init__(self) -> None:
         self.after: int | None = None
         self.writes = 0
         self.crashed = False
+        self.kinds: list[str] = []
 
     def arm(self, after: int | None) -> None:
-        self.after, self.writes, self.crashed = after, 0, False
+        self.after, self.writes, self.crashed, self.kinds = after, 0, False, []
 
-    def __call__(self, model: Any, **_: Any) -> None:
+    def __call__(self, model: Any, params: dict[str, Any] | None = None, **_: Any) -> None:
         if self.crashed:
             raise Crash(model.name)
         if not is_write(model.name):
@@ -54,12 +71,25 @@ class Tripwire:
             self.crashed = True
             raise Crash(model.name)
         self.writes += 1
+        self.kinds.append(write_kind(model.name, params))
+
+
+def cut_points(kinds: list[str], *, exhaustive: bool = False) -> list[int]:
+    """Where to cut a command whose writes were `kinds` (k: after the first k writes).
+
+    Exhaustive: before every write. Otherwise before the first write of each kind, plus
+    the first and the last write: every distinct step the command takes is interrupted,
+    and a sweep costs a handful of runs, not one per write."""
+    if exhaustive:
+        return list(range(len(kinds)))
+    firsts = {kinds.index(kind) for kind in kinds}
+    return sorted(firsts | ({0, len(kinds) - 1} if kinds else set()))
 
 
 @pytest.fixture
 def tripwire(monkeypatch: pytest.MonkeyPatch) -> Tripwire:
     """Every client sdeliver creates counts its writes here and names its operations for
-    the fault proxy; botocore's backoff is scaled down so retries cost no wall time."""
+    the fault proxy (botocore's backoff is scaled down for every test: `quick_waits`)."""
     wire = Tripwire()
     original = Aws.client
 
@@ -70,10 +100,6 @@ def tripwire(monkeypatch: pytest.MonkeyPatch) -> Tripwire:
         return found
 
     monkeypatch.setattr(Aws, "client", instrumented)
-    from botocore.retries.standard import ExponentialBackoff
-
-    delay = ExponentialBackoff.delay_amount
-    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, ctx: delay(self, ctx) / 100)
     return wire
 
 

@@ -18,6 +18,7 @@ from tests.reliability.conftest import (
     Run,
     Tripwire,
     differences,
+    fresh_account,
     ledger_entries,
     reference_snapshot,
     run_workflow,
@@ -66,8 +67,43 @@ WRITES = [
 
 
 KNOWN: dict[str, str] = {}
+GROUPS = 4  # workflow runs that together lose a response of every operation in WRITES
 
 
+def lost_responses_survived(operations: list[str], sdeliver, app_dir, endpoint, reference, monkeypatch) -> list[str]:
+    """The operations (or groups of them) whose lost responses change the outcome: one run
+    loses the first response of every call of all of `operations`; when that run fails,
+    each half is run again on a fresh account, down to the operation to blame."""
+    fresh_account(endpoint)
+    problem = None
+    try:
+        proxy = through_proxy(sdeliver, app_dir, endpoint, monkeypatch, faults=dict.fromkeys(operations, "after"))
+        missed = [op for op in operations if not any(f.operation == op for f in proxy.injected)]
+        if missed:
+            problem = f"never called: {missed}"
+        else:
+            found = differences(snapshot(endpoint), reference)
+            problem = f"{found}" if found else None
+    except AssertionError as err:  # a command of the workflow failed
+        problem = str(err)[:500]
+    if problem is None:
+        return []
+    if len(operations) == 1:
+        return [f"{operations[0]}: {problem}"]
+    half = len(operations) // 2
+    blamed = (lost_responses_survived(operations[:half], sdeliver, app_dir, endpoint, reference, monkeypatch)
+              + lost_responses_survived(operations[half:], sdeliver, app_dir, endpoint, reference, monkeypatch))
+    return blamed or [f"{operations} together: {problem}"]
+
+
+@pytest.mark.parametrize("group", range(GROUPS))
+def test_lost_responses_are_survived(group, sdeliver, app_dir, endpoint, reference, monkeypatch) -> None:
+    operations = [op for i, op in enumerate(WRITES) if i % GROUPS == group and op not in KNOWN]
+    assert operations
+    assert lost_responses_survived(operations, sdeliver, app_dir, endpoint, reference, monkeypatch) == []
+
+
+@pytest.mark.exhaustive
 @pytest.mark.parametrize("operation", [
     pytest.param(op, marks=pytest.mark.xfail(strict=True, reason=KNOWN[op])) if op in KNOWN else op
     for op in WRITES

@@ -1,5 +1,9 @@
-"""Interruption: a command stopped after its k-th mutating call, for every k, then run
-again, completes and leaves exactly the state an uninterrupted run leaves.
+"""Interruption: a command stopped after its k-th mutating call, then run again, completes
+and leaves exactly the state an uninterrupted run leaves.
+
+By default k is cut before the first write of each kind (every distinct step: the lease,
+each AWS resource write, the ledger entry, ...) and before the first and the last write;
+`python -m pytest -m exhaustive` cuts before every single write (about 75 cuts).
 
 The stop is injected: a botocore before-call hook lets k writes through, then raises
 `Crash` (a BaseException: no recovery code, no lock release, no further AWS call runs,
@@ -30,6 +34,7 @@ from tests.reliability.conftest import (
     Crash,
     Run,
     Tripwire,
+    cut_points,
     differences,
     fresh_account,
     run_step,
@@ -75,9 +80,10 @@ def alive(lease: dict[str, Any]) -> bool:
 
 
 def interrupted_runs(
-    command: str, sdeliver: Run, app_dir: Path, endpoint: str, tripwire: Tripwire
+    command: str, sdeliver: Run, app_dir: Path, endpoint: str, tripwire: Tripwire,
+    *, exhaustive: bool = False,
 ) -> tuple[int, list[str]]:
-    """Cut `command` after every k; returns (how many cuts, what went wrong for which k)."""
+    """Cut `command` at each cut point; returns (how many cuts, what went wrong for which k)."""
     position = COMMANDS[command]
     setup, step = WORKFLOW[:position], WORKFLOW[position]
 
@@ -89,9 +95,10 @@ def interrupted_runs(
     prepare()
     tripwire.arm(None)
     assert run_step(sdeliver, app_dir, step).code == 0
-    writes, expected = tripwire.writes, snapshot(endpoint)
+    expected = snapshot(endpoint)
+    cuts = cut_points(tripwire.kinds, exhaustive=exhaustive)
     failures: list[str] = []
-    for k in range(writes):
+    for k in cuts:
         prepare()
         tripwire.arm(k)
         with pytest.raises(Crash):
@@ -109,7 +116,7 @@ def interrupted_runs(
         found += [f"lease held by a live process: {lease}" for lease in leases(endpoint) if alive(lease)]
         if found:
             failures.append(f"k={k}: {found}")
-    return writes, failures
+    return len(cuts), failures
 
 
 
@@ -117,17 +124,33 @@ def interrupted_runs(
 KNOWN: dict[str, str] = {}
 
 
+def _commands() -> list[Any]:
+    return [
+        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=KNOWN[c])) if c in KNOWN else c
+        for c in COMMANDS
+    ]
+
+
+@pytest.mark.parametrize("command", _commands())
+def test_a_command_cut_before_each_kind_of_write_completes_when_run_again(
+    command: str, sdeliver: Run, app_dir: Path, endpoint: str, hosted_zone: str, tripwire: Tripwire
+) -> None:
+    cuts, failures = interrupted_runs(command, sdeliver, app_dir, endpoint, tripwire)
+    print(f"{command}: {cuts - len(failures)}/{cuts} interruptions recovered")
+    assert cuts > 1
+    assert failures == []
+
+
+@pytest.mark.exhaustive
 @pytest.mark.timeout(1200)  # init has ~40 writes: ~40 fresh inits, each cut and re-run
-@pytest.mark.parametrize("command", [
-    pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=KNOWN[c])) if c in KNOWN else c
-    for c in COMMANDS
-])
+@pytest.mark.parametrize("command", _commands())
 def test_a_command_cut_after_any_write_completes_when_run_again(
     command: str, sdeliver: Run, app_dir: Path, endpoint: str, hosted_zone: str, tripwire: Tripwire
 ) -> None:
-    writes, failures = interrupted_runs(command, sdeliver, app_dir, endpoint, tripwire)
-    print(f"{command}: {writes - len(failures)}/{writes} interruptions recovered")
-    assert writes > 0
+    cuts, failures = interrupted_runs(command, sdeliver, app_dir, endpoint, tripwire,
+                                      exhaustive=True)
+    print(f"{command}: {cuts - len(failures)}/{cuts} interruptions recovered")
+    assert cuts > 0
     assert failures == []
 
 

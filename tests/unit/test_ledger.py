@@ -138,7 +138,7 @@ def test_a_409_conditional_request_conflict_is_retried_on_the_same_number(
 ) -> None:
     # AWS answers 409 while another conditional write of the key is in flight; that write
     # may still fail, so the number is tried again (moto never answers 409: stubbed).
-    monkeypatch.setattr("sdeliver.ledger.time.sleep", lambda _s: None)
+    monkeypatch.setattr(project.aws, "sleep", lambda _s: None)
     ledger = Ledger(project, "test")
     with Stubber(project.aws.client("s3")) as stubber:
         _stub_listing(stubber, [])
@@ -153,7 +153,7 @@ def test_a_409_conditional_request_conflict_is_retried_on_the_same_number(
 def test_a_412_moves_past_the_number_even_if_the_listing_lags(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("sdeliver.ledger.time.sleep", lambda _s: None)
+    monkeypatch.setattr(project.aws, "sleep", lambda _s: None)
     ledger = Ledger(project, "test")
     with Stubber(project.aws.client("s3")) as stubber:
         _stub_listing(stubber, [])
@@ -178,7 +178,7 @@ def test_a_412_moves_past_the_number_even_if_the_listing_lags(
 def test_append_gives_up_after_a_bounded_number_of_lost_races(
     project: Project, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("sdeliver.ledger.time.sleep", lambda _s: None)
+    monkeypatch.setattr(project.aws, "sleep", lambda _s: None)
     ledger = Ledger(project, "test")
     with Stubber(project.aws.client("s3")) as stubber:
         _stub_listing(stubber, [])

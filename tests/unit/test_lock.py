@@ -173,7 +173,7 @@ def test_waiting_acquires_once_the_holder_releases(
         polled.wait(timeout=60)
         holder.release()
 
-    monkeypatch.setattr("sdeliver.lock.time.sleep", sleep)
+    monkeypatch.setattr(project.aws, "sleep", sleep)
     thread = threading.Thread(target=release_once_polled)
     thread.start()
     try:
