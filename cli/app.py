@@ -7,7 +7,9 @@ Global options may stand before or after the command's name (`sdeliver --json st
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -31,7 +33,7 @@ from .commands import (
     unlock,
 )
 from .context import state
-from .errors import EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, SdeliverError
+from .errors import EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, SdeliverError, Terminated
 
 HELP = f"""Continuous delivery and safe releases for a serverless web app on AWS.
 
@@ -166,19 +168,28 @@ def _click_exception(err: Exception) -> int | None:
     return None
 
 
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     from .output import error
 
     args = hoist_globals(list(sys.argv[1:] if argv is None else argv))
     command = typer.main.get_command(app)
+    # SIGTERM (a CI job cancelled, `kill`) stops a command the way Ctrl-C does: what it
+    # moved is put back and recorded before it exits (143). Only the main thread may ask.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         result = command.main(args=args, prog_name="sdeliver", standalone_mode=False)
     except SdeliverError as err:
         error(str(err))
         return err.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as err:
         error("interrupted")
-        return 130
+        return 143 if isinstance(err, Terminated) else 130
     except BrokenPipeError:
         return EXIT_FAILED
     except Exception as err:  # the last line of defence: never a traceback for a user
@@ -189,4 +200,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         error(f"internal error: {type(err).__name__}: {err} (set SDELIVER_DEBUG=1 for a traceback)")
         return EXIT_FAILED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return result if isinstance(result, int) else 0

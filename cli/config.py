@@ -141,11 +141,19 @@ class Site(Model):
 
 class Build(Model):
     commands: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    timeout: int = Field(
+        default=900, ge=1, le=86400,
+        description="Seconds each build command may run before it is stopped (default 15 min).",
+    )
 
 
 class Environment(Model):
     domain: str | None = None
     e2e: Annotated[str, Field(min_length=1)] | None = None
+    e2e_timeout: int = Field(
+        default=1800, ge=1, le=86400,
+        description="Seconds the e2e command may run before it is stopped and fails (30 min).",
+    )
     alarms: list[str] = Field(
         default_factory=list, description="CloudWatch alarms that stop a canary when in ALARM."
     )

@@ -11,9 +11,12 @@ EXIT_USAGE = 2
 EXIT_DRIFT = 3
 EXIT_LOCKED = 4
 
+EXIT_INTERRUPTED = 130  # Ctrl-C; SIGTERM is 143
+
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok, 1 operation failed, 2 bad usage or configuration, "
-    "3 drift found (reconcile --check), 4 environment locked."
+    "3 drift found (reconcile --check), 4 environment locked, "
+    "130/143 interrupted (Ctrl-C/SIGTERM)."
 )
 
 
@@ -49,6 +52,23 @@ class DriftFound(SdeliverError):
 
 class EnvironmentLocked(SdeliverError):
     exit_code = EXIT_LOCKED
+
+
+class Interrupted(SdeliverError):
+    """Ctrl-C (SIGINT, exit 130) or SIGTERM (exit 143) stopped a command; what it left is
+    in the message."""
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 signal_name: str = "SIGINT") -> None:
+        super().__init__(message, hint=hint)
+        self.signal_name = signal_name
+        self.exit_code = 143 if signal_name == "SIGTERM" else 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C would be so that the same put-back runs."""
+
+    signal_name = "SIGTERM"
 
 
 class AwsError(OperationFailed):

@@ -36,7 +36,9 @@ from .errors import AwsError, OperationFailed
 if TYPE_CHECKING:
     from .project import Project
 
-Action = Literal["deploy", "promote", "rollback", "canary"]
+# interrupted: pointers a command moved without recording it (it died, or was killed),
+# found and recorded by the next command; drifted: pointers changed outside sdeliver.
+Action = Literal["deploy", "promote", "rollback", "canary", "interrupted", "drifted"]
 Outcome = Literal["succeeded", "failed", "rolled-back"]
 E2e = Literal["passed", "failed", "skipped"]
 
@@ -72,7 +74,7 @@ def is_conflict(err: BaseException) -> bool:
 
 RELEASE_FIELDS = {
     "release", "lambda_version", "code_sha256", "api_deployment_id", "api_definition_sha256",
-    "site_digest", "site_artifact", "source_revision",
+    "site_digest", "site_artifact", "source_revision", "site_release",
 }
 
 
@@ -92,6 +94,9 @@ class Entry(BaseModel):
     api_definition_sha256: str | None = None
     site_digest: str | None = None
     site_artifact: str | None = None  # key prefix of the site content under artifacts/
+    # The release whose site the environment serves, when not `release`'s (an interrupted
+    # move found the alias on one release and config.json on another).
+    site_release: str | None = None
     source_revision: str | None = None
     replaces: int | None = None  # seq of the entry whose release this one replaced
     who: str = ""  # the STS caller ARN

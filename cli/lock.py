@@ -14,6 +14,7 @@ import json
 import os
 import random
 import socket
+import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -29,6 +30,9 @@ if TYPE_CHECKING:
     from .project import Project
 
 DEFAULT_TTL = timedelta(minutes=30)
+# A held lease is renewed this often (a third of its time to live: two renewals may fail
+# before it could expire), so a command that runs longer than the ttl keeps it.
+HEARTBEAT_SHARE = 3
 POLL_SECONDS = (1.0, 2.0)  # how often `wait` looks again, with jitter
 TAKEOVER_ATTEMPTS = 20
 # A bucket or endpoint without conditional deletes answers one of these to If-Match.
@@ -198,11 +202,18 @@ class EnvironmentLock:
         self._etag: str | None = None
         # The lease of a command that died holding it, when this one took it over.
         self.took_over: Lease | None = None
+        # Renewals (the heartbeat's and `confirm`'s) one at a time: each is conditional on
+        # the ETag the previous one wrote.
+        self._writing = threading.RLock()
+        self._stop_heartbeat = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+        self.lost: EnvironmentLocked | None = None  # set when a renewal found it taken
 
     # -- context manager -----------------------------------------------------------------
 
     def __enter__(self) -> EnvironmentLock:
         self.acquire()
+        self.start_heartbeat()
         return self
 
     def __exit__(
@@ -298,30 +309,75 @@ class EnvironmentLock:
 
     def renew(self) -> Lease:
         """Push the expiry out by another ttl; fails if the lease is no longer ours."""
-        if self.lease is None or self._etag is None:
-            raise OperationFailed(f"renewing the {self.env} lock: it is not held")
-        lease = Lease(**{**asdict(self.lease), "expires": iso(utc_now() + self.ttl, millis=True)})
-        try:
-            self._etag = self._put(lease, IfMatch=self._etag)
-        except AwsError as err:
-            if not is_conflict(err) and error_code(err) not in GONE:
-                raise
-            holder = read_lock(self.project, self.env)
-            self.lease = self._etag = None
-            raise EnvironmentLocked(
-                f"lost the {self.env} lock"
-                + (f": now held by {holder.describe()}" if holder else ": it was removed"),
-                hint="another command took it over; check the environment with 'sdeliver status'",
-            ) from None
-        self.lease = lease
-        return lease
+        with self._writing:
+            if self.lost is not None:
+                raise self.lost
+            if self.lease is None or self._etag is None:
+                raise OperationFailed(f"renewing the {self.env} lock: it is not held")
+            lease = Lease(
+                **{**asdict(self.lease), "expires": iso(utc_now() + self.ttl, millis=True)}
+            )
+            try:
+                self._etag = self._put(lease, IfMatch=self._etag)
+            except AwsError as err:
+                if not is_conflict(err) and error_code(err) not in GONE:
+                    raise
+                holder = _read_or_none(self.project, self.env)
+                if holder is not None and holder[0] == lease:
+                    # A retried renewal whose first attempt landed (its answer was lost):
+                    # the lease there is the one we wrote, to the millisecond.
+                    self.lease, self._etag = lease, holder[1]
+                    return lease
+                self.lease = self._etag = None
+                self.lost = EnvironmentLocked(
+                    f"lost the {self.env} lock"
+                    + (f": now held by {holder[0].describe()}" if holder else ": it was removed"),
+                    hint="another command took it over; check the environment with "
+                    "'sdeliver status'",
+                )
+                raise self.lost from None
+            self.lease = lease
+            return lease
+
+    def confirm(self) -> None:
+        """Make sure the lease is still ours right before a ledger entry is written: a
+        conditional renewal (If-Match our ETag), so a command whose lease was taken over
+        stops instead of recording a release that no longer serves."""
+        self.renew()
+
+    def start_heartbeat(self, interval: float | None = None) -> None:
+        """Renew the lease every `interval` seconds (a third of the ttl) until released."""
+        every = interval if interval is not None else self.ttl.total_seconds() / HEARTBEAT_SHARE
+        self._stop_heartbeat.clear()
+
+        def beat() -> None:
+            while not self._stop_heartbeat.wait(every):
+                try:
+                    self.renew()
+                except EnvironmentLocked:
+                    return  # `lost` says so; the next `confirm` stops the command
+                except OperationFailed as err:  # AWS unreachable for now: try again later
+                    self.project.aws.log(f"renewing the {self.env} lock: {err.message}")
+
+        self._heartbeat = threading.Thread(
+            target=beat, name=f"sdeliver-lease-{self.env}", daemon=True
+        )
+        self._heartbeat.start()
+
+    def _stop_beating(self) -> None:
+        self._stop_heartbeat.set()
+        if self._heartbeat is not None and self._heartbeat is not threading.current_thread():
+            self._heartbeat.join(timeout=30)
+        self._heartbeat = None
 
     def release(self) -> None:
         """Remove our lease, never someone else's; safe to call more than once."""
-        if self.lease is None or self._etag is None:
-            return
-        lease, etag = self.lease, self._etag
-        self.lease = self._etag = None
+        self._stop_beating()
+        with self._writing:
+            if self.lease is None or self._etag is None:
+                return
+            lease, etag = self.lease, self._etag
+            self.lease = self._etag = None
         try:
             if not _delete_if(self.project, self.env, etag, lease):
                 self.project.progress.warn(

@@ -66,10 +66,14 @@ def release_id_for(code: str, definition: str, site: str | None, site_config: An
 def run_build_commands(project: Project) -> None:
     for command in project.config.build.commands:
         project.progress.step(f"build: {command}")
-        status = run_command(command, cwd=project.config.project_dir, progress=project.progress)
+        timeout = project.config.build.timeout
+        status = run_command(
+            command, cwd=project.config.project_dir, progress=project.progress, timeout=timeout
+        )
         if status != 0:
+            why = f"timed out after {timeout} s" if status == 124 else f"exit {status}"
             raise OperationFailed(
-                f"build command failed (exit {status}): {command}",
+                f"build command failed ({why}): {command}",
                 hint="nothing was deployed; fix the build and run deploy again",
             )
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,10 +20,14 @@ def run_command(
     env: Mapping[str, str] | None = None,
     timeout: float | None = None,
 ) -> int:
-    """Run one declared command through the shell; returns its exit status.
+    """Run one declared command through the shell; returns its exit status (124: timed out).
 
     The command comes from the user's own sdeliver.yaml, so running it through the shell
     is the point (pipes, &&, environment expansion), not an injection.
+
+    It runs in a process group of its own, and the whole group is stopped when it outlasts
+    `timeout` or when this process is interrupted (Ctrl-C, SIGTERM, any error): neither the
+    shell nor what it started keeps running after sdeliver has put the environment back.
     """
     merged = {**os.environ, **(env or {})}
     try:
@@ -35,19 +41,51 @@ def run_command(
             stdin=subprocess.DEVNULL,
             text=True,
             errors="replace",
+            start_new_session=True,
         )
     except OSError as err:
         progress.output(f"cannot run {command!r}: {err}")
         return 127
     assert proc.stdout is not None
-    for line in proc.stdout:
-        progress.output(line.rstrip("\n"))
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        stop_group(proc)
+
+    timer = threading.Timer(timeout, expire) if timeout else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
     try:
-        return proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        progress.output(f"{command!r} timed out after {timeout} s")
+        for line in proc.stdout:
+            progress.output(line.rstrip("\n"))
+        status = proc.wait()
+    except BaseException:
+        stop_group(proc)
+        raise
+    finally:
+        if timer is not None:
+            timer.cancel()
+        proc.stdout.close()
+    if expired.is_set():
+        progress.output(f"{command!r} timed out after {timeout:g} s: stopped")
         return 124
+    return status
+
+
+def stop_group(proc: subprocess.Popen[str], grace: float = 5.0) -> None:
+    """SIGTERM the command's process group, then SIGKILL what is left after `grace`."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def source_revision(project_dir: Path) -> str | None:

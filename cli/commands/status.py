@@ -45,7 +45,7 @@ def status(
 def render(document: dict[str, Any]) -> None:
     from rich.table import Table
 
-    from ..output import console
+    from ..output import console, escape
 
     table = Table(
         title=f"{document['app']} ({document['region']})",
@@ -74,6 +74,12 @@ def render(document: dict[str, Any]) -> None:
         )
     console().print(table)
     for name, env in document["environments"].items():
+        if env.get("drift"):
+            console().print(
+                f"[red]{name} does not serve what the ledger says:[/] "
+                + escape("; ".join(env["drift"]))
+                + f"\n  {escape(env['repair'])}"
+            )
         if env.get("locked_by"):
             console().print(f"[yellow]{name} is locked:[/] {env['locked_by']}")
         if env.get("last"):

@@ -24,7 +24,6 @@ from .. import publish as site
 from ..aws import FUNCTION_BUSY
 from ..errors import SdeliverError
 from ..ledger import Entry, Ledger
-from ..lock import EnvironmentLock
 from ..project import Project
 from ..release import Build, ReleaseStore, build
 from .environment import (
@@ -33,9 +32,9 @@ from .environment import (
     move_alias,
     point_stage,
     publish_site,
-    read_pointers,
     run_e2e,
 )
+from .moves import Live, Move, describe, disagreements, expected_site, read_live
 from .result import ReleaseResult
 
 T = TypeVar("T")
@@ -159,10 +158,11 @@ def restore(project: Project, env: str, before: Pointers, entry: Entry | None) -
         move_alias(project, env, before.version, weights=before.weights)
     if before.deployment_id is not None:
         point_stage(project, env, before.deployment_id)
-    if entry is not None:
-        manifest = ReleaseStore(project).manifest(entry.release)
+    site_release = expected_site(entry) if entry is not None else None
+    if site_release is not None:
+        manifest = ReleaseStore(project).manifest(site_release)
         if manifest is not None:
-            publish_site(project, env, entry.release, manifest)
+            publish_site(project, env, site_release, manifest)
 
 
 def put_back(project: Project, env: str, before: Pointers, current: Entry | None) -> None:
@@ -172,13 +172,6 @@ def put_back(project: Project, env: str, before: Pointers, current: Entry | None
         restore(project, env, before, current)
     except Exception as err:  # any: the step's own error is the one to report
         project.progress.warn(f"could not restore {env}: {describe(err)}")
-
-
-def describe(err: BaseException) -> str:
-    """One line for any error: ours carry their message, others their type."""
-    return err.message if isinstance(err, SdeliverError) else f"{type(err).__name__}: {err}"
-
-
 
 
 def pointers_of(entry: Entry) -> Pointers:
@@ -208,7 +201,7 @@ def entry_fields(project: Project, release: Build, current: Entry | None) -> dic
 
 
 def record_failure(
-    ledger: Ledger,
+    ledger: Ledger | Move,
     fields: dict[str, Any],
     message: str,
     *,
@@ -227,7 +220,7 @@ def record_failure(
 def record(
     project: Project,
     env: str,
-    ledger: Ledger,
+    ledger: Ledger | Move,
     fields: dict[str, Any],
     *,
     version: str | None,
@@ -267,14 +260,16 @@ def record(
     )
 
 
-def unchanged(current: Entry | None, built: Build, now: Pointers) -> bool:
+def unchanged(current: Entry | None, built: Build, live: Live) -> bool:
+    """Whether the environment serves `built` exactly as its last deploy left it: same
+    release, e2e not failed, and every live pointer (config.json's release included, so a
+    lost site is published again) where the ledger says."""
     return (
         current is not None
         and current.release == built.release_id
         and current.e2e != "failed"
-        and now.version == current.lambda_version
-        and now.deployment_id == current.api_deployment_id
-        and not now.weights
+        and current.action in ("deploy", "promote", "rollback")
+        and not disagreements(live, current)
     )
 
 
@@ -290,23 +285,17 @@ def deploy(
     project.progress.step(f"building {project.app}")
     built = build(project)
     try:
-        ledger = Ledger(project, env)
         if not force:
-            current = ledger.current()
-            if unchanged(current, built, read_pointers(project, env)):
-                assert current is not None
-                return ReleaseResult(
-                    env,
-                    "deploy",
-                    "unchanged",
-                    built.release_id,
-                    current.lambda_version,
-                    current.api_deployment_id,
-                    current.e2e,
-                    current.seq,
-                )
-        with EnvironmentLock(project, env, "deploy", wait=wait):
-            return _deploy_locked(project, env, built, ledger, rollback_on_failure, force)
+            current = Ledger(project, env).current()
+            if current is not None and current.release == built.release_id:
+                live = read_live(project, env)
+                if unchanged(current, built, live):
+                    return ReleaseResult(
+                        env, "deploy", "unchanged", built.release_id, current.lambda_version,
+                        current.api_deployment_id, current.e2e, current.seq,
+                    )
+        with Move(project, env, "deploy", toward=built.release_id, wait=wait) as move:
+            return _deploy_locked(project, env, built, move, rollback_on_failure, force)
     finally:
         built.close()
 
@@ -315,7 +304,7 @@ def _deploy_locked(
     project: Project,
     env: str,
     built: Build,
-    ledger: Ledger,
+    move: Move,
     rollback_on_failure: bool,
     force: bool = False,
 ) -> ReleaseResult:
@@ -323,8 +312,7 @@ def _deploy_locked(
     if store.store(built):
         project.progress.step(f"stored release {built.release_id}")
     manifest = store.require(built.release_id)
-    current = ledger.current()
-    before = read_pointers(project, env)
+    current, before = move.current, move.before
     fields = entry_fields(project, built, current)
     new_files = NewSiteFiles(project, env, built.release_id, manifest, built.site_zip)
     version: str | None = None
@@ -336,27 +324,27 @@ def _deploy_locked(
         deployment = deploy_api(project, env, built)
         return version, deployment
 
-    try:
-        # The site's new files go up while the function update settles: no page links to
-        # them until the switch below, so visitors still see the release they had.
-        new_version, _ = alongside(function_and_api, new_files.add, project)
-        if new_files.added:
-            project.progress.detail(f"site: {len(new_files.added)} new files added")
-        switch_alias(project, env, new_version, before.alias_revision)
-        published = publish_site(
-            project, env, built.release_id, manifest, built.site_zip, force=force
-        )
-    except Exception as err:
-        # Any failure, ours or not (a stream cut mid-body, a bad zip): put everything back and
-        # record the attempt before the error goes on to be reported.
+    def failed(err: BaseException) -> None:
+        # Any failure, ours or not (a stream cut mid-body, a bad zip, Ctrl-C): put
+        # everything back and record the attempt before the error goes on to be reported.
         new_files.remove()
         put_back(project, env, before, current)
-        record_failure(ledger, fields, describe(err), version=version, deployment=deployment)
-        raise
+        record_failure(move, fields, describe(err), version=version, deployment=deployment)
+
+    move.on_failure = failed
+    # The site's new files go up while the function update settles: no page links to
+    # them until the switch below, so visitors still see the release they had.
+    new_version, _ = alongside(function_and_api, new_files.add, project)
+    if new_files.added:
+        project.progress.detail(f"site: {len(new_files.added)} new files added")
+    switch_alias(project, env, new_version, before.alias_revision)
+    published = publish_site(
+        project, env, built.release_id, manifest, built.site_zip, force=force
+    )
     return record(
         project,
         env,
-        ledger,
+        move,
         fields,
         version=version,
         deployment=deployment,

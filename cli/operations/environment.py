@@ -152,7 +152,8 @@ def publish_site(
 
 def run_e2e(project: Project, env: str, version: str) -> str:
     """Run the environment's e2e command: "passed", "failed" or "skipped"."""
-    command = project.config.env(env).e2e
+    declared = project.config.env(env)
+    command = declared.e2e
     if not command:
         return "skipped"
     api_url, site_url = urls(project, env)
@@ -167,5 +168,6 @@ def run_e2e(project: Project, env: str, version: str) -> str:
             "SDELIVER_ENV": env,
             "SDELIVER_VERSION": version,
         },
+        timeout=declared.e2e_timeout,
     )
     return "passed" if status == 0 else "failed"

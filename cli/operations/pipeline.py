@@ -32,9 +32,7 @@ from typing import Any
 
 from ..aws import Aws
 from ..config import DEFAULT_CONFIG_NAME, Build, load_config
-from ..errors import OperationFailed, SdeliverError, UsageError
-from ..ledger import Ledger
-from ..lock import EnvironmentLock
+from ..errors import OperationFailed, UsageError
 from ..openapi import Definition
 from ..progress import Progress
 from ..project import Project
@@ -43,6 +41,7 @@ from ..release import ReleaseStore, build, run_build_commands
 from ..shell import source_revision
 from . import deploy as steps
 from .environment import publish_site, read_pointers
+from .moves import Move, describe
 from .result import ReleaseResult
 
 RELEASE_FILE = ".sdeliver/release.json"
@@ -155,24 +154,27 @@ def stored_release(project: Project, release_id: str) -> tuple[Release, dict[str
 @contextlib.contextmanager
 def releasing(
     project: Project, env: str, release_id: str, step: str
-) -> Iterator[tuple[Release, dict[str, Any], Ledger]]:
-    """Hold the environment's lease; on failure put the environment back on its current
-    release and record the failed attempt, as `deploy` does."""
+) -> Iterator[tuple[Release, dict[str, Any], Move]]:
+    """A move of the environment toward the release (its steps run in separate jobs, so
+    pointers already on this release are the same move going on); on failure the
+    environment goes back on its current release and the failed attempt is recorded, as
+    `deploy` does."""
     project.config.env(env)
-    ledger = Ledger(project, env)
-    with EnvironmentLock(project, env, f"pipeline {step}"):
+    with Move(project, env, f"pipeline {step}", toward=release_id) as move:
         release, manifest = stored_release(project, release_id)
-        try:
-            yield release, manifest, ledger
-        except FunctionBusy:
-            raise  # nothing moved yet: the step runs again later
-        except SdeliverError as err:
-            current = ledger.current()
+
+        def failed(err: BaseException) -> None:
+            if isinstance(err, FunctionBusy):
+                return  # nothing moved yet: the step runs again later
+            current = move.current
             if current is not None:
                 steps.restore(project, env, steps.pointers_of(current), current)
             fields = steps.entry_fields(project, release, current)
-            steps.record_failure(ledger, fields, f"{step}: {err.message}")
-            raise
+            steps.record_failure(move, fields, f"{step}: {describe(err)}")
+
+        move.on_failure = failed
+        try:
+            yield release, manifest, move
         finally:
             release.close()
 
@@ -215,9 +217,9 @@ def end_to_end(
     project: Project, env: str, release_id: str, *, rollback_on_failure: bool = True
 ) -> ActionResult:
     """Run e2e against what the environment serves and record the release, as deploy does."""
-    with releasing(project, env, release_id, "EndToEnd") as (release, manifest, ledger):
-        current = ledger.current()
-        now = read_pointers(project, env)
+    with releasing(project, env, release_id, "EndToEnd") as (release, manifest, move):
+        current = move.current
+        now = move.before
 
         def undo() -> None:
             assert current is not None  # record() undoes only onto a current release
@@ -226,7 +228,7 @@ def end_to_end(
         result = steps.record(
             project,
             env,
-            ledger,
+            move,
             steps.entry_fields(project, release, current),
             version=now.version,
             deployment=now.deployment_id,

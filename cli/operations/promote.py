@@ -15,11 +15,11 @@ from typing import Any
 
 from ..errors import OperationFailed, SdeliverError, UsageError
 from ..ledger import Entry, Ledger
-from ..lock import EnvironmentLock
 from ..project import Project
 from ..release import ReleaseStore
 from .deploy import put_back, restore
-from .environment import Pointers, move_alias, point_stage, publish_site, read_pointers, run_e2e
+from .environment import Pointers, move_alias, point_stage, publish_site, run_e2e
+from .moves import Move, describe
 from .result import ReleaseResult
 
 
@@ -67,6 +67,12 @@ def source_release(project: Project, source: str) -> Entry:
         raise OperationFailed(
             f"{source} has no release to promote", hint=f"run 'sdeliver deploy --env {source}'"
         )
+    if entry.action in ("interrupted", "drifted"):
+        raise OperationFailed(
+            f"{source} serves release {entry.release} from an {entry.action} move "
+            f"(ledger #{entry.seq}) whose e2e never ran: not promoting it",
+            hint=f"deploy {source} again (or roll it back), then promote",
+        )
     if entry.e2e == "failed":
         raise OperationFailed(
             f"{source} runs release {entry.release}, whose e2e failed: not promoting it",
@@ -99,13 +105,13 @@ def promote(
 ) -> ReleaseResult:
     check_route(project, source, target, skip_order=skip_order)
     src = source_release(project, source)
-    with EnvironmentLock(project, target, f"promote {source}->{target}", wait=wait):
-        ledger = Ledger(project, target)
-        current = ledger.current()
-        before = read_pointers(project, target)
+    command = f"promote {source}->{target}"
+    with Move(project, target, command, toward=src.release, wait=wait) as move:
+        current, before = move.current, move.before
         if (
             current is not None
             and current.release == src.release
+            and current.action in ("deploy", "promote", "rollback")
             and before.version == src.lambda_version
             and before.deployment_id == src.api_deployment_id
             and not before.weights
@@ -128,25 +134,34 @@ def promote(
             "message": f"from {source} (ledger #{src.seq})",
         }
         assert src.lambda_version is not None and src.api_deployment_id is not None
-        if canary is not None and before.version not in (None, src.lambda_version):
-            failed = _canary(project, target, src, before, canary, ledger, fields)
-            if failed:
-                return failed
-        try:
-            move_alias(project, target, src.lambda_version, revision_id=before.alias_revision)
-            point_stage(project, target, src.api_deployment_id)
-            published = publish_site(project, target, src.release, manifest)
-        except SdeliverError as err:
+
+        def failed(err: BaseException) -> None:
             put_back(project, target, before, current)
-            ledger.append(**{**fields, "message": str(err.message)}, outcome="failed")
-            raise
+            move.append(**{**fields, "message": describe(err)}, outcome="failed")
+
+        move.on_failure = failed
+        if canary is not None and before.version not in (None, src.lambda_version):
+            stopped = _canary(project, target, src, before, canary, move, fields)
+            if stopped:
+                return stopped
+        move_alias(project, target, src.lambda_version, revision_id=before.alias_revision)
+        point_stage(project, target, src.api_deployment_id)
+        published = publish_site(project, target, src.release, manifest)
         e2e = run_e2e(project, target, manifest.get("version") or src.release)
         outcome, message = "succeeded", fields["message"]
         if e2e == "failed" and rollback_on_failure and current is not None:
             project.progress.warn(f"e2e failed: putting {target} back on {current.release}")
-            restore(project, target, before, current)
-            outcome, message = "rolled-back", f"e2e failed; {target} restored to {current.release}"
-        entry = ledger.append(**{**fields, "message": message}, outcome=outcome, e2e=e2e)
+            try:
+                restore(project, target, before, current)
+                outcome = "rolled-back"
+                message = f"e2e failed; {target} restored to {current.release}"
+            except SdeliverError as err:
+                # Recorded all the same: the environment may serve this release now.
+                project.progress.warn(f"could not restore {target}: {err.message}")
+                outcome = "failed"
+                message = f"e2e failed; could not restore {target} to {current.release}: " \
+                    f"{err.message}"
+        entry = move.append(**{**fields, "message": message}, outcome=outcome, e2e=e2e)
         return ReleaseResult(
             target,
             "promote",
@@ -167,7 +182,7 @@ def _canary(
     src: Entry,
     before: Pointers,
     canary: Canary,
-    ledger: Ledger,
+    move: Move,
     fields: dict[str, Any],
 ) -> ReleaseResult | None:
     """Shift traffic step by step; a failure puts all traffic back and ends the promotion."""
@@ -177,9 +192,10 @@ def _canary(
         weights = {src.lambda_version: round(percent / 100, 4)}
         move_alias(project, env, before.version, weights=weights)
         project.progress.step(f"canary: {percent:g} % of {env} on version {src.lambda_version}")
-        entry = ledger.append(
+        entry = move.append(
             **{**fields, "action": "canary", "weights": weights}, outcome="succeeded"
         )
+        move.recorded = None  # a step, not the promotion's outcome: a failure still records
         with project.progress.waiting(f"watching {env} for {canary.interval:g} s"):
             project.aws.sleep(canary.interval)
         firing = alarms_firing(project, env)
@@ -193,7 +209,7 @@ def _canary(
                 f"version {before.version}"
             )
             project.progress.warn(message)
-            done = ledger.append(
+            done = move.append(
                 **{**fields, "message": message},
                 outcome="rolled-back",
                 e2e="failed" if e2e == "failed" else "passed",

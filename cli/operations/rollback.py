@@ -10,13 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import OperationFailed, SdeliverError
+from ..errors import OperationFailed
 from ..ledger import Entry, Ledger, parse_iso
-from ..lock import EnvironmentLock, Lease
+from ..lock import Lease
 from ..project import Project
 from ..release import ReleaseStore
 from .deploy import put_back
-from .environment import move_alias, point_stage, publish_site, read_pointers, run_e2e
+from .environment import Pointers, move_alias, point_stage, publish_site, read_pointers, run_e2e
+from .moves import Move, describe, expected_site
 from .result import ReleaseResult
 
 
@@ -74,13 +75,18 @@ def _finished_by(project: Project, env: str, dead: Lease | None) -> ReleaseResul
                          latest.api_deployment_id, latest.e2e, latest.seq)
 
 
-def plan_rollback(project: Project, env: str, to: str | None = None) -> RollbackPlan:
+def plan_rollback(
+    project: Project, env: str, to: str | None = None, *, current: Entry | None = None,
+    now: Pointers | None = None,
+) -> RollbackPlan:
+    """What a rollback would move (also `--dry-run`): from the ledger's current entry (or
+    `current`, what the move found serving) to its previous release, or `to`."""
     ledger = Ledger(project, env)
-    current = ledger.current()
+    current = current or ledger.current()
     if current is None:
         raise OperationFailed(f"{env} has no release in the ledger: nothing to roll back")
     target = choose_target(ledger, current, to)
-    now = read_pointers(project, env)
+    now = now or read_pointers(project, env)
     changes: list[dict[str, Any]] = [
         {
             "pointer": "alias",
@@ -89,7 +95,8 @@ def plan_rollback(project: Project, env: str, to: str | None = None) -> Rollback
             "weights_cleared": bool(now.weights),
         },
         {"pointer": "stage", "from": now.deployment_id, "to": target.api_deployment_id},
-        {"pointer": "site", "from": current.release, "to": target.release},
+        {"pointer": "site", "from": expected_site(current) or current.release,
+         "to": expected_site(target) or target.release},
     ]
     return RollbackPlan(env, current, target, changes)
 
@@ -103,33 +110,34 @@ def rollback(
     wait: float | None = None,
 ) -> ReleaseResult:
     project.config.env(env)
-    with EnvironmentLock(project, env, "rollback", wait=wait) as lock:
-        done = _finished_by(project, env, lock.took_over)
-        if done is not None:
+    with Move(project, env, "rollback", wait=wait) as move:
+        done = _finished_by(project, env, move.lock.took_over)
+        if done is not None and move.found is None:
             return done
-        planned = plan_rollback(project, env, to)
+        planned = plan_rollback(project, env, to, current=move.current, now=move.before)
         current, target = planned.current, planned.target
         if target.lambda_version is None or target.api_deployment_id is None:
             raise OperationFailed(f"ledger entry #{target.seq} lacks its pointers")
-        manifest = ReleaseStore(project).require(target.release)
-        before = read_pointers(project, env)
-        ledger = Ledger(project, env)
+        site_release = expected_site(target)
+        manifest = ReleaseStore(project).require(site_release or target.release)
+        before = move.before
         fields: dict[str, Any] = {
             **target.release_fields(),
             "action": "rollback",
             "replaces": current.seq,
         }
-        try:
-            move_alias(project, env, target.lambda_version, revision_id=before.alias_revision)
-            point_stage(project, env, target.api_deployment_id)
-            published = publish_site(project, env, target.release, manifest)
-        except SdeliverError as err:
+
+        def failed(err: BaseException) -> None:
             put_back(project, env, before, current)
-            ledger.append(**fields, outcome="failed", message=str(err.message))
-            raise
+            move.append(**fields, outcome="failed", message=describe(err))
+
+        move.on_failure = failed
+        move_alias(project, env, target.lambda_version, revision_id=before.alias_revision)
+        point_stage(project, env, target.api_deployment_id)
+        published = publish_site(project, env, site_release or target.release, manifest)
         e2e = run_e2e(project, env, target.release) if run_tests else "skipped"
         message = f"back to #{target.seq} from #{current.seq}"
-        entry = ledger.append(**fields, outcome="succeeded", e2e=e2e, message=message)
+        entry = move.append(**fields, outcome="succeeded", e2e=e2e, message=message)
         return ReleaseResult(
             env,
             "rollback",

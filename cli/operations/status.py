@@ -9,14 +9,16 @@ from ..errors import SdeliverError
 from ..ledger import Ledger
 from ..lock import read_lock
 from ..project import Project
-from .environment import read_pointers, urls
+from .environment import urls
+from .moves import disagreements, identify, read_live
 
 
 def environment_status(project: Project, env: str) -> dict[str, Any]:
     domain = project.config.env(env).domain
     doc: dict[str, Any] = {"alias": env, "domain": domain}
     try:
-        pointers = read_pointers(project, env)
+        live = read_live(project, env)
+        pointers = live.pointers
         api_url, site_url = urls(project, env)
     except SdeliverError as err:
         return {**doc, "version": None, "error": err.message}
@@ -24,6 +26,16 @@ def environment_status(project: Project, env: str) -> dict[str, Any]:
     last = ledger.latest()
     entry = ledger.current() if last is not None and not last.live else last
     lease = read_lock(project, env)
+    differ = disagreements(live, entry)
+    doc["in_sync"] = not differ
+    if differ:
+        found = identify(project, live)
+        doc["live"] = {"alias": found.alias, "stage": found.stage, "site": found.site}
+        doc["drift"] = [str(d) for d in differ]
+        doc["repair"] = (
+            f"run 'sdeliver deploy --env {env}' to release again, or "
+            f"'sdeliver rollback --env {env}' to go back; either records what serves first"
+        )
     doc.update(
         version=pointers.version,
         weights=pointers.weights,

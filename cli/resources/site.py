@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from ..errors import AwsError, OperationFailed
+from ..ledger import Ledger
 from ..plan import Change, FieldChange, diff_fields
 from ..project import TAG_APP, TAG_ENV, Project
 from ..publish import CONFIG_JSON, config_bytes, content_type
@@ -298,6 +299,16 @@ def _plan_env(project: Project, env: str) -> Change:
         fields = [f for f in fields if f.field != "tags"]
         if merged != have["tags"]:
             fields.append(FieldChange("tags", have["tags"], merged))
+    if have is not None and any(f.field == "config_json" for f in fields) and _has_release(
+        project, env
+    ):
+        # config.json is release content: an environment that has had a release lost it
+        # behind sdeliver's back, and the initial one would point the site at nothing.
+        fields = [f for f in fields if f.field != "config_json"]
+        project.progress.warn(
+            f"site bucket {bucket} has no config.json, though {env} has releases: "
+            f"run 'sdeliver deploy --env {env}' (or 'rollback') to publish its site again"
+        )
     if have is not None and not fields:
         return Change(KIND, bucket, "none")
     new = {f.field: f.new for f in fields}
@@ -315,6 +326,15 @@ def _plan_env(project: Project, env: str) -> Change:
     if have is None:
         shown = [FieldChange(f.field, None, f.new) for f in shown]
     return Change(KIND, bucket, "create" if have is None else "update", shown, calls, apply)
+
+
+def _has_release(project: Project, env: str) -> bool:
+    """Whether the environment's ledger holds any entry (one listing of at most one key)."""
+    found = project.aws.call(
+        "s3", "list_objects_v2", resource=f"the {env} release ledger", missing=True,
+        Bucket=project.artifact_bucket, Prefix=Ledger(project, env).prefix, MaxKeys=1,
+    )
+    return bool((found or {}).get("Contents"))
 
 
 def _shown(change: FieldChange) -> FieldChange:

@@ -1,0 +1,318 @@
+"""The move transaction: the one way any release pointer of an environment is moved.
+
+Deploy, promote, rollback, a canary step and the pipeline's actions all move pointers (the
+alias's version and weights, the stage's deployment, the release config.json names) this
+way:
+
+1. take the environment's lease (renewed by a heartbeat while the command runs);
+2. read the ledger's current entry *and* the live pointers; when they disagree and the
+   live ones are not already on the release this command moves to (a re-run finishing
+   its own interrupted move), record what is live first — an `interrupted` entry when
+   the pointers name an sdeliver release, `drifted` when they were changed by hand — so
+   history stays true and "put back" means what really served;
+3. the command moves the pointers and runs e2e;
+4. every outcome is one ledger entry, written only after confirming the lease is still
+   ours; on any exception — sdeliver's, botocore's, Ctrl-C, SIGTERM — the pointers are
+   put back on what was live and the failed attempt is recorded before the error goes on.
+   A second Ctrl-C while putting back stops at once and says what to run.
+
+The record is the truth, or `status` says plainly where it is not (`disagreements`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any
+
+from ..errors import Interrupted, SdeliverError
+from ..ledger import Entry, Ledger
+from ..lock import EnvironmentLock
+from ..project import Project
+from ..publish import read_published
+from ..release import ReleaseStore
+from .environment import Pointers, api_id, read_pointers
+
+RELEASE_MARK = "sdeliver release "  # how versions and deployments name their release
+
+
+@dataclass(frozen=True)
+class Live:
+    """What an environment serves right now, read from AWS."""
+
+    pointers: Pointers
+    has_site: bool  # the app declares a site
+    site_release: str | None  # the release config.json names (None: none, or unreadable)
+    site_dirty: bool = False  # a publish was cut short after config.json was written
+
+
+def read_live(project: Project, env: str) -> Live:
+    """Alias and stage (read_pointers) beside config.json: two round trips at once."""
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sdeliver-live") as pool:
+        site = pool.submit(_site, project, env)
+        pointers = read_pointers(project, env)
+        has_site, release, dirty = site.result()
+    return Live(pointers, has_site, release, dirty)
+
+
+def _site(project: Project, env: str) -> tuple[bool, str | None, bool]:
+    if project.config.site is None:
+        return False, None, False
+    published = read_published(project, project.site_bucket(env))
+    return True, published.release, published.dirty
+
+
+def expected_site(entry: Entry) -> str | None:
+    """The release whose config.json the environment should serve after `entry`."""
+    if entry.site_release:
+        return entry.site_release
+    return entry.release if entry.site_digest else None
+
+
+@dataclass(frozen=True)
+class Difference:
+    pointer: str  # alias | stage | site
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def disagreements(live: Live, entry: Entry | None) -> list[Difference]:
+    """Where the live pointers differ from the ledger's current entry, one line each."""
+    if entry is None:
+        return []
+    found = []
+    now = live.pointers
+    if now.version != entry.lambda_version or now.weights:
+        weights = "".join(
+            f", {w:.0%} on version {v}" for v, w in sorted(now.weights.items())
+        )
+        found.append(Difference(
+            "alias", f"alias on version {now.version}{weights}, ledger says {entry.lambda_version}"
+        ))
+    if entry.api_deployment_id and now.deployment_id != entry.api_deployment_id:
+        found.append(Difference(
+            "stage",
+            f"stage on deployment {now.deployment_id}, ledger says {entry.api_deployment_id}",
+        ))
+    site = expected_site(entry)
+    if live.has_site and site is not None:
+        if live.site_release is None:
+            text = f"site has no config.json naming a release, ledger says {site}"
+        elif live.site_release != site:
+            text = f"site on release {live.site_release}, ledger says {site}"
+        elif live.site_dirty:
+            text = f"site on release {site}, but a publish was cut short"
+        else:
+            text = ""
+        if text:
+            found.append(Difference("site", text))
+    return found
+
+
+@dataclass
+class Found:
+    """The release each live pointer names (None: not an sdeliver release, or unknown)."""
+
+    alias: str | None
+    stage: str | None
+    site: str | None
+
+    def of(self, pointer: str) -> str | None:
+        return {"alias": self.alias, "stage": self.stage, "site": self.site}[pointer]
+
+
+def identify(project: Project, live: Live) -> Found:
+    """Which release each live pointer belongs to: versions and deployments sdeliver makes
+    say "sdeliver release <id>" in their description; config.json names its release."""
+    name = project.function_name
+    version = live.pointers.version
+    deployment = live.pointers.deployment_id
+
+    def alias_release() -> str | None:
+        if version is None:
+            return None
+        found = project.aws.call(
+            "lambda", "get_function_configuration", resource=f"function {name}:{version}",
+            missing=True, FunctionName=name, Qualifier=version,
+        )
+        return _named((found or {}).get("Description"))
+
+    def stage_release() -> str | None:
+        if deployment is None:
+            return None
+        rest_api = api_id(project)
+        found = project.aws.call(
+            "apigateway", "get_deployment", resource=f"deployment {deployment}",
+            ignore=("NotFoundException",), restApiId=rest_api, deploymentId=deployment,
+        )
+        return _named((found or {}).get("description"))
+
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sdeliver-identify") as pool:
+        alias = pool.submit(alias_release)
+        stage = pool.submit(stage_release)
+        return Found(alias.result(), stage.result(), live.site_release if live.has_site else None)
+
+
+def _named(description: str | None) -> str | None:
+    if description and description.startswith(RELEASE_MARK):
+        return description[len(RELEASE_MARK):].split()[0] or None
+    return None
+
+
+@dataclass
+class Move:
+    """`with Move(project, "test", "deploy", toward=release_id) as move:` — see the module.
+
+    Inside, `move.current` is the ledger entry of what serves (recorded first if it was
+    not), `move.before` the live pointers to put back. The command sets `move.on_failure`
+    (how to put back and record an attempt that failed) and writes its outcome with
+    `move.append(...)`.
+    """
+
+    project: Project
+    env: str
+    command: str
+    toward: str | None = None  # the release this command moves to (a re-run continues it)
+    wait: float | None = None
+    current: Entry | None = None
+    live: Live | None = None
+    recorded: Entry | None = None
+    found: Entry | None = None  # the interrupted/drifted entry this move recorded first
+    on_failure: Callable[[BaseException], None] | None = None
+    ledger: Ledger = field(init=False)
+    lock: EnvironmentLock = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.ledger = Ledger(self.project, self.env)
+        self.lock = EnvironmentLock(self.project, self.env, self.command, wait=self.wait)
+
+    # -- entering: the lease, then the truth about what serves -----------------------------
+
+    def __enter__(self) -> Move:
+        self.lock.__enter__()
+        try:
+            self.current = self.ledger.current()
+            self.live = read_live(self.project, self.env)
+            differ = disagreements(self.live, self.current)
+            if differ:
+                self._record_found(differ)
+        except BaseException:
+            self.lock.release()
+            raise
+        return self
+
+    @property
+    def before(self) -> Pointers:
+        assert self.live is not None
+        return self.live.pointers
+
+    def _record_found(self, differ: list[Difference]) -> None:
+        """Record what is live, unless it is this command's own unfinished move."""
+        assert self.live is not None and self.current is not None
+        found = identify(self.project, self.live)
+        names = [found.of(d.pointer) for d in differ]
+        if self.toward is not None and all(name == self.toward for name in names):
+            return  # a re-run of the move that was cut short: it finishes it now
+        action = "interrupted" if all(names) else "drifted"
+        release = found.site or found.alias or found.stage or self.current.release
+        fields: dict[str, Any] = {"release": release}
+        if release != self.current.release:
+            manifest = ReleaseStore(self.project).manifest(release) or {}
+            fields.update(
+                code_sha256=manifest.get("code_sha256"),
+                api_definition_sha256=manifest.get("definition_sha256"),
+                site_digest=manifest.get("site_digest"),
+                source_revision=manifest.get("source_revision"),
+            )
+        else:
+            fields.update(
+                {k: v for k, v in self.current.release_fields().items() if k != "release"}
+            )
+        now = self.live.pointers
+        site = self.live.site_release if self.live.has_site else None
+        who = "a command that did not record it" if action == "interrupted" else "hand"
+        self.project.progress.warn(
+            f"{self.env} does not serve what the ledger says ({'; '.join(map(str, differ))}): "
+            f"recording what serves first (moved by {who})"
+        )
+        entry = self.append(
+            **fields,
+            action=action,
+            outcome="succeeded",
+            lambda_version=now.version,
+            api_deployment_id=now.deployment_id,
+            weights=dict(now.weights) or None,
+            site_release=site if site != release else None,
+            replaces=self.current.seq,
+            e2e="skipped",
+            message=f"found by {self.command}: {'; '.join(map(str, differ))}",
+        )
+        self.found = entry
+        self.recorded = None  # the move's own outcome is still to be written
+        self.current = entry
+
+    # -- recording ------------------------------------------------------------------------
+
+    def append(self, **fields: Any) -> Entry:
+        """Write a ledger entry once the lease is confirmed ours (else EnvironmentLocked)."""
+        self.lock.confirm()
+        entry = self.ledger.append(**fields)
+        self.recorded = entry
+        return entry
+
+    # -- leaving: put back and record on any failure ----------------------------------------
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc is not None and self.recorded is None and self.on_failure is not None:
+                self._fail(exc)
+        finally:
+            self.lock.release()
+        if isinstance(exc, KeyboardInterrupt):
+            where = f" (ledger #{self.recorded.seq})" if self.recorded is not None else ""
+            back = self.current.release if self.current is not None else "what it served"
+            raise Interrupted(
+                f"{self.command} {self.env}: interrupted; {self.env} put back on {back}{where}",
+                signal_name=getattr(exc, "signal_name", "SIGINT"),
+            ) from None
+
+    def _fail(self, exc: BaseException) -> None:
+        assert self.on_failure is not None
+        try:
+            # Putting back is a move too: never over another command that took the lease.
+            self.lock.confirm()
+        except SdeliverError as err:
+            self.project.progress.warn(
+                f"not putting {self.env} back: {err.message}; its new holder moves it now"
+            )
+            return
+        try:
+            self.on_failure(exc)
+        except KeyboardInterrupt:
+            raise Interrupted(
+                f"{self.command} {self.env}: interrupted again while putting {self.env} back: "
+                "it may serve a mix of two releases",
+                hint=f"run 'sdeliver status' (it shows what serves), then "
+                f"'sdeliver rollback --env {self.env}' or deploy again",
+                signal_name=getattr(exc, "signal_name", "SIGINT"),
+            ) from None
+        except SdeliverError as err:  # the step's own error is the one reported
+            self.project.progress.warn(f"could not record the failed {self.command}: {err}")
+
+
+def describe(err: BaseException) -> str:
+    """One line for any error: ours carry their message, others their type."""
+    if isinstance(err, SdeliverError):
+        return err.message
+    if isinstance(err, KeyboardInterrupt):
+        return f"interrupted ({getattr(err, 'signal_name', 'SIGINT')})"
+    return f"{type(err).__name__}: {err}"
