@@ -9,6 +9,7 @@ import json
 import logging
 import random
 import re
+import shutil
 import socket
 import urllib.error
 import urllib.request
@@ -447,6 +448,15 @@ def served(account: tuple[str, str], app: App):  # type: ignore[no-untyped-def]
     gw.stop()
 
 
+@pytest.fixture
+def bare():  # type: ignore[no-untyped-def]
+    """A started gateway with no app: a request refused for its framing never needs one."""
+    gw = Gateway(endpoint="http://127.0.0.1:9", config=lambda: None, socket_timeout=0.5)
+    gw.start()
+    yield gw
+    gw.stop()
+
+
 def raw(gateway: Gateway, request: bytes) -> tuple[int, bytes]:
     """Send bytes as they are; the status and body of the answer (read until it ends)."""
     with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
@@ -474,19 +484,19 @@ def post(path: str, headers: str, body: bytes = b"") -> bytes:
 
 
 @pytest.mark.parametrize("length", ["-1", "abc", "1e3", "5, 6"])
-def test_a_bad_content_length_is_400(served, length):
-    status, body = raw(served, post("/test/api/items/1", f"Content-Length: {length}\r\n"))
+def test_a_bad_content_length_is_400(bare, length):
+    status, body = raw(bare, post("/test/api/items/1", f"Content-Length: {length}\r\n"))
     assert status == 400
     assert json.loads(body) == {"message": "Bad Request"}
 
 
-def test_a_body_shorter_than_its_content_length_is_400_not_a_blocked_thread(served):
-    status, _ = raw(served, post("/test/api/items/1", "Content-Length: 10\r\n", b"abc"))
+def test_a_body_shorter_than_its_content_length_is_400_not_a_blocked_thread(bare):
+    status, _ = raw(bare, post("/test/api/items/1", "Content-Length: 10\r\n", b"abc"))
     assert status == 400
 
 
-def test_a_body_over_10_mb_is_413(served):
-    status, body = raw(served, post("/test/api/items/1", f"Content-Length: {10 * 1024 * 1024 + 1}\r\n"))
+def test_a_body_over_10_mb_is_413(bare):
+    status, body = raw(bare, post("/test/api/items/1", f"Content-Length: {10 * 1024 * 1024 + 1}\r\n"))
     assert status == 413
     assert json.loads(body) == {"message": "Request Too Long"}
 
@@ -551,3 +561,27 @@ def test_a_failed_request_logs_the_handlers_exception_and_output_tail(app, gatew
     assert "failed: RuntimeError: boom" in line.getMessage()
     assert "| Traceback" in line.getMessage()  # the handler's output, its traceback
     assert 'raise RuntimeError("boom")' in line.getMessage()
+
+
+# -- Node.js handlers --------------------------------------------------------------------------
+
+NODE_HANDLER = """
+export const handler = async (event, context) => ({
+  statusCode: 200,
+  headers: { "Content-Type": "application/json" },
+  body: JSON.stringify({ path: event.path, stage: event.requestContext.stage,
+                         table: event.stageVariables && event.stageVariables.alias,
+                         arn: context.invokedFunctionArn, endpoint: process.env.AWS_ENDPOINT_URL }),
+});
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="no 'node' on PATH to run nodejs22.x")
+def test_a_nodejs_function_answers_through_the_gateway(app, gateway, account):
+    code = zipped(NODE_HANDLER, "index.mjs")
+    app.alias("test", app.publish("v1", runtime="nodejs22.x", code=code, handler="index.handler"))
+    app.stage("test")
+    got = answer(gateway, "/test/api/hello")
+    assert (got["path"], got["stage"], got["table"]) == ("/hello", "test", "test")
+    assert got["arn"].endswith(f":function:{app.name}:test")
+    assert got["endpoint"] == account[0]
