@@ -9,9 +9,11 @@ major version is warned once). `local_runtime_problem` says why a runtime cannot
 
 from __future__ import annotations
 
+import atexit
 import base64
 import functools
 import hashlib
+import importlib.util
 import io
 import json
 import logging
@@ -115,14 +117,40 @@ def python_for(runtime: str) -> str:
     return sys.executable
 
 
+# What Lambda's Python runtimes provide besides the standard library (all pure Python).
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+
+
+@functools.cache
+def _runtime_packages() -> Path | None:
+    """A directory linking this environment's copies of RUNTIME_PACKAGES, for handlers run
+    on another interpreter (removed at exit)."""
+    found = {}
+    for name in RUNTIME_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin:
+            origin = Path(spec.origin)
+            found[origin.name if origin.stem != "__init__" else name] = (
+                origin if origin.stem != "__init__" else origin.parent
+            )
+    if not found:
+        return None
+    root = Path(tempfile.mkdtemp(prefix="sdeliver-runtime-"))
+    atexit.register(shutil.rmtree, root, True)
+    for link, target in found.items():
+        (root / link).symlink_to(target, target_is_directory=target.is_dir())
+    return root
+
+
 # Runs in the child: the handler's prints go to stderr (its log); the result to the real
 # stdout, the only thing written there.
 RUNNER = r"""
 import importlib, json, os, sys, time, traceback
 result_fd = os.dup(1)
 os.dup2(2, 1)
-code_dir, handler, name, version, arn, memory, request_id, timeout = sys.argv[1:9]
+code_dir, handler, name, version, arn, memory, request_id, timeout, extra = sys.argv[1:10]
 sys.path[:] = [code_dir] + [p for p in sys.path if p not in ("", os.getcwd())]
+sys.path += [extra] if extra else []
 deadline = time.monotonic() + float(timeout)
 class Context:
     function_name = name
@@ -184,7 +212,10 @@ def run_handler(
     ]
     if NODE_RUNTIME.fullmatch(runtime):
         return _run_node(runtime, common, event, env, code_dir, timeout)
-    args = [python or python_for(runtime), "-c", RUNNER, *common]
+    interpreter = python or python_for(runtime)
+    # Lambda's Python runtimes carry boto3; another interpreter may not: it gets ours, last.
+    extra = "" if interpreter == sys.executable else str(_runtime_packages() or "")
+    args = [interpreter, "-c", RUNNER, *common, extra]
     try:
         done = subprocess.run(  # noqa: S603 - our interpreter, our runner script
             args, input=json.dumps(event).encode(), capture_output=True, timeout=timeout,

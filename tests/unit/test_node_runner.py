@@ -237,3 +237,22 @@ def test_a_missing_interpreter_falls_back_to_this_one_with_one_warning(monkeypat
     warned = [r.getMessage() for r in caplog.records if "on PATH: running" in r.getMessage()]
     assert len(warned) == 2
     assert warned[0].startswith("no working python3.78 on PATH: running python3.78 functions on Python 3.")
+
+
+def test_a_handler_on_another_interpreter_still_finds_boto3_as_on_lambda(monkeypatch, tmp_path):
+    bare = tmp_path / "bin" / "python3.77"  # an interpreter without this environment's packages
+    bare.parent.mkdir()
+    bare.write_text(f"#!/bin/sh\nexec {sys.executable} -S \"$@\"\n")
+    bare.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bare.parent}{os.pathsep}{os.environ['PATH']}")
+    (tmp_path / "app.py").write_text(
+        "import sys, boto3\n"
+        "def handler(event, context):\n"
+        "    return {'boto3': boto3.__version__, 'site': any('site-packages' in p for p in sys.path[:-1])}\n"
+    )
+    configuration = {"FunctionName": "shop-app", "FunctionArn": f"{ARN}:1", "Runtime": "python3.77",
+                     "Handler": "app.handler", "Version": "1"}
+    ran = run_handler(tmp_path, configuration, EVENT, timeout=20, endpoint="http://127.0.0.1:9",
+                      request_id="r")
+    got = result(ran)
+    assert got["boto3"] and got["site"] is False
