@@ -382,9 +382,10 @@ def read_body(headers: Any, rfile: Any, limit: int = REQUEST_LIMIT) -> bytes:
             return _read_chunked(rfile, limit)
         if not lengths:
             return b""
-        if len({v.strip() for v in lengths}) > 1 or not lengths[0].strip().isdigit():
+        text = lengths[0].strip()
+        if len({v.strip() for v in lengths}) > 1 or not (text.isascii() and text.isdigit()):
             raise _bad_request(f"bad Content-Length {', '.join(lengths)!r}")
-        length = int(lengths[0])
+        length = int(text)
         if length > limit:
             raise _too_large(f"a body of {length} bytes is over {limit}", drain=length)
         body = rfile.read(length)
@@ -393,6 +394,8 @@ def read_body(headers: Any, rfile: Any, limit: int = REQUEST_LIMIT) -> bytes:
         return bytes(body)
     except TimeoutError:
         raise _bad_request("the body did not arrive in time (shorter than announced?)") from None
+    except OSError as err:
+        raise _bad_request(f"the connection failed while the body was read: {err}") from None
 
 
 def _read_chunked(rfile: Any, limit: int) -> bytes:

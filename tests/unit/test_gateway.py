@@ -483,11 +483,17 @@ def post(path: str, headers: str, body: bytes = b"") -> bytes:
     return f"POST {path} HTTP/1.1\r\nHost: local\r\n{headers}\r\n".encode() + body
 
 
-@pytest.mark.parametrize("length", ["-1", "abc", "1e3", "5, 6"])
+@pytest.mark.parametrize("length", ["-1", "abc", "1e3", "5, 6", "+5"])
 def test_a_bad_content_length_is_400(bare, length):
     status, body = raw(bare, post("/test/api/items/1", f"Content-Length: {length}\r\n"))
     assert status == 400
     assert json.loads(body) == {"message": "Bad Request"}
+
+
+def test_a_content_length_of_non_ascii_digits_is_400():
+    with pytest.raises(BadRequest) as refused:
+        read_body(_headers("Content-Length: \u0663"), io.BytesIO(b"abc"))
+    assert refused.value.response.status == 400
 
 
 def test_a_body_shorter_than_its_content_length_is_400_not_a_blocked_thread(bare):
