@@ -208,7 +208,10 @@ def run_handler(
     common = [
         str(code_dir), str(configuration.get("Handler", "")), str(configuration["FunctionName"]),
         str(configuration.get("Version", "$LATEST")), arn,
-        str(configuration.get("MemorySize", 128)), request_id, str(timeout),
+        # The context counts down from the function's timeout, as on Lambda, even when the
+        # caller (API Gateway's 29 s) stops waiting sooner.
+        str(configuration.get("MemorySize", 128)), request_id,
+        str(configuration.get("Timeout") or timeout),
     ]
     if NODE_RUNTIME.fullmatch(runtime):
         return _run_node(runtime, common, event, env, code_dir, timeout)

@@ -256,3 +256,18 @@ def test_a_handler_on_another_interpreter_still_finds_boto3_as_on_lambda(monkeyp
                       request_id="r")
     got = result(ran)
     assert got["boto3"] and got["site"] is False
+
+
+def test_a_python_handlers_context_is_alias_qualified_and_counts_down_from_its_timeout(tmp_path):
+    (tmp_path / "app.py").write_text(
+        "def handler(event, context):\n"
+        "    return [context.invoked_function_arn, context.get_remaining_time_in_millis()]\n"
+    )
+    configuration = {"FunctionName": "shop-app", "FunctionArn": f"{ARN}:3", "Version": "3",
+                     "Runtime": f"python3.{sys.version_info.minor}", "Handler": "app.handler",
+                     "Timeout": 60}
+    ran = run_handler(tmp_path, configuration, EVENT, timeout=5, endpoint="http://127.0.0.1:9",
+                      request_id="r", invoked_arn=f"{ARN}:prod")
+    arn, remaining = result(ran)
+    assert arn == f"{ARN}:prod"
+    assert 5000 < remaining <= 60000  # the function's 60 s, not the caller's 5 s
