@@ -9,11 +9,18 @@ deploy, a promotion or a rollback changes what it serves at once):
                       Python handler, run in a subprocess with a REST proxy event
   /<env>/site/<path>  the environment's site bucket, with S3 website rules
 
-Answers follow API Gateway's: a handler that raises or answers malformed → 502
-`Internal server error`; a timeout → 504 `Endpoint request timed out`; a path or method
-the API does not declare → 403 `Missing Authentication Token` (what a REST API answers).
+Answers follow API Gateway's (REST API, Lambda proxy integration):
+  - a handler that raises, times out (Lambda's "Task timed out"), answers over Lambda's
+    6 MB response limit or answers a malformed proxy response (a non-string body, a header
+    with CR/LF) → 502 `Internal server error`;
+  - no answer within API Gateway's 29 s integration timeout → 504 `Endpoint request timed out`;
+  - a request body over 10 MB → 413; a body that does not match its framing (bad or
+    negative Content-Length, a short body, bad chunks) → 400, never a blocked thread;
+  - a path or method the API does not declare → 403 `Missing Authentication Token`.
 An environment with no stage yet is not API Gateway's to answer: 404 `Not Found`.
-A configuration fault (no alias, no function, a non-Python runtime) → 500, logged.
+A configuration fault (no alias, no function) → 500; a runtime the gateway cannot run →
+502 whose body says why. Every request is logged (method, path, status, ms, and why an
+error answer was given, with the tail of the handler's output) on `sdeliver.gateway`.
 """
 
 from __future__ import annotations
@@ -22,8 +29,8 @@ import contextlib
 import json
 import logging
 import random
-import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,6 +40,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from ..errors import AwsError
 from .emulator import HOST
 from .proxy import (
+    MalformedResponse,
     Request,
     Response,
     bad_gateway,
@@ -43,7 +51,7 @@ from .proxy import (
     proxy_response,
     weighted_version,
 )
-from .runner import CodeCache, run_handler
+from .runner import CodeCache, Invocation, local_runtime_problem, run_handler
 
 if TYPE_CHECKING:
     from ..aws import Aws
@@ -53,7 +61,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("sdeliver.gateway")
 
 # API Gateway gives up on an integration after 29 seconds, whatever the function's timeout.
-INTEGRATION_TIMEOUT = 29
+INTEGRATION_TIMEOUT = 29.0
+# API Gateway's request payload limit, and Lambda's for a synchronous response (6 MB + 100).
+REQUEST_LIMIT = 10 * 1024 * 1024
+RESPONSE_LIMIT = 6 * 1024 * 1024 + 100
+# How long a connection may stay silent while a request is read (a short body, an idle
+# client): the thread then answers 400 or closes, instead of waiting forever.
+SOCKET_TIMEOUT = 30.0
+# After a 413 the body still being sent is read and dropped (so the client can read the
+# answer instead of a reset), up to this much.
+DRAIN_LIMIT = 64 * 1024 * 1024
+TAIL_LINES = 8
 MISSING_CODES = {"NotFoundException", "ResourceNotFoundException", "NoSuchKey", "NoSuchBucket"}
 
 
@@ -67,13 +85,17 @@ class Gateway:
         config: Callable[[], Config | None],
         port: int = 0,
         rng: random.Random | None = None,
-        python: str = sys.executable,
+        python: str | None = None,
+        integration_timeout: float = INTEGRATION_TIMEOUT,
+        socket_timeout: float = SOCKET_TIMEOUT,
     ) -> None:
         self.endpoint = endpoint
         self.config = config
         self.port = port
         self.rng = rng or random.Random()  # noqa: S311 - traffic weights, not secrets
-        self.python = python
+        self.python = python  # None: each runtime's own interpreter
+        self.integration_timeout = integration_timeout
+        self.socket_timeout = socket_timeout
         self._rng_lock = threading.Lock()
         self._aws: dict[str, Aws] = {}
         self._code = CodeCache()
@@ -104,6 +126,13 @@ class Gateway:
 
     def handle(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
                source_ip: str = HOST) -> Response:
+        started = time.monotonic()
+        response = self._handle(method, target, headers, body, source_ip)
+        log_request(method, target, response, started)
+        return response
+
+    def _handle(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
+                source_ip: str) -> Response:
         url = urlsplit(target)
         parts = url.path.split("/", 3)  # "", env, kind, rest
         if url.path in ("", "/"):
@@ -134,7 +163,7 @@ class Gateway:
             return self.site(project, env, request)
         except Exception:  # one request's fault never stops the gateway
             log.exception("%s %s failed", method, target)
-            return internal_error()
+            return internal_error("the gateway failed (traceback above)")
 
     def _index(self) -> Response:
         config = self.config()
@@ -181,54 +210,65 @@ class Gateway:
         variables = dict(stage.get("variables") or {})
         qualifier = variables.get("alias")
         if not qualifier:
-            log.error("stage %s of API %s has no 'alias' stage variable", env, project.api_name)
-            return internal_error()
+            return internal_error(
+                f"stage {env} of API {project.api_name} has no 'alias' stage variable"
+            )
         function = project.function_name
         version = self.pick_version(aws, function, qualifier)
         if version is None:
-            log.error("function %s has no alias or version %s", function, qualifier)
-            return internal_error()
+            return internal_error(f"function {function} has no alias or version {qualifier}")
         found = _read(aws, "lambda", "get_function", FunctionName=function, Qualifier=version)
         if found is None:
-            log.error("function %s has no version %s", function, version)
-            return internal_error()
+            return internal_error(f"function {function} has no version {version}")
         configuration = found["Configuration"]
         runtime = str(configuration.get("Runtime", ""))
-        if not runtime.startswith("python3"):
-            log.error(
-                "%s:%s has runtime %s: the local gateway runs only python3.x functions",
-                function, version, runtime or "(none)",
-            )
-            return bad_gateway()
+        problem = local_runtime_problem(runtime)
+        if problem is not None:
+            return bad_gateway(f"{function}:{version}: {problem}", reason=problem)
         code_dir = self._code.get(configuration, found.get("Code") or {})
         request_id = str(uuid.uuid4())
         event = proxy_event(
             request, env=env, resource=route[0], path_params=route[1],
             stage_variables=variables, api_id=api_id, request_id=request_id,
         )
-        timeout = min(float(configuration.get("Timeout", 3)), INTEGRATION_TIMEOUT)
+        function_timeout = float(configuration.get("Timeout", 3))
+        timeout = min(function_timeout, self.integration_timeout)
+        unqualified = ":".join(str(configuration.get("FunctionArn", "")).split(":")[:7])
         ran = run_handler(
             code_dir, configuration, event, timeout=timeout, endpoint=self.endpoint,
-            request_id=request_id, python=self.python,
+            request_id=request_id, python=self.python, invoked_arn=f"{unqualified}:{qualifier}",
         )
         for line in ran.log.splitlines():
             log.info("%s:%s %s", function, version, line)
-        if ran.timed_out:
-            log.error("%s:%s timed out after %ss", function, version, timeout)
-            return Response.message(504, "Endpoint request timed out")
+        return self._answer(f"{function}:{version}", ran, function_timeout)
+
+    def _answer(self, name: str, ran: Invocation, function_timeout: float) -> Response:
+        """The response API Gateway gives for what the invocation did."""
+        tail = _tail(ran.log)
+        if ran.timed_out and function_timeout > self.integration_timeout:
+            # API Gateway stopped waiting before Lambda did.
+            limit = self.integration_timeout
+            detail = f"{name}: no answer within the {limit:g} s integration timeout"
+            return Response.message(504, "Endpoint request timed out", detail=detail + tail)
+        if ran.timed_out:  # Lambda's error for the function; API Gateway's 502
+            detail = f"{name}: Task timed out after {function_timeout:.2f} seconds"
+            return bad_gateway(detail + tail)
         if ran.outcome is None or not ran.outcome.get("ok"):
             outcome = ran.outcome or {}
-            log.error(
-                "%s:%s failed: %s: %s", function, version,
-                outcome.get("errorType", "the process ended without a result"),
-                outcome.get("errorMessage", ""),
+            error = outcome.get("errorType", "the process ended without a result")
+            message = outcome.get("errorMessage", "")
+            return bad_gateway(f"{name} failed: {error}: {message}" + tail)
+        result = ran.outcome.get("result")
+        size = len(json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode())
+        if size > RESPONSE_LIMIT:
+            return bad_gateway(
+                f"{name}: Response payload size ({size} bytes) exceeded maximum allowed "
+                f"payload size ({RESPONSE_LIMIT} bytes)"
             )
-            return bad_gateway()
-        response = proxy_response(ran.outcome.get("result"))
-        if response is None:
-            log.error("%s:%s returned a malformed proxy response", function, version)
-            return bad_gateway()
-        return response
+        try:
+            return proxy_response(result)
+        except MalformedResponse as err:
+            return bad_gateway(f"{name}: Malformed Lambda proxy response: {err}")
 
     def _rest_api_id(self, project: Project) -> str | None:
         for api in project.aws.paginate("apigateway", "get_rest_apis", "items"):
@@ -271,6 +311,22 @@ class Gateway:
         return Response(404, b"404 Not Found\n", [("Content-Type", "text/plain; charset=utf-8")])
 
 
+def log_request(method: str, target: str, response: Response, started: float) -> None:
+    """One line per request; an error answer says why (and what the handler printed last)."""
+    ms = (time.monotonic() - started) * 1000
+    path = urlsplit(target).path
+    if response.detail:
+        level = logging.WARNING if response.status >= 500 else logging.INFO
+        log.log(level, "%s %s %d %.0f ms: %s", method, path, response.status, ms, response.detail)
+    else:
+        log.info("%s %s %d %.0f ms", method, path, response.status, ms)
+
+
+def _tail(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()][-TAIL_LINES:]
+    return "".join(f"\n  | {line}" for line in lines)
+
+
 def _read(aws: Aws, service: str, operation: str, **params: Any) -> Any:
     """One read; None when the thing is not there (moto and AWS name that differently)."""
     try:
@@ -290,24 +346,122 @@ def _object_response(status: int, found: dict[str, Any]) -> Response:
     return Response(status, found["Body"].read(), headers)
 
 
+class BadRequest(Exception):
+    """A request whose body cannot be read as framed; answered, then the connection closed."""
+
+    def __init__(self, response: Response, *, drain: int = 0) -> None:
+        super().__init__(response.detail)
+        self.response = response
+        self.drain = drain  # bytes of body still coming, to read and drop after answering
+
+
+def _bad_request(detail: str) -> BadRequest:
+    return BadRequest(Response.message(400, "Bad Request", detail))
+
+
+def _too_large(detail: str, drain: int = 0) -> BadRequest:
+    return BadRequest(Response.message(413, "Request Too Long", detail), drain=drain)
+
+
+def read_body(headers: Any, rfile: Any, limit: int = REQUEST_LIMIT) -> bytes:
+    """The request body as its headers frame it (Content-Length or chunked), at most `limit`.
+
+    Raises BadRequest for a framing API Gateway would refuse; a socket timeout on `rfile`
+    (a body shorter than announced) is one of them.
+    """
+    encodings = headers.get_all("Transfer-Encoding") or []
+    lengths = headers.get_all("Content-Length") or []
+    try:
+        if encodings:
+            if lengths:
+                raise _bad_request("both Transfer-Encoding and Content-Length")
+            codings = [c.strip().lower() for e in encodings for c in e.split(",") if c.strip()]
+            if codings != ["chunked"]:
+                raise BadRequest(Response.message(501, "Not Implemented",
+                                                  f"Transfer-Encoding {', '.join(codings)}"))
+            return _read_chunked(rfile, limit)
+        if not lengths:
+            return b""
+        text = lengths[0].strip()
+        if len({v.strip() for v in lengths}) > 1 or not (text.isascii() and text.isdigit()):
+            raise _bad_request(f"bad Content-Length {', '.join(lengths)!r}")
+        length = int(text)
+        if length > limit:
+            raise _too_large(f"a body of {length} bytes is over {limit}", drain=length)
+        body = rfile.read(length)
+        if len(body) < length:
+            raise _bad_request(f"the body ended after {len(body)} of {length} bytes")
+        return bytes(body)
+    except TimeoutError:
+        raise _bad_request("the body did not arrive in time (shorter than announced?)") from None
+    except OSError as err:
+        raise _bad_request(f"the connection failed while the body was read: {err}") from None
+
+
+def _read_chunked(rfile: Any, limit: int) -> bytes:
+    body = bytearray()
+    while True:
+        line = rfile.readline(1026)
+        size_text = line.split(b";", 1)[0].strip()
+        if not line.endswith(b"\n") or not size_text or size_text.strip(b"0123456789abcdefABCDEF"):
+            raise _bad_request("a malformed chunk size line")
+        size = int(size_text, 16)
+        if size == 0:
+            break
+        if len(body) + size > limit:
+            raise _too_large(f"a chunked body over {limit} bytes")
+        chunk = rfile.read(size)
+        if len(chunk) < size or rfile.readline(3) not in (b"\r\n", b"\n"):
+            raise _bad_request("a chunk shorter than its size")
+        body += chunk
+    while True:  # trailers, up to the empty line
+        line = rfile.readline(65537)
+        if not line.endswith(b"\n"):
+            raise _bad_request("the chunked body ended without its last line")
+        if line in (b"\r\n", b"\n"):
+            return bytes(body)
+
+
+def _drain(rfile: Any, length: int) -> None:
+    left = min(length, DRAIN_LIMIT)
+    with contextlib.suppress(OSError, ValueError):
+        while left > 0:
+            data = rfile.read(min(left, 1 << 16))
+            if not data:
+                return
+            left -= len(data)
+
+
 def _handler_class(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "sdeliver-gateway"
+        timeout = gateway.socket_timeout  # on the connection's socket: no read blocks forever
 
         def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length) if length else b""
+            try:
+                body = read_body(self.headers, self.rfile)
+            except BadRequest as bad:
+                started = time.monotonic()
+                self.close_connection = True
+                self._send(bad.response)
+                log_request(self.command, self.path, bad.response, started)
+                _drain(self.rfile, bad.drain)
+                return
             response = gateway.handle(
                 self.command, self.path, list(self.headers.items()), body, self.client_address[0]
             )
-            self.send_response(response.status)
-            for name, value in response.headers:
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(response.body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self._send(response)
+
+        def _send(self, response: Response) -> None:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError, TimeoutError):
+                self.send_response(response.status)
+                for name, value in response.headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(response.body)))
+                self.end_headers()
+                if self.command != "HEAD":
                     self.wfile.write(response.body)
+                self.wfile.flush()
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_HEAD = _serve
 

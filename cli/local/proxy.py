@@ -5,11 +5,17 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from .emulator import HOST
+
+# A header name is an RFC 9110 token; a value holds no CR, LF or NUL (API Gateway refuses
+# a response that would inject a header).
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+BAD_VALUE = re.compile(r"[\r\n\0]")
 
 # moto stores `x-amazon-apigateway-any-method` under its upper-cased extension name.
 ANY_METHODS = {"ANY", "X-AMAZON-APIGATEWAY-ANY-METHOD"}
@@ -20,23 +26,35 @@ class Response:
     status: int
     body: bytes = b""
     headers: list[tuple[str, str]] = field(default_factory=list)
+    # Why the answer is an error, for the request log; never sent.
+    detail: str = field(default="", compare=False)
 
     @classmethod
-    def message(cls, status: int, message: str) -> Response:
+    def message(cls, status: int, message: str, detail: str = "") -> Response:
         body = json.dumps({"message": message}).encode()
-        return cls(status, body, [("Content-Type", "application/json")])
+        return cls(status, body, [("Content-Type", "application/json")], detail=detail)
 
 
 def forbidden() -> Response:
     return Response.message(403, "Missing Authentication Token")
 
 
-def internal_error() -> Response:
-    return Response.message(500, "Internal server error")
+def internal_error(detail: str = "") -> Response:
+    return Response.message(500, "Internal server error", detail)
 
 
-def bad_gateway() -> Response:
-    return Response.message(502, "Internal server error")
+def bad_gateway(detail: str = "", *, reason: str | None = None) -> Response:
+    """API Gateway's 502; `reason` (sdeliver's own, e.g. a runtime it cannot run) is shown."""
+    document = {"message": "Internal server error"}
+    if reason:
+        document["sdeliver"] = reason
+    body = json.dumps(document).encode()
+    headers = [("Content-Type", "application/json")]
+    return Response(502, body, headers, detail=detail or reason or "")
+
+
+class MalformedResponse(ValueError):
+    """A handler result API Gateway would refuse as a "Malformed Lambda proxy response"."""
 
 
 @dataclass
@@ -175,30 +193,50 @@ def _header(request: Request, name: str) -> str | None:
     return next((v for k, v in request.headers if k.lower() == name), None)
 
 
-def proxy_response(result: Any) -> Response | None:
-    """The HTTP response a proxy result stands for; None when it is malformed."""
+def proxy_response(result: Any) -> Response:
+    """The HTTP response a proxy result stands for; MalformedResponse when API Gateway
+    would refuse it (502 on AWS)."""
     if not isinstance(result, dict):
-        return None
+        raise MalformedResponse("the result is not a JSON object")
     try:
         status = int(result.get("statusCode", 0))
     except (TypeError, ValueError):
-        return None
+        code = result.get("statusCode")
+        raise MalformedResponse(f"statusCode {code!r} is not a number") from None
     if not 100 <= status <= 599:
-        return None
-    headers = [(str(k), str(v)) for k, v in (result.get("headers") or {}).items()]
-    for key, values in (result.get("multiValueHeaders") or {}).items():
-        headers.extend((str(key), str(v)) for v in values)
-    headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        raise MalformedResponse(f"statusCode {status} is not an HTTP status")
+    headers = _result_headers(result)
     if not any(k.lower() == "content-type" for k, _ in headers):
         headers.append(("Content-Type", "application/json"))
     raw = result.get("body")
     if raw is None:
         body = b""
+    elif not isinstance(raw, str):
+        raise MalformedResponse(f"body is a {type(raw).__name__}, not a string")
     elif result.get("isBase64Encoded"):
         try:
-            body = base64.b64decode(str(raw))
+            body = base64.b64decode(raw, validate=True)
         except ValueError:
-            return None
+            raise MalformedResponse("body is not valid base64 (isBase64Encoded)") from None
     else:
-        body = str(raw).encode("utf-8")
+        body = raw.encode("utf-8")
     return Response(status, body, headers)
+
+
+def _result_headers(result: dict[str, Any]) -> list[tuple[str, str]]:
+    single, multi = result.get("headers") or {}, result.get("multiValueHeaders") or {}
+    if not isinstance(single, dict) or not isinstance(multi, dict):
+        raise MalformedResponse("headers and multiValueHeaders must be objects")
+    pairs = [(str(k), v) for k, v in single.items()]
+    for key, values in multi.items():
+        if not isinstance(values, list):
+            raise MalformedResponse(f"multiValueHeaders[{key!r}] is not a list")
+        pairs.extend((str(key), v) for v in values)
+    headers = []
+    for name, value in pairs:
+        text = value if isinstance(value, str) else json.dumps(value)
+        if not HEADER_NAME.fullmatch(name) or BAD_VALUE.search(text):
+            raise MalformedResponse(f"header {name!r}: {text!r} is not a valid HTTP header")
+        if name.lower() != "content-length":
+            headers.append((name, text))
+    return headers

@@ -6,7 +6,11 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import logging
 import random
+import re
+import shutil
+import socket
 import urllib.error
 import urllib.request
 import zipfile
@@ -16,8 +20,8 @@ from pathlib import Path
 import boto3
 import pytest
 from sdeliver.config import load_config
-from sdeliver.local.gateway import Gateway
-from sdeliver.local.proxy import match_route, weighted_version
+from sdeliver.local.gateway import BadRequest, Gateway, read_body
+from sdeliver.local.proxy import MalformedResponse, match_route, proxy_response, weighted_version
 
 HANDLER = """
 import json, os, time
@@ -27,6 +31,12 @@ def handler(event, context):
         raise RuntimeError("boom")
     if event["path"] == "/slow":
         time.sleep(30)
+    if event["path"] == "/dictbody":
+        return {{"statusCode": 200, "body": {{"a": 1}}}}
+    if event["path"] == "/big":
+        return {{"statusCode": 200, "body": "x" * (6 * 1024 * 1024 + 200)}}
+    if event["path"] == "/inject":
+        return {{"statusCode": 200, "headers": {{"X-A": "a\\r\\nSet-Cookie: evil=1"}}, "body": "{{}}"}}
     return {{"statusCode": 200, "headers": {{"Content-Type": "application/json"}},
             "body": json.dumps({{"version": VERSION, "path": event["path"],
                                 "resource": event["resource"], "query": event["queryStringParameters"],
@@ -35,7 +45,10 @@ def handler(event, context):
                                 "params": event["pathParameters"], "body": event["body"]}})}}
 """
 
-ROUTES = {"/hello": "get", "/boom": "get", "/slow": "get", "/items/{id}": "post"}
+ROUTES = {
+    "/hello": "get", "/boom": "get", "/slow": "get", "/items/{id}": "post",
+    "/dictbody": "get", "/big": "get", "/inject": "get",
+}
 
 
 def openapi(function_arn: str) -> str:
@@ -57,10 +70,10 @@ def openapi(function_arn: str) -> str:
     return json.dumps(document)
 
 
-def zipped(source: str) -> bytes:
+def zipped(source: str, name: str = "app.py") -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as archive:
-        archive.writestr("app.py", source)
+        archive.writestr(name, source)
     return buf.getvalue()
 
 
@@ -96,12 +109,13 @@ class App:
         body = openapi(created["FunctionArn"]).replace("dromedary", self.config.api_name)
         self.api_id = self.apigw.import_rest_api(body=body)["id"]
 
-    def publish(self, version: str, *, timeout: int = 10, runtime: str = "python3.12") -> str:
+    def publish(self, version: str, *, timeout: int = 10, runtime: str = "python3.12",
+                code: bytes | None = None, handler: str = "app.handler") -> str:
         self.lam.update_function_code(
-            FunctionName=self.name, ZipFile=zipped(HANDLER.format(version=version))
+            FunctionName=self.name, ZipFile=code or zipped(HANDLER.format(version=version))
         )
         self.lam.update_function_configuration(
-            FunctionName=self.name, Timeout=timeout, Runtime=runtime
+            FunctionName=self.name, Timeout=timeout, Runtime=runtime, Handler=handler
         )
         return str(self.lam.publish_version(FunctionName=self.name)["Version"])
 
@@ -251,12 +265,65 @@ def test_handler_exception_is_502(app, gateway, caplog):
     assert "RuntimeError: boom" in caplog.text
 
 
-def test_handler_timeout_is_504(app, gateway):
+def test_function_timeout_is_502_as_lambdas_task_timed_out(app, gateway, caplog):
     app.alias("test", app.publish("v1", timeout=1))
     app.stage("test")
     status, _, body = get(gateway, "/test/api/slow")
+    assert status == 502
+    assert json.loads(body) == {"message": "Internal server error"}
+    assert "Task timed out after 1.00 seconds" in caplog.text
+
+
+def test_integration_timeout_before_the_functions_is_504(account, app):
+    gw = Gateway(endpoint=account[0], config=lambda: app.config, integration_timeout=1)
+    app.alias("test", app.publish("v1", timeout=5))
+    app.stage("test")
+    status, _, body = get(gw, "/test/api/slow")
     assert status == 504
     assert json.loads(body) == {"message": "Endpoint request timed out"}
+
+
+def test_a_dict_body_is_a_malformed_proxy_response(app, gateway, caplog):
+    app.alias("test", app.publish("v1"))
+    app.stage("test")
+    status, _, body = get(gateway, "/test/api/dictbody")
+    assert (status, json.loads(body)) == (502, {"message": "Internal server error"})
+    assert "Malformed Lambda proxy response: body is a dict" in caplog.text
+
+
+def test_a_response_over_lambdas_6_mb_is_502(app, gateway, caplog):
+    app.alias("test", app.publish("v1"))
+    app.stage("test")
+    assert get(gateway, "/test/api/big")[0] == 502
+    assert "exceeded maximum allowed payload size (6291556 bytes)" in caplog.text
+
+
+def test_crlf_in_a_handler_header_is_502_not_an_injected_header(app, gateway):
+    app.alias("test", app.publish("v1"))
+    app.stage("test")
+    gateway.start()
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(f"{gateway.url}/test/api/inject", timeout=10)
+    assert refused.value.code == 502
+    assert refused.value.headers.get("Set-Cookie") is None
+
+
+@pytest.mark.parametrize("headers", [
+    {"X-Bad": "a\nb"}, {"X-Bad": "a\rb"}, {"X Bad": "a"}, {"X-Bad:": "a"}, {"": "a"},
+])
+def test_proxy_response_refuses_headers_that_would_break_the_framing(headers):
+    with pytest.raises(MalformedResponse):
+        proxy_response({"statusCode": 200, "headers": headers, "body": ""})
+    with pytest.raises(MalformedResponse):
+        multi = {k: [v] for k, v in headers.items()}
+        proxy_response({"statusCode": 200, "multiValueHeaders": multi, "body": ""})
+
+
+def test_proxy_response_body_must_be_a_string_or_absent():
+    assert proxy_response({"statusCode": 204}).body == b""
+    for body in ({"a": 1}, [1], 5):
+        with pytest.raises(MalformedResponse):
+            proxy_response({"statusCode": 200, "body": body})
 
 
 def test_undeclared_route_is_403_missing_authentication_token(app, gateway):
@@ -279,11 +346,20 @@ def test_environment_without_a_stage_is_404(app, gateway):
     assert get(gateway, "/staging/api/hello")[0] == 404
 
 
-def test_non_python_runtime_is_502_with_a_clear_log(app, gateway, caplog):
-    app.alias("test", app.publish("v1", runtime="nodejs20.x"))
+@pytest.mark.parametrize(("runtime", "why"), [
+    ("java21", "it runs python3.x and nodejs22.x/nodejs24.x functions only"),
+    ("nodejs20.x", "AWS no longer allows creating or updating functions on it"),
+])
+def test_a_runtime_the_gateway_cannot_run_is_502_naming_the_reason(app, gateway, caplog,
+                                                                  runtime, why):
+    app.alias("test", app.publish("v1", runtime=runtime))
     app.stage("test")
-    assert get(gateway, "/test/api/hello")[0] == 502
-    assert "runs only python3.x functions" in caplog.text
+    status, _, body = get(gateway, "/test/api/hello")
+    assert status == 502
+    answer = json.loads(body)
+    assert answer["message"] == "Internal server error"
+    assert answer["sdeliver"].startswith(f"the local gateway cannot run runtime {runtime}: {why}")
+    assert why in caplog.text
 
 
 def test_routes_prefer_literal_then_param_then_greedy():
@@ -358,3 +434,160 @@ def test_gateway_answers_over_http(app, gateway):
     with pytest.raises(urllib.error.HTTPError) as missing:
         urllib.request.urlopen(f"{gateway.url}/test/api/nowhere", timeout=10)
     assert missing.value.code == 403
+
+
+# -- request framing over HTTP ---------------------------------------------------------------
+
+
+@pytest.fixture
+def served(account: tuple[str, str], app: App):  # type: ignore[no-untyped-def]
+    """A started gateway with a short socket timeout (a silent client is dropped fast)."""
+    gw = Gateway(endpoint=account[0], config=lambda: app.config, socket_timeout=0.5)
+    gw.start()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+def bare():  # type: ignore[no-untyped-def]
+    """A started gateway with no app: a request refused for its framing never needs one."""
+    gw = Gateway(endpoint="http://127.0.0.1:9", config=lambda: None, socket_timeout=0.5)
+    gw.start()
+    yield gw
+    gw.stop()
+
+
+def raw(gateway: Gateway, request: bytes) -> tuple[int, bytes]:
+    """Send bytes as they are; the status and body of the answer (read until it ends)."""
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < _length(data):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+def _length(data: bytes) -> int:
+    for line in data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
+def post(path: str, headers: str, body: bytes = b"") -> bytes:
+    return f"POST {path} HTTP/1.1\r\nHost: local\r\n{headers}\r\n".encode() + body
+
+
+@pytest.mark.parametrize("length", ["-1", "abc", "1e3", "5, 6", "+5"])
+def test_a_bad_content_length_is_400(bare, length):
+    status, body = raw(bare, post("/test/api/items/1", f"Content-Length: {length}\r\n"))
+    assert status == 400
+    assert json.loads(body) == {"message": "Bad Request"}
+
+
+def test_a_content_length_of_non_ascii_digits_is_400():
+    with pytest.raises(BadRequest) as refused:
+        read_body(_headers("Content-Length: \u0663"), io.BytesIO(b"abc"))
+    assert refused.value.response.status == 400
+
+
+def test_a_body_shorter_than_its_content_length_is_400_not_a_blocked_thread(bare):
+    status, _ = raw(bare, post("/test/api/items/1", "Content-Length: 10\r\n", b"abc"))
+    assert status == 400
+
+
+def test_a_body_over_10_mb_is_413(bare):
+    status, body = raw(bare, post("/test/api/items/1", f"Content-Length: {10 * 1024 * 1024 + 1}\r\n"))
+    assert status == 413
+    assert json.loads(body) == {"message": "Request Too Long"}
+
+
+def test_a_chunked_body_over_10_mb_is_413():
+    chunk = b"%x\r\n" % (6 * 1024 * 1024) + b"x" * (6 * 1024 * 1024) + b"\r\n"
+    with pytest.raises(BadRequest) as refused:
+        read_body(_headers("Transfer-Encoding: chunked"), io.BytesIO(chunk * 2 + b"0\r\n\r\n"))
+    assert refused.value.response.status == 413
+
+
+def _headers(*lines: str):  # type: ignore[no-untyped-def]
+    import email.parser
+    import http.client
+
+    text = "".join(f"{line}\r\n" for line in lines) + "\r\n"
+    return email.parser.Parser(_class=http.client.HTTPMessage).parsestr(text)
+
+
+@pytest.mark.parametrize("chunked", [
+    b"3\r\nabc", b"zz\r\nabc\r\n0\r\n\r\n", b"5\r\nabc\r\n0\r\n\r\n", b"3\r\nabc\r\n0\r\n",
+])
+def test_a_malformed_chunked_body_is_400(chunked):
+    with pytest.raises(BadRequest) as refused:
+        read_body(_headers("Transfer-Encoding: chunked"), io.BytesIO(chunked))
+    assert refused.value.response.status == 400
+
+
+def test_a_chunked_body_reaches_the_handler(app, served):
+    app.alias("test", app.publish("v1"))
+    app.stage("test")
+    chunks = b"4\r\n{\"a\"\r\n5;ext=1\r\n: 1}\n\r\n0\r\nX-Trailer: t\r\n\r\n"
+    status, body = raw(served, post("/test/api/items/7", "Transfer-Encoding: chunked\r\n", chunks))
+    assert status == 200
+    assert json.loads(body)["body"] == '{"a": 1}\n'
+
+
+def test_content_length_with_transfer_encoding_is_400():
+    headers = _headers("Transfer-Encoding: chunked", "Content-Length: 3")
+    with pytest.raises(BadRequest) as refused:
+        read_body(headers, io.BytesIO(b"3\r\nabc\r\n0\r\n\r\n"))
+    assert refused.value.response.status == 400
+
+
+# -- the request log -------------------------------------------------------------------------
+
+
+def test_each_request_is_logged_with_status_and_time(app, gateway, caplog):
+    app.alias("test", app.publish("v1"))
+    app.stage("test")
+    caplog.set_level(logging.INFO, logger="sdeliver.gateway")
+    get(gateway, "/test/api/hello?secret=x")
+    assert re.search(r"GET /test/api/hello 200 \d+ ms$", caplog.text, re.M)
+
+
+def test_a_failed_request_logs_the_handlers_exception_and_output_tail(app, gateway, caplog):
+    app.alias("test", app.publish("v1"))
+    app.stage("test")
+    get(gateway, "/test/api/boom")
+    line = next(r for r in caplog.records if "GET /test/api/boom 502" in r.getMessage())
+    assert line.levelno == logging.WARNING
+    assert "failed: RuntimeError: boom" in line.getMessage()
+    assert "| Traceback" in line.getMessage()  # the handler's output, its traceback
+    assert 'raise RuntimeError("boom")' in line.getMessage()
+
+
+# -- Node.js handlers --------------------------------------------------------------------------
+
+NODE_HANDLER = """
+export const handler = async (event, context) => ({
+  statusCode: 200,
+  headers: { "Content-Type": "application/json" },
+  body: JSON.stringify({ path: event.path, stage: event.requestContext.stage,
+                         table: event.stageVariables && event.stageVariables.alias,
+                         arn: context.invokedFunctionArn, endpoint: process.env.AWS_ENDPOINT_URL }),
+});
+"""
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="no 'node' on PATH to run nodejs22.x")
+def test_a_nodejs_function_answers_through_the_gateway(app, gateway, account):
+    code = zipped(NODE_HANDLER, "index.mjs")
+    app.alias("test", app.publish("v1", runtime="nodejs22.x", code=code, handler="index.handler"))
+    app.stage("test")
+    got = answer(gateway, "/test/api/hello")
+    assert (got["path"], got["stage"], got["table"]) == ("/hello", "test", "test")
+    assert got["arn"].endswith(f":function:{app.name}:test")
+    assert got["endpoint"] == account[0]
