@@ -78,6 +78,10 @@ def _scalar_to_str(value: Any) -> Any:
 RelPath = Annotated[str, BeforeValidator(_relative_path)]
 EnvValue = Annotated[str, BeforeValidator(_scalar_to_str)]
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$")]
+# An environment's name is part of S3 bucket names (a-z 0-9 . - only), Lambda alias and
+# API stage names; "." is left out because it breaks virtual-host TLS to a bucket.
+EnvName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,19}$")]
+ENV_NAME_RULE = "lowercase letters, digits and '-', starting with a letter, at most 20 characters"
 
 
 class Model(BaseModel):
@@ -250,9 +254,7 @@ class Config(Model):
     api: Api = Field(default_factory=Api)
     site: Site | None = Field(default_factory=Site)
     build: Build = Field(default_factory=Build)
-    environments: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,19}$")], Environment] = (
-        Field(min_length=1)
-    )
+    environments: dict[EnvName, Environment] = Field(min_length=1)
     dns: Dns | None = None
     pipeline: Pipeline | None = None
     artifacts: Artifacts = Field(default_factory=Artifacts)
@@ -390,6 +392,9 @@ def _message(err: dict[str, Any]) -> str:
         return "unknown key"
     if err.get("type") == "missing":
         return "is required"
+    loc = tuple(err.get("loc") or ())
+    if err.get("type") == "string_pattern_mismatch" and loc[::2] == ("environments", "[key]"):
+        return f"{err.get('input')!r} is not a valid environment name: {ENV_NAME_RULE}"
     if err.get("type") == "string_pattern_mismatch":
         pattern = (err.get("ctx") or {}).get("pattern", "")
         return f"{err.get('input')!r} is not valid here (must match {pattern})"
@@ -440,7 +445,7 @@ def parse_config(text: str, path: Path) -> Config:
     except ValidationError as err:
         errors = err.errors()
         first = errors[0]
-        loc = tuple(str(part) for part in first["loc"])
+        loc = tuple(str(part) for part in first["loc"] if part != "[key]")
         key = ".".join(loc) or "(document)"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ConfigError(

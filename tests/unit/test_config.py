@@ -136,6 +136,12 @@ BAD = {
         "site.config",
     ),
     "bad environment name": ("app: shop\nenvironments:\n  Test!: {}\n", "3", "environments.Test!"),
+    # The name becomes part of S3 bucket names, which allow a-z 0-9 . - only.
+    "underscore in an environment name": (
+        "app: shop\nenvironments:\n  test: {}\n  pre_prod: {}\n",
+        "4",
+        "environments.pre_prod: 'pre_prod' is not a valid environment name",
+    ),
 }
 
 
