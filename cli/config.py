@@ -22,10 +22,10 @@ from pydantic import (
 )
 
 from .errors import ConfigError
+from .yamlsafe import YamlProblem, compose, construct
 
 DEFAULT_CONFIG_NAME = "sdeliver.yaml"
 MAX_CONFIG_BYTES = 1024 * 1024
-MAX_YAML_NODES = 20_000  # after alias expansion: stops "billion laughs" documents
 
 HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 RESERVED_ENV_KEYS = {
@@ -78,6 +78,10 @@ def _scalar_to_str(value: Any) -> Any:
 RelPath = Annotated[str, BeforeValidator(_relative_path)]
 EnvValue = Annotated[str, BeforeValidator(_scalar_to_str)]
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$")]
+# An environment's name is part of S3 bucket names (a-z 0-9 . - only), Lambda alias and
+# API stage names; "." is left out because it breaks virtual-host TLS to a bucket.
+EnvName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,19}$")]
+ENV_NAME_RULE = "lowercase letters, digits and '-', starting with a letter, at most 20 characters"
 
 
 class Model(BaseModel):
@@ -258,9 +262,7 @@ class Config(Model):
     api: Api = Field(default_factory=Api)
     site: Site | None = Field(default_factory=Site)
     build: Build = Field(default_factory=Build)
-    environments: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]{0,19}$")], Environment] = (
-        Field(min_length=1)
-    )
+    environments: dict[EnvName, Environment] = Field(min_length=1)
     dns: Dns | None = None
     pipeline: Pipeline | None = None
     artifacts: Artifacts = Field(default_factory=Artifacts)
@@ -329,10 +331,8 @@ class _Lines:
     def __init__(self) -> None:
         self.lines: dict[tuple[str, ...], int] = {}
 
-    def walk(self, node: yaml.Node, path: tuple[str, ...], budget: list[int]) -> None:
-        budget[0] -= 1
-        if budget[0] < 0:
-            raise ConfigError("the YAML document is too large once its aliases are expanded")
+    def walk(self, node: yaml.Node, path: tuple[str, ...]) -> None:
+        """`node` is within the node budget (yamlsafe.compose), aliases and all."""
         self.lines.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             seen: set[str] = set()
@@ -343,10 +343,10 @@ class _Lines:
                     raise _located(child, key_node.start_mark.line + 1, "duplicate key")
                 seen.add(key)
                 self.lines[child] = key_node.start_mark.line + 1
-                self.walk(value_node, child, budget)
+                self.walk(value_node, child)
         elif isinstance(node, yaml.SequenceNode):
             for index, item in enumerate(node.value):
-                self.walk(item, (*path, str(index)), budget)
+                self.walk(item, (*path, str(index)))
 
     def line_of(self, path: tuple[str, ...]) -> int | None:
         while path:
@@ -398,46 +398,35 @@ def _message(err: dict[str, Any]) -> str:
         return "unknown key"
     if err.get("type") == "missing":
         return "is required"
+    loc = tuple(err.get("loc") or ())
+    if err.get("type") == "string_pattern_mismatch" and loc[::2] == ("environments", "[key]"):
+        return f"{err.get('input')!r} is not a valid environment name: {ENV_NAME_RULE}"
     if err.get("type") == "string_pattern_mismatch":
         pattern = (err.get("ctx") or {}).get("pattern", "")
         return f"{err.get('input')!r} is not valid here (must match {pattern})"
     return msg.removeprefix("Value error, ")
 
 
-def _yaml_error(path: Path, err: Exception) -> ConfigError:
-    """One line for any YAML failure: file:line and the problem, never PyYAML's caret art."""
-    if isinstance(err, RecursionError):
-        return ConfigError(f"{path}: the document nests too deeply (or an alias refers to itself)")
-    if isinstance(err, yaml.MarkedYAMLError):
-        mark = err.problem_mark or err.context_mark
-        line = mark.line + 1 if mark else None
-        problem = " ".join(str(err.problem or err.context or "malformed YAML").split())
-        return ConfigError(f"{_where(path, line)}: malformed YAML: {problem}")
-    first = " ".join(str(err).split("\n")[0].split())
-    return ConfigError(f"{path}: malformed YAML: {first}")
-
-
 def parse_config(text: str, path: Path) -> Config:
     """Validate one YAML document; every problem is a `ConfigError` naming file:line and key."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except (yaml.YAMLError, RecursionError) as err:
-        raise _yaml_error(path, err) from None
+        node = compose(text)
+    except YamlProblem as err:
+        raise ConfigError(f"{_where(path, err.line)}: {err.message}") from None
     if node is None:
         raise ConfigError(f"{path}: is empty; it must declare at least app and environments")
     lines = _Lines()
     try:
-        lines.walk(node, (), [MAX_YAML_NODES])
+        lines.walk(node, ())
+        data = construct(node)
     except _LocatedError as err:
         raise ConfigError(
             f"{_where(path, err.line)}: {'.'.join(err.path)}: {err.message}"
         ) from None
-    except RecursionError as err:
-        raise _yaml_error(path, err) from None
-    try:
-        data = yaml.safe_load(text)
-    except (yaml.YAMLError, RecursionError, ValueError) as err:
-        raise _yaml_error(path, err) from None
+    except RecursionError:
+        raise ConfigError(f"{path}: the document nests too deeply") from None
+    except YamlProblem as err:
+        raise ConfigError(f"{_where(path, err.line)}: {err.message}") from None
     if not isinstance(data, dict):
         raise ConfigError(
             f"{_where(path, 1)}: the document must be a mapping of keys, not a "
@@ -448,7 +437,7 @@ def parse_config(text: str, path: Path) -> Config:
     except ValidationError as err:
         errors = err.errors()
         first = errors[0]
-        loc = tuple(str(part) for part in first["loc"])
+        loc = tuple(str(part) for part in first["loc"] if part != "[key]")
         key = ".".join(loc) or "(document)"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         raise ConfigError(

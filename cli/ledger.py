@@ -1,7 +1,10 @@
 """The release ledger: one immutable S3 object per release-pointer move of an environment.
 
 Entries live in the artifact bucket at `<prefix>/releases/<env>/<seq>.json`, the sequence
-zero-padded to 10 digits so that lexical order is numeric order. Each one is written with
+zero-padded to 10 digits so that lexical order is numeric order, and within 1..MAX_SEQ.
+The ledger trusts nothing it lists: a key of another shape or a number out of range is
+reported (`problems`) and never followed, and so are gaps — sdeliver never deletes an
+entry, and its appends never skip a number. Each one is written with
 a conditional create (`If-None-Match: *`) in a single PUT: two writers can never claim the
 same number, nothing is ever overwritten, and an entry lands whole or not at all.
 
@@ -47,8 +50,14 @@ E2e = Literal["passed", "failed", "skipped"]
 CONFLICT_CODES = ("PreconditionFailed", "ConditionalRequestConflict", "412", "409")
 APPEND_ATTEMPTS = 20
 SEQ_DIGITS = 10
+# The largest sequence number the ledger follows or writes. A billion moves is beyond any
+# real history (one a second for 31 years), so a number above it was forged or typed by
+# hand; and it keeps every key the ledger computes (seq + 1, a retry moving past a taken
+# number) 10 digits wide, with a leading 0, so width and order can never break.
+MAX_SEQ = 10**9 - 1
 READ_AHEAD = 16  # ledger bodies fetched at once by `entries`
-_KEY = re.compile(rf"/(\d{{{SEQ_DIGITS}}})\.json$")
+SHOWN_PER_PROBLEM = 5  # stray keys or gaps named one by one; the rest are counted
+_NAME = re.compile(rf"(\d{{{SEQ_DIGITS}}})\.json")
 
 
 def utc_now() -> datetime:
@@ -129,25 +138,76 @@ class Ledger:
         self.bucket = project.artifact_bucket
         self.prefix = f"{project.prefix}/releases/{env}/"
         self._cache: dict[int, Entry] = {}
+        self._problems: list[str] | None = None
 
     def key(self, seq: int) -> str:
         return f"{self.prefix}{seq:0{SEQ_DIGITS}d}.json"
 
+    def where(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
     # -- reading -------------------------------------------------------------------------
 
     def seqs(self) -> list[int]:
-        """Every entry's sequence number, oldest first, from the keys alone (no bodies)."""
-        found = []
+        """Every entry's sequence number, oldest first, from the keys alone (no bodies).
+
+        Only keys `<10 digits>.json` numbered 1..MAX_SEQ count; the rest, and the gaps
+        between the numbers, are kept for `problems` from this same listing."""
+        found, strays, beyond = [], [], []
         for item in self.project.aws.paginate(
             "s3", "list_objects_v2", "Contents", resource=f"the {self.env} release ledger",
             Bucket=self.bucket, Prefix=self.prefix,
         ):
-            match = _KEY.search(item["Key"])
-            if match and item["Key"] == self.key(int(match.group(1))):
+            match = _NAME.fullmatch(item["Key"][len(self.prefix):])
+            if match is None:
+                strays.append(item["Key"])
+            elif not 1 <= int(match.group(1)) <= MAX_SEQ:
+                beyond.append(item["Key"])
+            else:
                 found.append(int(match.group(1)))
-        return sorted(found)
+        found.sort()
+        self._problems = self._describe(found, strays, beyond)
+        return found
+
+    def problems(self) -> list[str]:
+        """What is wrong with the ledger's keys, as of the last listing (made now if none):
+        keys that are not entries, numbers out of range, missing entries. Never raises for
+        them: each is reported, none is followed."""
+        if self._problems is None:
+            self.seqs()
+        assert self._problems is not None
+        return list(self._problems)
+
+    def _describe(self, seqs: list[int], strays: list[str], beyond: list[str]) -> list[str]:
+        problems = [
+            f"{self.where(key)} is not a ledger entry key ({SEQ_DIGITS}-digit number.json); "
+            "ignored"
+            for key in strays[:SHOWN_PER_PROBLEM]
+        ]
+        problems += [
+            f"{self.where(key)} is numbered outside 1..{MAX_SEQ}, so not by sdeliver; ignored"
+            for key in beyond[:SHOWN_PER_PROBLEM]
+        ]
+        hidden = max(0, len(strays) - SHOWN_PER_PROBLEM) + max(0, len(beyond) - SHOWN_PER_PROBLEM)
+        gaps = _gaps(seqs)
+        problems += [
+            f"{self._span(first, last)} missing: deleted, or skipped by a forged entry "
+            "(sdeliver never deletes or skips one)"
+            for first, last in gaps[:SHOWN_PER_PROBLEM]
+        ]
+        hidden += max(0, len(gaps) - SHOWN_PER_PROBLEM)
+        if hidden:
+            problems.append(f"and {hidden} more such problems under {self.where(self.prefix)}")
+        return problems
+
+    def _span(self, first: int, last: int) -> str:
+        if first == last:
+            return f"{self.where(self.key(first))} is"
+        return f"{self.where(self.key(first))} to {self.key(last).rsplit('/', 1)[-1]} are"
 
     def read(self, seq: int) -> Entry | None:
+        if not 1 <= seq <= MAX_SEQ:
+            return None  # never follow a number no append of ours can have written
         if seq in self._cache:
             return self._cache[seq]
         key = self.key(seq)
@@ -230,16 +290,24 @@ class Ledger:
 
         Think of the environment's history as a stack of live releases: a successful
         deploy or promote pushes its release, a successful rollback pops back to the one it
-        restored, failed entries and canary steps change nothing. The answer is the entry
-        under `before` on that stack. So deploy a, deploy b, rollback gives a; a second
-        rollback gives the release before a, never b again (no bouncing).
+        restored, failed entries and canary steps change nothing. Pushing the release
+        already on top (two deploys of one commit, `deploy --force`) does not grow the
+        stack. The answer is the nearest entry under `before` on that stack with another
+        release. So deploy a, deploy b, rollback gives a; a second rollback gives the
+        release before a, never b again (no bouncing); deploy a, deploy b, deploy b,
+        rollback gives a, not b again (no standing still).
 
         Walking back: a rollback entry stands for the entry whose release it restored (the
         newest live entry with that release before the one it replaced, followed again if
-        that is itself a rollback); from there, the first live entry further back is it.
+        that is itself a rollback); from there, the first live entry further back is it,
+        unless it holds `before`'s release: then the walk goes on from that entry.
         """
         origin = self._origin(before)
-        return next((e for e in self._newest_first(before=origin.seq) if e.live), None)
+        while True:
+            below = next((e for e in self._newest_first(before=origin.seq) if e.live), None)
+            if below is None or below.release != before.release:
+                return below
+            origin = self._origin(below)  # seq only decreases: the walk ends
 
     def _origin(self, entry: Entry) -> Entry:
         """The deploy or promote whose place on the stack `entry` holds."""
@@ -274,6 +342,7 @@ class Ledger:
             raise OperationFailed(f"unknown release ledger fields: {', '.join(unknown)}")
         seqs = self.seqs()
         seq = (seqs[-1] if seqs else 0) + 1
+        self._check_room(seq)
         try:
             draft = Entry(seq=seq, **fields)
         except ValidationError as err:
@@ -300,6 +369,7 @@ class Ledger:
                 # write may still fail, so the same number may be free again.
                 floor = seq + 1 if error_code(err) in ("PreconditionFailed", "412") else seq
                 seq = max(floor, (seqs[-1] if seqs else 0) + 1)
+                self._check_room(seq)
                 continue
             self._cache[seq] = entry
             return entry
@@ -308,3 +378,24 @@ class Ledger:
             f"{APPEND_ATTEMPTS} attempts lost to other writers",
             hint="another sdeliver is releasing this environment; retry when it is done",
         )
+
+    def _check_room(self, seq: int) -> None:
+        """Refuse to write past MAX_SEQ: the entry before is forged, not a billion moves."""
+        if seq > MAX_SEQ:
+            newest = self.where(self.key(seq - 1))
+            raise OperationFailed(
+                f"the {self.env} release ledger cannot pass seq {MAX_SEQ}: its newest entry "
+                f"{newest} is at the limit, which no real history reaches",
+                hint=f"inspect it with 'aws s3 cp {newest} -' and, if it is not a move you "
+                "made, remove it with 'aws s3 rm'; then retry",
+            )
+
+
+def _gaps(seqs: list[int]) -> list[tuple[int, int]]:
+    """The missing runs (first, last) in 1..seqs[-1] of a sorted list of numbers."""
+    gaps, expected = [], 1
+    for seq in seqs:
+        if seq > expected:
+            gaps.append((expected, seq - 1))
+        expected = seq + 1
+    return gaps

@@ -74,11 +74,13 @@ class Lease:
     def parse(cls, body: bytes, where: str) -> Lease:
         try:
             data = json.loads(body)
-            return cls(
+            lease = cls(
                 owner=str(data["owner"]), host=str(data["host"]), pid=int(data["pid"]),
                 command=str(data["command"]), started=str(data["started"]),
                 expires=str(data["expires"]), token=str(data.get("token", "")),
             )
+            parse_iso(lease.started), parse_iso(lease.expires)  # read later: fail here
+            return lease
         except (ValueError, KeyError, TypeError) as err:
             raise OperationFailed(
                 f"the lock {where} is unreadable: {err}",
@@ -100,6 +102,31 @@ class Lease:
         return f"{self.owner} ({self.command} on host {self.host}, pid {self.pid}) since {since}"
 
 
+@dataclass(frozen=True)
+class UnreadableLease:
+    """A lock object that is not a lease (truncated, hand-written, another tool's): shown as
+    its raw bytes before `unlock --force` removes it, since nothing else says who left it."""
+
+    where: str
+    problem: str  # why it is not a lease, one line
+    raw: bytes
+
+    SHOWN_BYTES = 200
+
+    def preview(self) -> str:
+        """The first SHOWN_BYTES bytes, escaped: control bytes never reach the terminal."""
+        text = repr(self.raw[: self.SHOWN_BYTES])[2:-1]
+        more = len(self.raw) - self.SHOWN_BYTES
+        return text + (f"... ({more} more bytes)" if more > 0 else "")
+
+    def describe(self) -> str:
+        return f"an unreadable lease ({self.problem}), {len(self.raw)} bytes: {self.preview()}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"unreadable": True, "problem": self.problem, "bytes": len(self.raw),
+                "raw": self.preview()}
+
+
 def lock_key(project: Project, env: str) -> str:
     return f"{project.prefix}/locks/{env}.json"
 
@@ -119,7 +146,9 @@ def _read(project: Project, env: str) -> tuple[Lease, str] | None:
     return Lease.parse(found["Body"].read(), _where(project, env)), str(found["ETag"])
 
 
-def _delete_if(project: Project, env: str, etag: str, lease: Lease | None = None) -> bool:
+def _delete_if(
+    project: Project, env: str, etag: str, lease: Lease | UnreadableLease | None = None
+) -> bool:
     """Delete the lease only if it is still the one with `etag`; True when it is gone."""
     key = lock_key(project, env)
     try:
@@ -134,7 +163,7 @@ def _delete_if(project: Project, env: str, etag: str, lease: Lease | None = None
         if error_code(err) not in UNSUPPORTED:
             raise
     # No conditional deletes here: compare, then delete (a narrow race, the best available).
-    now = _read_or_none(project, env)
+    now = inspect_lock(project, env)  # an unreadable object is there too, not gone
     if now is None:
         return True
     if now[1] != etag and (lease is None or now[0] != lease):
@@ -146,35 +175,47 @@ def _delete_if(project: Project, env: str, etag: str, lease: Lease | None = None
     return True
 
 
-def _read_or_none(project: Project, env: str) -> tuple[Lease, str] | None:
-    try:
-        return _read(project, env)
-    except OperationFailed:
-        return None
-
-
 def read_lock(project: Project, env: str) -> Lease | None:
     """Who holds the environment's lock, or None."""
     found = _read(project, env)
     return found[0] if found else None
 
 
-def force_unlock(project: Project, env: str) -> Lease | None:
-    """Break the lock whoever holds it; returns the lease removed (None if there was none)."""
+def inspect_lock(project: Project, env: str) -> tuple[Lease | UnreadableLease, str] | None:
+    """What the lock object holds, readable or not, and its ETag; None when unlocked."""
+    found = project.aws.call(
+        "s3", "get_object", resource=_where(project, env), missing=True,
+        Bucket=project.artifact_bucket, Key=lock_key(project, env),
+    )
+    if found is None:
+        return None
+    raw, where = found["Body"].read(), _where(project, env)
+    try:
+        held: Lease | UnreadableLease = Lease.parse(raw, where)
+    except OperationFailed as err:
+        problem = err.message.removeprefix(f"the lock {where} is unreadable: ")
+        held = UnreadableLease(where, " ".join(problem.split()), raw)
+    return held, str(found["ETag"])
+
+
+def force_unlock(
+    project: Project, env: str, shown: Lease | UnreadableLease | None = None
+) -> Lease | UnreadableLease | None:
+    """Break the lock whoever holds it, readable or not; returns what was removed (None if
+    there was nothing). With `shown` (what the user confirmed), a lock that changed since
+    is left alone: breaking a lease nobody has seen is not what was asked."""
     for _ in range(TAKEOVER_ATTEMPTS):
-        found = project.aws.call(
-            "s3", "get_object", resource=_where(project, env), missing=True,
-            Bucket=project.artifact_bucket, Key=lock_key(project, env),
-        )
+        found = inspect_lock(project, env)
         if found is None:
             return None
-        etag = str(found["ETag"])
-        try:
-            lease = Lease.parse(found["Body"].read(), _where(project, env))
-        except OperationFailed:
-            lease = Lease("(unreadable lease)", "?", 0, "?", iso(utc_now()), iso(utc_now()))
-        if _delete_if(project, env, etag, lease):
-            return lease
+        held, etag = found
+        if shown is not None and held != shown:
+            raise OperationFailed(
+                f"the lock of {env} changed since it was shown: now {held.describe()}",
+                hint=f"look again with 'sdeliver unlock --env {env}', then retry",
+            )
+        if _delete_if(project, env, etag, held):
+            return held
     raise OperationFailed(f"the lock of {env} keeps changing; retry 'sdeliver unlock --force'")
 
 

@@ -16,9 +16,9 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from .errors import ConfigError
+from .yamlsafe import YamlProblem
+from .yamlsafe import load as load_yaml
 
 if TYPE_CHECKING:
     from .project import Project
@@ -101,15 +101,14 @@ def load_document(project: Project, source: str) -> dict[str, Any]:
     except OSError as err:
         raise _fail(source, f"cannot be read: {err.strerror or err}") from None
     try:
-        data = json.loads(text) if text.lstrip().startswith("{") else yaml.safe_load(text)
+        data = json.loads(text) if text.lstrip().startswith("{") else load_yaml(text)
     except json.JSONDecodeError as err:
         raise _fail(source, f"malformed JSON at line {err.lineno}: {err.msg}") from None
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise _fail(source, f"malformed YAML{where}: {err.problem or err.context}") from None
-    except (yaml.YAMLError, RecursionError, ValueError) as err:
-        raise _fail(source, f"malformed YAML: {err}") from None
+    except RecursionError:
+        raise _fail(source, "the document nests too deeply") from None
+    except YamlProblem as err:
+        where = f"line {err.line}: " if err.line else ""
+        raise _fail(source, f"{where}{err.message}") from None
     if not isinstance(data, dict):
         raise _fail(source, "is not an OpenAPI 3 or Swagger 2.0 document")
     version = str(data.get("openapi", ""))

@@ -28,11 +28,13 @@ def history(
     g = state(ctx)
     project = g.project()
     target = env or project.config.first_env
-    entries = run(project, target, limit)
+    found = run(project, target, limit)
+    for problem in found["problems"]:
+        project.progress.warn(f"{target} release ledger: {problem}")
     if g.json:
-        emit_json({"app": project.app, "env": target, "entries": entries})
+        emit_json({"app": project.app, "env": target, **found})
         return
-    render_entries(target, entries)
+    render_entries(target, found["entries"])
 
 
 def render_entries(env: str, entries: list[dict[str, Any]]) -> None:

@@ -57,8 +57,8 @@ def render(document: dict[str, Any]) -> None:
     for column in ("env", "version", "release", "deployed", "e2e", "api", "site"):
         table.add_column(column)
     for name, env in document["environments"].items():
-        if env.get("error"):
-            table.add_row(name, "-", f"[red]{env['error']}[/]", "", "", "", "")
+        if env.get("error"):  # in full under the table: a cell would cut the S3 key short
+            table.add_row(name, "-", "[red]error (below)[/]", "", "", "", "")
             continue
         weights = ", ".join(f"v{v} {w:.0%}" for v, w in (env.get("weights") or {}).items())
         version = f"{env['version']}" + (f" (+{weights})" if weights else "")
@@ -74,6 +74,8 @@ def render(document: dict[str, Any]) -> None:
         )
     console().print(table)
     for name, env in document["environments"].items():
+        if env.get("error"):
+            console().print(f"[red]{name}:[/] {escape(env['error'])}")
         if env.get("drift"):
             console().print(
                 f"[red]{name} does not serve what the ledger says:[/] "
@@ -82,6 +84,10 @@ def render(document: dict[str, Any]) -> None:
             )
         if env.get("locked_by"):
             console().print(f"[yellow]{name} is locked:[/] {env['locked_by']}")
+        if env.get("lock_error"):
+            console().print(f"[yellow]{name} lock:[/] {escape(env['lock_error'])}")
+        for problem in env.get("ledger_problems") or ():
+            console().print(f"[yellow]{name} release ledger:[/] {escape(problem)}")
         if env.get("last"):
             last = env["last"]
             console().print(

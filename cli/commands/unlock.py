@@ -21,14 +21,18 @@ def unlock(
     env: Annotated[str, typer.Option("--env", "-e", help="Environment.")],
     force: Annotated[bool, typer.Option("--force", help="Break the lease.")] = False,
 ) -> None:
-    """Show who holds an environment's lease; with --force, remove it."""
-    from ..lock import force_unlock, read_lock
+    """Show who holds an environment's lease; with --force, remove it.
+
+    A lock object that is not a lease (truncated, written by hand) is shown as its first
+    bytes, escaped, and --force removes it too."""
+    from ..lock import force_unlock, inspect_lock
     from ..output import emit_json, info
 
     g = state(ctx)
     project = g.project()
     project.config.env(env)
-    held = read_lock(project, env)
+    found = inspect_lock(project, env)
+    held = found[0] if found else None
     if held is None:
         if g.json:
             emit_json({"env": env, "locked": False, "removed": None})
@@ -40,7 +44,7 @@ def unlock(
         raise UsageError(f"{env} stays locked: pass --force to break the lease")
     if not confirm(g, f"Break the lease on {env}?"):
         return
-    removed = force_unlock(project, env)
+    removed = force_unlock(project, env, shown=held)
     if g.json:
         emit_json({"env": env, "locked": False, "removed": removed.to_dict() if removed else None})
     else:

@@ -136,7 +136,7 @@ def run_demo(
         if show is not None:
             show("status", status(p))
             for env in envs:
-                show("history", {"env": env, "entries": history(p, env, 5)})
+                show("history", {"env": env, **history(p, env, 5)})
 
     try:
         progress.step(f"1/6 init: provision {APP} in the emulator ({emulator.endpoint})")

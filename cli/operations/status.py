@@ -23,9 +23,15 @@ def environment_status(project: Project, env: str) -> dict[str, Any]:
     except SdeliverError as err:
         return {**doc, "version": None, "error": err.message}
     ledger = Ledger(project, env)
-    last = ledger.latest()
-    entry = ledger.current() if last is not None and not last.live else last
-    lease = read_lock(project, env)
+    try:  # a corrupt entry or lock is this environment's problem, not every one's
+        last = ledger.latest()
+        entry = ledger.current() if last is not None and not last.live else last
+    except SdeliverError as err:
+        return {**doc, "version": pointers.version, "error": err.message}
+    try:
+        lease = read_lock(project, env)
+    except SdeliverError as err:
+        lease, doc["lock_error"] = None, err.message
     differ = disagreements(live, entry)
     doc["in_sync"] = not differ
     if differ:
@@ -45,6 +51,8 @@ def environment_status(project: Project, env: str) -> dict[str, Any]:
         site_url=site_url,
         locked_by=lease.describe() if lease else None,
     )
+    if ledger.problems():
+        doc["ledger_problems"] = ledger.problems()
     if entry is not None:
         doc.update(
             release=entry.release,
@@ -81,6 +89,9 @@ def status(project: Project) -> dict[str, Any]:
     }
 
 
-def history(project: Project, env: str, limit: int | None = None) -> list[dict[str, Any]]:
+def history(project: Project, env: str, limit: int | None = None) -> dict[str, Any]:
+    """The newest entries, and what is wrong with the ledger's keys (from the same listing)."""
     project.config.env(env)
-    return [entry.model_dump(mode="json") for entry in Ledger(project, env).entries(limit)]
+    ledger = Ledger(project, env)
+    entries = [entry.model_dump(mode="json") for entry in ledger.entries(limit)]
+    return {"entries": entries, "problems": ledger.problems()}

@@ -136,6 +136,12 @@ BAD = {
         "site.config",
     ),
     "bad environment name": ("app: shop\nenvironments:\n  Test!: {}\n", "3", "environments.Test!"),
+    # The name becomes part of S3 bucket names, which allow a-z 0-9 . - only.
+    "underscore in an environment name": (
+        "app: shop\nenvironments:\n  test: {}\n  pre_prod: {}\n",
+        "4",
+        "environments.pre_prod: 'pre_prod' is not a valid environment name",
+    ),
 }
 
 
@@ -162,8 +168,14 @@ def test_alias_bomb_is_refused() -> None:
         cur = chr(ord("a") + i)
         refs = ", ".join([f"*{prev}"] * 10)
         bomb += f"{cur}: &{cur} [{refs}]\n"
-    with pytest.raises(ConfigError, match="too large"):
+    with pytest.raises(ConfigError, match=r"^sdeliver\.yaml: .*too large once its aliases"):
         parse(bomb)
+
+
+def test_an_alias_cycle_is_refused_naming_the_file() -> None:
+    cycle = r"^sdeliver\.yaml:3: .*an alias refers to a node that contains it"
+    with pytest.raises(ConfigError, match=cycle):
+        parse("app: shop\nenvironments: {test: {}}\nloop: &l [*l]\n")
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -354,3 +354,155 @@ def test_a_lost_answer_to_our_own_write_is_not_written_twice(
     entry = ledger.append(action="deploy", outcome="succeeded", release="r1", who="arn:x")
     assert entry.seq == 1
     assert ledger.seqs() == [1]
+
+
+# -- the ledger trusts nothing it lists ------------------------------------------------------
+
+
+def _forge(project: Project, ledger: Ledger, name: str, seq: int, release: str = "evil") -> str:
+    key = f"{ledger.prefix}{name}"
+    body = {"seq": seq, "env": "test", "action": "deploy", "outcome": "succeeded",
+            "release": release, "lambda_version": "666"}
+    _put_raw(project, key, json.dumps(body).encode())
+    return key
+
+
+def _keys(project: Project, ledger: Ledger) -> list[str]:
+    listing = boto3.client("s3", region_name=project.region).list_objects_v2(
+        Bucket=project.artifact_bucket, Prefix=ledger.prefix
+    )
+    return sorted(item["Key"] for item in listing.get("Contents", []))
+
+
+def test_a_forged_seq_beyond_the_maximum_is_reported_and_never_followed(project: Project) -> None:
+    ledger = Ledger(project, "test")
+    deploy(ledger, "a")
+    deploy(ledger, "b")
+    forged = _forge(project, ledger, "9999999999.json", 9999999999)
+
+    current = ledger.current()
+    assert current is not None and current.release == "b"
+    assert ledger.find("9999999999") is None and ledger.find("evil") is None
+    assert deploy(ledger, "c").seq == 3  # never 10000000000, an 11-digit key
+    assert [f"{ledger.prefix}{n:010d}.json" for n in (1, 2, 3)] + [forged] == _keys(
+        project, ledger
+    )
+    [problem] = ledger.problems()
+    assert forged in problem and "outside 1..999999999" in problem
+
+
+def test_a_key_of_another_width_is_reported_and_never_followed(project: Project) -> None:
+    ledger = Ledger(project, "test")
+    deploy(ledger, "a")
+    eleven = _forge(project, ledger, "00000000002.json", 2)
+
+    assert ledger.seqs() == [1]
+    assert deploy(ledger, "b").seq == 2
+    [problem] = ledger.problems()
+    assert eleven in problem and "not a ledger entry key" in problem
+
+
+def test_deleted_entries_are_reported_as_gaps_naming_their_keys(project: Project) -> None:
+    ledger = Ledger(project, "test")
+    for n in range(6):
+        deploy(ledger, f"r{n}")
+    s3 = boto3.client("s3", region_name=project.region)
+    for seq in (2, 4, 5):
+        s3.delete_object(Bucket=project.artifact_bucket, Key=ledger.key(seq))
+
+    assert [e.seq for e in ledger.entries()] == [6, 3, 1]
+    where = f"s3://{project.artifact_bucket}/{ledger.prefix}"
+    assert ledger.problems() == [
+        f"{where}0000000002.json is missing: deleted, or skipped by a forged entry "
+        "(sdeliver never deletes or skips one)",
+        f"{where}0000000004.json to 0000000005.json are missing: deleted, or skipped by a "
+        "forged entry (sdeliver never deletes or skips one)",
+    ]
+    assert deploy(ledger, "r6").seq == 7  # the gaps are never filled in
+
+
+def test_a_healthy_ledger_has_no_problems(project: Project) -> None:
+    ledger = Ledger(project, "test")
+    assert ledger.problems() == []
+    deploy(ledger, "a")
+    deploy(ledger, "b")
+    assert ledger.problems() == []
+
+
+def test_problems_come_from_the_listing_already_made(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = Ledger(project, "test")
+    deploy(ledger, "a")
+    _put_raw(project, f"{ledger.prefix}notes.txt", b"hello")
+    listings = []
+    real = project.aws.paginate
+
+    def paginate(*args: Any, **kwargs: Any) -> Any:
+        listings.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(project.aws, "paginate", paginate)
+    ledger.entries()
+    assert len(ledger.problems()) == 1
+    assert listings == ["list_objects_v2"]
+
+
+def test_many_stray_keys_are_named_a_few_and_counted(project: Project) -> None:
+    ledger = Ledger(project, "test")
+    deploy(ledger, "a")
+    for n in range(8):
+        _put_raw(project, f"{ledger.prefix}stray-{n}.json", b"{}")
+    problems = Ledger(project, "test").problems()
+    assert len(problems) == 6
+    assert problems[-1].startswith("and 3 more such problems under s3://")
+
+
+def test_append_refuses_to_pass_the_maximum_seq(project: Project) -> None:
+    from sdeliver.ledger import MAX_SEQ
+
+    ledger = Ledger(project, "test")
+    deploy(ledger, "a")
+    at_limit = _forge(project, ledger, f"{MAX_SEQ:010d}.json", MAX_SEQ)
+    before = _keys(project, ledger)
+
+    with pytest.raises(OperationFailed, match=r"cannot pass seq 999999999") as raised:
+        deploy(ledger, "b")
+    assert at_limit in raised.value.message and "\n" not in raised.value.message
+    assert "aws s3 rm" in (raised.value.hint or "")
+    assert _keys(project, ledger) == before
+    assert any("0000000002.json to 0999999998.json are missing" in p for p in ledger.problems())
+
+
+# -- rollback over duplicate entries -----------------------------------------------------
+
+
+def test_rollback_steps_over_a_second_entry_of_the_same_release(project: Project) -> None:
+    ledger = Ledger(project, "test")
+    deploy(ledger, "a")
+    deploy(ledger, "b")
+    deploy(ledger, "b")  # the same commit again, or deploy --force
+    back = rollback(ledger)
+    assert back.release == "a"
+    assert ledger.previous_release(back) is None  # b is not under a on the stack
+
+
+def test_a_duplicate_under_the_top_is_one_place_on_the_stack(project: Project) -> None:
+    ledger = Ledger(project, "test")
+    deploy(ledger, "a")
+    deploy(ledger, "a")
+    deploy(ledger, "b")
+    first = rollback(ledger)
+    assert first.release == "a"
+    assert ledger.previous_release(first) is None
+
+
+def test_redeploying_the_restored_release_does_not_bring_back_the_rolled_back_one(
+    project: Project,
+) -> None:
+    ledger = Ledger(project, "test")
+    deploy(ledger, "a")
+    deploy(ledger, "b")
+    rollback(ledger)  # back to a
+    again = deploy(ledger, "a")
+    assert ledger.previous_release(again) is None

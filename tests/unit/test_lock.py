@@ -9,15 +9,25 @@ import sys
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
-from sdeliver.errors import EXIT_LOCKED, EnvironmentLocked
+from sdeliver.errors import EXIT_LOCKED, AwsError, EnvironmentLocked, OperationFailed
 from sdeliver.ledger import iso, utc_now
-from sdeliver.lock import EnvironmentLock, Lease, force_unlock, lock_key, read_lock, this_host
+from sdeliver.lock import (
+    EnvironmentLock,
+    Lease,
+    UnreadableLease,
+    force_unlock,
+    inspect_lock,
+    lock_key,
+    read_lock,
+    this_host,
+)
 from sdeliver.progress import Silent
 from sdeliver.project import Project
 
@@ -201,14 +211,89 @@ def test_force_unlock_of_an_unlocked_environment_returns_none(project: Project) 
     assert force_unlock(project, "prod") is None
 
 
-def test_force_unlock_removes_an_unreadable_lease(project: Project) -> None:
+def put_lock_bytes(project: Project, env: str, body: bytes) -> None:
     boto3.client("s3", region_name=project.region).put_object(
-        Bucket=project.artifact_bucket, Key=lock_key(project, "prod"), Body=b"{truncated"
+        Bucket=project.artifact_bucket, Key=lock_key(project, env), Body=body
     )
+
+
+def test_force_unlock_removes_an_unreadable_lease(project: Project) -> None:
+    put_lock_bytes(project, "prod", b"{truncated")
     removed = force_unlock(project, "prod")
-    assert removed is not None and "unreadable" in removed.owner
+    assert isinstance(removed, UnreadableLease) and removed.raw == b"{truncated"
     with EnvironmentLock(project, "prod", "deploy"):
         pass
+
+
+def test_an_unreadable_lock_is_shown_as_its_first_bytes_escaped(project: Project) -> None:
+    put_lock_bytes(project, "prod", b"\x1b[31m\x00not a lease\n" + b"x" * 300)
+    found = inspect_lock(project, "prod")
+    assert found is not None
+    held = found[0]
+    assert isinstance(held, UnreadableLease) and lock_key(project, "prod") in held.where
+    shown = held.describe()
+    assert shown.startswith("an unreadable lease (Expecting value: line 1 column 1 (char 0))")
+    assert "\\x1b[31m\\x00not a lease\\nxxx" in shown and "(118 more bytes)" in shown
+    assert "\x1b" not in shown and "\x00" not in shown and "\n" not in shown
+
+
+def test_a_lease_with_a_time_that_is_not_a_time_is_unreadable_not_a_crash(
+    project: Project,
+) -> None:
+    plant(project, "prod", expires="tomorrow")
+    with pytest.raises(OperationFailed, match=r"is unreadable: .*tomorrow"):
+        read_lock(project, "prod")
+    assert isinstance(force_unlock(project, "prod"), UnreadableLease)
+    assert inspect_lock(project, "prod") is None
+
+
+def test_force_unlock_leaves_a_lock_that_changed_since_it_was_shown(project: Project) -> None:
+    put_lock_bytes(project, "prod", b"garbage")
+    found = inspect_lock(project, "prod")
+    assert found is not None
+    planted = plant(project, "prod")  # a real lease arrives while the user reads the prompt
+    with pytest.raises(OperationFailed, match="changed since it was shown: now arn:"):
+        force_unlock(project, "prod", shown=found[0])
+    assert read_lock(project, "prod") == planted
+
+
+def test_without_conditional_deletes_an_unreadable_lock_is_still_removed(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put_lock_bytes(project, "prod", b"garbage")
+    real_call = project.aws.call
+
+    def call(service: str, operation: str, **kwargs: Any) -> Any:
+        if operation == "delete_object" and "IfMatch" in kwargs:
+            raise AwsError("conditional deletes are not supported", code="NotImplemented")
+        return real_call(service, operation, **kwargs)
+
+    monkeypatch.setattr(project.aws, "call", call)
+    assert isinstance(force_unlock(project, "prod"), UnreadableLease)
+    assert inspect_lock(project, "prod") is None
+
+
+def test_unlock_force_prints_an_unreadable_locks_bytes_then_removes_it(
+    project: Project, project_dir: Path, sdeliver: Any
+) -> None:
+    put_lock_bytes(project, "prod", b"\x1b]0;owned\x07{half a lease")
+    result = sdeliver("unlock", "--env", "prod", "--force", "--yes", cwd=project_dir)
+    assert result.code == 0, result.output
+    text = " ".join(result.stderr.split())
+    shown = text.index("prod is locked by an unreadable lease")
+    assert "\\x1b]0;owned\\x07{half a lease" in text and "\x1b" not in result.stderr
+    assert shown < text.index("prod: lease removed")
+    assert inspect_lock(project, "prod") is None
+
+
+def test_unlock_without_force_shows_an_unreadable_lock_and_keeps_it(
+    project: Project, project_dir: Path, sdeliver: Any
+) -> None:
+    put_lock_bytes(project, "prod", b"garbage")
+    result = sdeliver("--json", "unlock", "--env", "prod", cwd=project_dir)
+    assert result.code == 2
+    assert "unreadable lease" in result.stderr and "garbage" in result.stderr
+    assert inspect_lock(project, "prod") is not None
 
 
 def test_releasing_leaves_a_lease_that_someone_else_took_over(project: Project) -> None:

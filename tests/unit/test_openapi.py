@@ -215,3 +215,36 @@ def test_a_bad_definition_file_is_a_config_error_naming_api_openapi(
     assert message.startswith("api.openapi: api/bad.yaml: ")
     assert problem in message
     assert "\n" not in message
+
+
+def alias_bomb(levels: int) -> str:
+    """A document whose `x-bomb` key expands to 10**levels nodes through aliases."""
+    text = "x-b0: &b0 [x, x, x, x, x, x, x, x, x, x]\n"
+    for level in range(1, levels):
+        text += f"x-b{level}: &b{level} [{', '.join([f'*b{level - 1}'] * 10)}]\n"
+    return text + f"x-bomb: *b{levels - 1}\n"
+
+
+@pytest.mark.parametrize(
+    ("extra", "problem"),
+    [
+        (alias_bomb(6), "too large once its aliases are expanded"),
+        ("x-loop: &loop {again: *loop}\n", "an alias refers to a node that contains it"),
+    ],
+    ids=["a million nodes from aliases", "an alias cycle"],
+)
+def test_an_alias_bomb_in_the_api_file_is_refused_like_one_in_sdeliver_yaml(
+    make_project, project_dir, extra, problem
+):
+    document = "openapi: 3.0.1\ninfo: {title: t, version: '1'}\npaths: {/x: {get: {}}}\n"
+    (project_dir / "api" / "bomb.yaml").write_text(document + extra)
+    project = make_project(config_with_openapi("api/bomb.yaml"))
+
+    with pytest.raises(ConfigError) as raised:
+        build_definition(project)
+
+    message = str(raised.value)
+    assert message.startswith("api.openapi: api/bomb.yaml: ")
+    assert problem in message
+    assert "\n" not in message
+
