@@ -363,7 +363,7 @@ class EnvironmentLock:
             except AwsError as err:
                 if not is_conflict(err) and error_code(err) not in GONE:
                     raise
-                holder = _read_or_none(self.project, self.env)
+                holder = inspect_lock(self.project, self.env)
                 if holder is not None and holder[0] == lease:
                     # A retried renewal whose first attempt landed (its answer was lost):
                     # the lease there is the one we wrote, to the millisecond.
