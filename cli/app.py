@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -90,6 +91,12 @@ def root(
     local: Annotated[
         bool, typer.Option("--local", help="Use the local emulator instead of AWS.")
     ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", help="A traceback instead of the one-line error. Env: SDELIVER_DEBUG=1."
+        ),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
@@ -124,7 +131,7 @@ app.add_typer(pipeline.app, name="pipeline")
 
 # -- argv ----------------------------------------------------------------------------------
 
-FLAGS = {"--json", "--verbose", "-v", "--yes", "-y", "--local"}
+FLAGS = {"--json", "--verbose", "-v", "--yes", "-y", "--local", "--debug"}
 VALUED = {"--config", "-c", "--profile", "--region", "--endpoint-url"}
 
 
@@ -150,43 +157,65 @@ def hoist_globals(argv: list[str]) -> list[str]:
     return front + rest
 
 
-def _click_exception(err: Exception) -> int | None:
-    """The exit code of typer's (or click's) own exceptions after showing them, else None."""
+def _click_exception(err: Exception) -> tuple[int, str] | None:
+    """The exit code and message of typer's (or click's) own exceptions after showing
+    them, else None."""
     names = {cls.__name__ for cls in type(err).__mro__}
     if "Exit" in names:
-        return int(getattr(err, "exit_code", 0) or 0)
+        return int(getattr(err, "exit_code", 0) or 0), ""
     if "Abort" in names:
         from .output import error
 
         error("aborted")
-        return 130
+        return 130, "aborted"
     if "ClickException" in names and callable(getattr(err, "show", None)):
         err.show()  # type: ignore[attr-defined]
-        return EXIT_USAGE if "UsageError" in names else int(getattr(err, "exit_code", 1))
+        message = str(getattr(err, "format_message", lambda: str(err))())
+        return (EXIT_USAGE if "UsageError" in names else int(getattr(err, "exit_code", 1))), message
     return None
 
 
+def _given(args: list[str], flag: str) -> bool:
+    """Whether a global flag is among the (hoisted) arguments, before any `--`."""
+    return flag in (args[: args.index("--")] if "--" in args else args)
+
+
 def main(argv: list[str] | None = None) -> int:
-    from .output import error
+    from .output import emit_json_error, error, last_error, reset_emitted
 
     args = hoist_globals(list(sys.argv[1:] if argv is None else argv))
+    as_json = _given(args, "--json")
+    debug = _given(args, "--debug") or bool(os.environ.get("SDELIVER_DEBUG"))
+    reset_emitted()
+
+    def failed(code: int, message: str, hint: str | None = None) -> int:
+        # With --json a failure is one JSON document on stdout; the line on stderr stays.
+        if as_json and code != 0:
+            emit_json_error(code, message, hint)
+        return code
+
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args, prog_name="sdeliver", standalone_mode=False)
     except SdeliverError as err:
+        if debug:
+            traceback.print_exc()
         error(str(err))
-        return err.exit_code
+        return failed(err.exit_code, err.message, err.hint)
     except KeyboardInterrupt:
         error("interrupted")
-        return 130
+        return failed(130, "interrupted")
     except BrokenPipeError:
         return EXIT_FAILED
     except Exception as err:  # the last line of defence: never a traceback for a user
-        code = _click_exception(err)
-        if code is not None:
-            return code
-        if os.environ.get("SDELIVER_DEBUG"):
-            raise
-        error(f"internal error: {type(err).__name__}: {err} (set SDELIVER_DEBUG=1 for a traceback)")
-        return EXIT_FAILED
+        click = _click_exception(err)
+        if click is not None:
+            code, message = click
+            # After typer.Exit(1) the command has said why (or printed its JSON result).
+            return failed(code, message or last_error() or "failed")
+        if debug:
+            traceback.print_exc()
+        message = f"internal error: {type(err).__name__}: {err}"
+        error(f"{message} (run with --debug for a traceback)")
+        return failed(EXIT_FAILED, message, "run with --debug for a traceback")
     return result if isinstance(result, int) else 0

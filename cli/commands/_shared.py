@@ -10,7 +10,7 @@ from ..output import interactive
 
 GLOBALS_EPILOG = (
     "Global options (before or after the command): -c/--config, --profile, --region, "
-    "--endpoint-url, --json, -v/--verbose, -y/--yes, --local."
+    "--endpoint-url, --json, -v/--verbose, -y/--yes, --local, --debug."
 )
 
 

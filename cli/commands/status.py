@@ -45,7 +45,7 @@ def status(
 def render(document: dict[str, Any]) -> None:
     from rich.table import Table
 
-    from ..output import console
+    from ..output import data_console as console
 
     table = Table(
         title=f"{document['app']} ({document['region']})",
