@@ -32,7 +32,7 @@ from .commands import (
     unlock,
 )
 from .context import state
-from .errors import EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, SdeliverError
+from .errors import EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, SdeliverError, UsageError
 
 HELP = f"""Continuous delivery and safe releases for a serverless web app on AWS.
 
@@ -106,12 +106,36 @@ def root(
     g.config_path = config
     g.profile = profile
     g.region = region
-    g.endpoint_url = endpoint_url or os.environ.get("SDELIVER_ENDPOINT_URL") or None
+    g.endpoint_url = _checked_endpoint(
+        endpoint_url or os.environ.get("SDELIVER_ENDPOINT_URL") or None,
+        "--endpoint-url" if endpoint_url else "SDELIVER_ENDPOINT_URL",
+    )
     g.json = json_
     g.verbose = verbose
     g.yes = yes
     g.local = local
     ctx.call_on_close(g.close)
+
+
+def _checked_endpoint(url: str | None, source: str) -> str | None:
+    """The endpoint URL, or a usage error now: botocore would say "internal error:
+    ValueError" only at the first call."""
+    if url is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        valid = False
+    if not valid:
+        raise UsageError(
+            f"{source} {url!r} is not an http(s) URL",
+            hint="for example http://127.0.0.1:4566 (an AWS emulator)",
+        )
+    return url
 
 
 app.add_typer(config_cmd.app, name="config")
