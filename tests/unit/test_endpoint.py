@@ -31,7 +31,7 @@ class _Html(http.server.BaseHTTPRequestHandler):
     status = 501
     body = HTML_ERROR
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         self.send_response(self.status)
         self.send_header("Content-Type", "text/html")
         self.send_header("Content-Length", str(len(self.body)))
