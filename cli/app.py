@@ -31,6 +31,7 @@ from .commands import (
     status,
     unlock,
 )
+from .commands._shared import epilog
 from .context import state
 from .errors import EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, SdeliverError, UsageError
 
@@ -138,20 +139,45 @@ def _checked_endpoint(url: str | None, source: str) -> str | None:
     return url
 
 
-app.add_typer(config_cmd.app, name="config")
-app.command(epilog=init.EPILOG)(init.init)
-app.command(epilog=reconcile.EPILOG)(reconcile.reconcile)
-app.command(epilog=destroy.EPILOG)(destroy.destroy)
-app.command(epilog=deploy.EPILOG)(deploy.deploy)
-app.command(epilog=promote.EPILOG)(promote.promote)
-app.command(epilog=rollback.EPILOG)(rollback.rollback)
-app.command(epilog=status.EPILOG)(status.status)
-app.command(epilog=history.EPILOG)(history.history)
-app.command(epilog=unlock.EPILOG)(unlock.unlock)
-app.command(epilog=new.EPILOG)(new.new)
-app.command(epilog=demo.EPILOG)(demo.demo)
-app.add_typer(local.app, name="local")
-app.add_typer(pipeline.app, name="pipeline")
+# The one-line summaries `sdeliver -h` lists (click would cut the docstrings' first
+# paragraphs with "..." at 80 columns): each at most 55 characters.
+SUMMARIES = {
+    "init": "Provision what sdeliver.yaml declares (first reconcile).",
+    "reconcile": "Make AWS match sdeliver.yaml; print the plan first.",
+    "destroy": "Delete the app's resources (the ledger with --purge).",
+    "deploy": "Build a release and make an environment run it.",
+    "promote": "Run in one environment the release another runs.",
+    "rollback": "Put an environment back on its previous release.",
+    "status": "What each environment runs: version, release, URLs.",
+    "history": "Every pointer move of an environment, newest first.",
+    "unlock": "Show an environment's lease; with --force, remove it.",
+    "new": "Scaffold an app: handler, OpenAPI, site, e2e tests.",
+    "demo": "Watch delivery work, with no AWS account and no Docker.",
+    "config": "Check and show sdeliver.yaml (no AWS calls).",
+    "local": "AWS on this machine, and a gateway that runs the app.",
+    "pipeline": "The pipeline: Source → Commit → Acceptance → Production.",
+}
+
+
+def _command(module) -> None:  # type: ignore[no-untyped-def]
+    name = module.__name__.rsplit(".", 1)[-1]
+    app.command(epilog=module.EPILOG, short_help=SUMMARIES[name])(getattr(module, name))
+
+
+app.add_typer(config_cmd.app, name="config", short_help=SUMMARIES["config"])
+for _module in (init, reconcile, destroy, deploy, promote, rollback, status, history, unlock,
+                new, demo):
+    _command(_module)
+app.add_typer(
+    local.app,
+    name="local",
+    short_help=SUMMARIES["local"],
+    epilog=epilog(
+        "sdeliver local serve                      # emulator :4566, gateway :4567",
+        "sdeliver local serve --port 4600 --gateway-port 4601   # other ports",
+    ),
+)
+app.add_typer(pipeline.app, name="pipeline", short_help=SUMMARIES["pipeline"])
 
 # -- argv ----------------------------------------------------------------------------------
 
