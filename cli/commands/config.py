@@ -24,10 +24,15 @@ app = typer.Typer(
 def validate(ctx: typer.Context) -> None:
     """Check sdeliver.yaml: exit 0 if valid, 2 if not.
 
-    Every error is listed with file:line and key.
+    Besides the document: function.source, site.source and api.openapi exist (the OpenAPI
+    file parses as OpenAPI 3 or Swagger 2.0), and AWS still accepts the runtime. Every error
+    is listed with file:line and key.
     """
+    from ..validate import check_files
+
     g = state(ctx)
     config = g.config()
+    check_files(config)
     if g.json:
         emit_json({"valid": True, "path": str(config.path), "app": config.app})
     else:
