@@ -56,7 +56,7 @@ class _App(http.server.BaseHTTPRequestHandler):
 
     version = "v1"
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         base = f"http://{self.headers['Host']}"
         routes = {
             "/site/": ("text/html", b'<html><script src="app.js"></script></html>'),
