@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import threading
+import traceback
 from pathlib import Path
 from typing import Annotated
 
@@ -32,8 +33,16 @@ from .commands import (
     status,
     unlock,
 )
+from .commands._shared import epilog
 from .context import state
-from .errors import EXIT_CODES_HELP, EXIT_FAILED, EXIT_USAGE, SdeliverError, Terminated
+from .errors import (
+    EXIT_CODES_HELP,
+    EXIT_FAILED,
+    EXIT_USAGE,
+    SdeliverError,
+    Terminated,
+    UsageError,
+)
 
 HELP = f"""Continuous delivery and safe releases for a serverless web app on AWS.
 
@@ -92,6 +101,12 @@ def root(
     local: Annotated[
         bool, typer.Option("--local", help="Use the local emulator instead of AWS.")
     ] = False,
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug", help="A traceback instead of the one-line error. Env: SDELIVER_DEBUG=1."
+        ),
+    ] = False,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
@@ -101,7 +116,10 @@ def root(
     g.config_path = config
     g.profile = profile
     g.region = region
-    g.endpoint_url = endpoint_url or os.environ.get("SDELIVER_ENDPOINT_URL") or None
+    g.endpoint_url = _checked_endpoint(
+        endpoint_url or os.environ.get("SDELIVER_ENDPOINT_URL") or None,
+        "--endpoint-url" if endpoint_url else "SDELIVER_ENDPOINT_URL",
+    )
     g.json = json_
     g.verbose = verbose
     g.yes = yes
@@ -109,24 +127,70 @@ def root(
     ctx.call_on_close(g.close)
 
 
-app.add_typer(config_cmd.app, name="config")
-app.command(epilog=init.EPILOG)(init.init)
-app.command(epilog=reconcile.EPILOG)(reconcile.reconcile)
-app.command(epilog=destroy.EPILOG)(destroy.destroy)
-app.command(epilog=deploy.EPILOG)(deploy.deploy)
-app.command(epilog=promote.EPILOG)(promote.promote)
-app.command(epilog=rollback.EPILOG)(rollback.rollback)
-app.command(epilog=status.EPILOG)(status.status)
-app.command(epilog=history.EPILOG)(history.history)
-app.command(epilog=unlock.EPILOG)(unlock.unlock)
-app.command(epilog=new.EPILOG)(new.new)
-app.command(epilog=demo.EPILOG)(demo.demo)
-app.add_typer(local.app, name="local")
-app.add_typer(pipeline.app, name="pipeline")
+def _checked_endpoint(url: str | None, source: str) -> str | None:
+    """The endpoint URL, or a usage error now: botocore would say "internal error:
+    ValueError" only at the first call."""
+    if url is None:
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        valid = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        valid = False
+    if not valid:
+        raise UsageError(
+            f"{source} {url!r} is not an http(s) URL",
+            hint="for example http://127.0.0.1:4566 (an AWS emulator)",
+        )
+    return url
+
+
+# The one-line summaries `sdeliver -h` lists (click would cut the docstrings' first
+# paragraphs with "..." at 80 columns): each at most 55 characters.
+SUMMARIES = {
+    "init": "Provision what sdeliver.yaml declares (first reconcile).",
+    "reconcile": "Make AWS match sdeliver.yaml; print the plan first.",
+    "destroy": "Delete the app's resources (the ledger with --purge).",
+    "deploy": "Build a release and make an environment run it.",
+    "promote": "Run in one environment the release another runs.",
+    "rollback": "Put an environment back on its previous release.",
+    "status": "What each environment runs: version, release, URLs.",
+    "history": "Every pointer move of an environment, newest first.",
+    "unlock": "Show an environment's lease; with --force, remove it.",
+    "new": "Scaffold an app: handler, OpenAPI, site, e2e tests.",
+    "demo": "Watch delivery work, with no AWS account and no Docker.",
+    "config": "Check and show sdeliver.yaml (no AWS calls).",
+    "local": "AWS on this machine, and a gateway that runs the app.",
+    "pipeline": "The pipeline: Source → Commit → Acceptance → Production.",
+}
+
+
+def _command(module) -> None:  # type: ignore[no-untyped-def]
+    name = module.__name__.rsplit(".", 1)[-1]
+    app.command(epilog=module.EPILOG, short_help=SUMMARIES[name])(getattr(module, name))
+
+
+app.add_typer(config_cmd.app, name="config", short_help=SUMMARIES["config"])
+for _module in (init, reconcile, destroy, deploy, promote, rollback, status, history, unlock,
+                new, demo):
+    _command(_module)
+app.add_typer(
+    local.app,
+    name="local",
+    short_help=SUMMARIES["local"],
+    epilog=epilog(
+        "sdeliver local serve                      # emulator :4566, gateway :4567",
+        "sdeliver local serve --port 4600 --gateway-port 4601   # other ports",
+    ),
+)
+app.add_typer(pipeline.app, name="pipeline", short_help=SUMMARIES["pipeline"])
 
 # -- argv ----------------------------------------------------------------------------------
 
-FLAGS = {"--json", "--verbose", "-v", "--yes", "-y", "--local"}
+FLAGS = {"--json", "--verbose", "-v", "--yes", "-y", "--local", "--debug"}
 VALUED = {"--config", "-c", "--profile", "--region", "--endpoint-url"}
 
 
@@ -152,19 +216,21 @@ def hoist_globals(argv: list[str]) -> list[str]:
     return front + rest
 
 
-def _click_exception(err: Exception) -> int | None:
-    """The exit code of typer's (or click's) own exceptions after showing them, else None."""
+def _click_exception(err: Exception) -> tuple[int, str] | None:
+    """The exit code and message of typer's (or click's) own exceptions after showing
+    them, else None."""
     names = {cls.__name__ for cls in type(err).__mro__}
     if "Exit" in names:
-        return int(getattr(err, "exit_code", 0) or 0)
+        return int(getattr(err, "exit_code", 0) or 0), ""
     if "Abort" in names:
         from .output import error
 
         error("aborted")
-        return 130
+        return 130, "aborted"
     if "ClickException" in names and callable(getattr(err, "show", None)):
         err.show()  # type: ignore[attr-defined]
-        return EXIT_USAGE if "UsageError" in names else int(getattr(err, "exit_code", 1))
+        message = str(getattr(err, "format_message", lambda: str(err))())
+        return (EXIT_USAGE if "UsageError" in names else int(getattr(err, "exit_code", 1))), message
     return None
 
 
@@ -172,10 +238,25 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated()
 
 
+def _given(args: list[str], flag: str) -> bool:
+    """Whether a global flag is among the (hoisted) arguments, before any `--`."""
+    return flag in (args[: args.index("--")] if "--" in args else args)
+
+
 def main(argv: list[str] | None = None) -> int:
-    from .output import error
+    from .output import emit_json_error, error, last_error, reset_emitted
 
     args = hoist_globals(list(sys.argv[1:] if argv is None else argv))
+    as_json = _given(args, "--json")
+    debug = _given(args, "--debug") or bool(os.environ.get("SDELIVER_DEBUG"))
+    reset_emitted()
+
+    def failed(code: int, message: str, hint: str | None = None) -> int:
+        # With --json a failure is one JSON document on stdout; the line on stderr stays.
+        if as_json and code != 0:
+            emit_json_error(code, message, hint)
+        return code
+
     command = typer.main.get_command(app)
     # SIGTERM (a CI job cancelled, `kill`) stops a command the way Ctrl-C does: what it
     # moved is put back and recorded before it exits (143). Only the main thread may ask.
@@ -185,21 +266,26 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = command.main(args=args, prog_name="sdeliver", standalone_mode=False)
     except SdeliverError as err:
+        if debug:
+            traceback.print_exc()
         error(str(err))
-        return err.exit_code
+        return failed(err.exit_code, err.message, err.hint)
     except KeyboardInterrupt as err:
         error("interrupted")
-        return 143 if isinstance(err, Terminated) else 130
+        return failed(143 if isinstance(err, Terminated) else 130, "interrupted")
     except BrokenPipeError:
         return EXIT_FAILED
     except Exception as err:  # the last line of defence: never a traceback for a user
-        code = _click_exception(err)
-        if code is not None:
-            return code
-        if os.environ.get("SDELIVER_DEBUG"):
-            raise
-        error(f"internal error: {type(err).__name__}: {err} (set SDELIVER_DEBUG=1 for a traceback)")
-        return EXIT_FAILED
+        click = _click_exception(err)
+        if click is not None:
+            code, message = click
+            # After typer.Exit(1) the command has said why (or printed its JSON result).
+            return failed(code, message or last_error() or "failed")
+        if debug:
+            traceback.print_exc()
+        message = f"internal error: {type(err).__name__}: {err}"
+        error(f"{message} (run with --debug for a traceback)")
+        return failed(EXIT_FAILED, message, "run with --debug for a traceback")
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -21,6 +21,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 import botocore.loaders
+from botocore.parsers import ResponseParserError
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -105,6 +106,28 @@ TRANSIENT: dict[str, Callable[[str, str], bool]] = {
 _MODELS = botocore.loaders.create_loader()
 
 
+# Attempts at a call whose connection failed (refused, unknown host, connect timeout):
+# botocore's standard mode would make `max_attempts` (10) with backoff, 24-36 s before
+# saying that an endpoint is unreachable. Throttling and 5xx keep all their attempts.
+CONNECT_ATTEMPTS = 3
+CONNECT_TIMEOUT = 5
+
+# What a server that is not AWS (or an AWS emulator) answers makes botocore fail to parse:
+# ResponseParserError (not a BotoCoreError), or a KeyError for a well-formed page.
+NOT_AN_AWS_ANSWER = (ResponseParserError, KeyError)
+
+
+def _fail_fast_on_connection_errors(
+    attempts: int, caught_exception: Exception | None = None, **_: Any
+) -> None:
+    """A needs-retry hook that runs before botocore's: after CONNECT_ATTEMPTS failed
+    connections, raise the connection error instead of retrying on."""
+    if attempts >= CONNECT_ATTEMPTS and isinstance(
+        caught_exception, botocore.exceptions.EndpointConnectionError
+    ):
+        raise caught_exception
+
+
 class Credentials(Protocol):
     """Keys to sign with (what `actions.job.Credentials` holds)."""
 
@@ -173,7 +196,7 @@ class Aws:
         self._call_log = os.environ.get("SDELIVER_CALL_LOG")
         self._config = botocore.config.Config(
             retries={"mode": "standard", "max_attempts": max_attempts},
-            connect_timeout=10,
+            connect_timeout=CONNECT_TIMEOUT,
             read_timeout=60,
             max_pool_connections=32,
             user_agent_extra="sdeliver",
@@ -206,6 +229,9 @@ class Aws:
                 )
                 client.meta.events.register("before-call.*.*", self._count)
                 client.meta.events.register("after-call.*.*", self._log_retries)
+                client.meta.events.register_first(
+                    "needs-retry", _fail_fast_on_connection_errors
+                )
                 self._clients[service] = client
             return self._clients[service]
 
@@ -306,7 +332,7 @@ class Aws:
             if code in ignore:
                 return None
             raise self.translate(err, service, operation, resource) from None
-        except botocore.exceptions.BotoCoreError as err:
+        except (botocore.exceptions.BotoCoreError, *NOT_AN_AWS_ANSWER) as err:
             raise self.translate(err, service, operation, resource) from None
         return None  # pragma: no cover - Retrying always returns or raises
 
@@ -323,7 +349,7 @@ class Aws:
                 yield from self.call(service, operation, resource=resource, **params).get(key, [])
         except botocore.exceptions.ClientError as err:
             raise self.translate(err, service, operation, resource) from None
-        except botocore.exceptions.BotoCoreError as err:
+        except (botocore.exceptions.BotoCoreError, *NOT_AN_AWS_ANSWER) as err:
             raise self.translate(err, service, operation, resource) from None
 
     def wait(
@@ -352,7 +378,7 @@ class Aws:
             ) from None
         except botocore.exceptions.ClientError as err:
             raise self.translate(err, service, waiter, resource) from None
-        except botocore.exceptions.BotoCoreError as err:
+        except (botocore.exceptions.BotoCoreError, *NOT_AN_AWS_ANSWER) as err:
             raise self.translate(err, service, waiter, resource) from None
         finally:
             with self.stats.lock:
@@ -379,6 +405,13 @@ class Aws:
                 f"cannot reach AWS for {what}: {err}",
                 code="EndpointConnectionError",
                 hint="check the network, the region, or --endpoint-url",
+            )
+        if isinstance(err, NOT_AN_AWS_ANSWER):
+            return AwsError(
+                f"{what} failed: {self.endpoint_url or 'AWS'} did not answer as AWS does "
+                "(the response is not an AWS API response)",
+                code="NotAnAwsResponse",
+                hint="check --endpoint-url: it must be an AWS emulator (moto, LocalStack)",
             )
         if isinstance(err, botocore.exceptions.ClientError):
             code, message = _code(err), _message(err)

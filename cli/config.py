@@ -407,6 +407,37 @@ def _message(err: dict[str, Any]) -> str:
     return msg.removeprefix("Value error, ")
 
 
+def _suggestion(loc: tuple[str, ...], err: dict[str, Any]) -> str:
+    """' (did you mean 'memory'?)' for an unknown key close to a key its section knows."""
+    if err.get("type") != "extra_forbidden" or not loc:
+        return ""
+    import difflib
+    import typing
+
+    def is_model(value: Any) -> bool:
+        return isinstance(value, type) and issubclass(value, BaseModel)
+
+    def unwrap(annotation: Any) -> Any:  # Site | None -> Site
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0] if not is_model(annotation) and len(args) == 1 else annotation
+
+    section: Any = Config
+    for part in loc[:-1]:
+        section = unwrap(section)
+        if is_model(section):
+            field = section.model_fields.get(part)
+            section = field.annotation if field is not None else None
+        else:  # dict[str, Environment]: this part is the key
+            args = typing.get_args(section)
+            section = args[-1] if args else None
+    section = unwrap(section)
+    if not is_model(section):
+        return ""
+    known = [field.alias or name for name, field in section.model_fields.items()]
+    close = difflib.get_close_matches(loc[-1], known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def parse_config(text: str, path: Path) -> Config:
     """Validate one YAML document; every problem is a `ConfigError` naming file:line and key."""
     try:
@@ -435,14 +466,16 @@ def parse_config(text: str, path: Path) -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as err:
-        errors = err.errors()
-        first = errors[0]
-        loc = tuple(str(part) for part in first["loc"] if part != "[key]")
-        key = ".".join(loc) or "(document)"
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise ConfigError(
-            f"{_where(path, lines.line_of(loc))}: {key}: {_message(dict(first))}{more}"
-        ) from None
+        found = []
+        for each in err.errors():
+            loc = tuple(str(part) for part in each["loc"] if part != "[key]")
+            key = ".".join(loc) or "(document)"
+            message = _message(dict(each)) + _suggestion(loc, dict(each))
+            found.append(f"{_where(path, lines.line_of(loc))}: {key}: {message}")
+        if len(found) == 1:
+            raise ConfigError(found[0]) from None
+        # Every error, one per line: fixing them one run at a time is a slow loop.
+        raise ConfigError(f"{path}: {len(found)} errors:\n  " + "\n  ".join(found)) from None
     except RecursionError:
         raise ConfigError(f"{path}: the document nests too deeply") from None
     config._path = path

@@ -13,6 +13,9 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 _console: Console | None = None
+_data_console: Console | None = None
+_emitted = False  # a JSON document is on stdout: an error must not add a second one
+_last_error = ""
 
 
 def console() -> Console:
@@ -24,6 +27,19 @@ def console() -> Console:
         if not _console.is_terminal:  # plain output for logs and pipes: no 80-column tables
             _console = Console(stderr=True, highlight=False, soft_wrap=True, width=160)
     return _console
+
+
+def data_console() -> Console:
+    """stdout, for data a script may read or grep (the tables of `status` and `history`):
+    the same rendering as `console()`, progress and logs staying on stderr."""
+    global _data_console
+    if _data_console is None:
+        from rich.console import Console
+
+        _data_console = Console(highlight=False, soft_wrap=True)
+        if not _data_console.is_terminal:
+            _data_console = Console(highlight=False, soft_wrap=True, width=160)
+    return _data_console
 
 
 def escape(markup: str) -> str:
@@ -74,11 +90,33 @@ class Reporter:
 
 
 def emit_json(document: Any) -> None:
+    global _emitted
+    _emitted = True
     sys.stdout.write(json.dumps(document, indent=2, sort_keys=False, default=str) + "\n")
     sys.stdout.flush()
 
 
+def reset_emitted() -> None:
+    """A new command (tests run several in one process)."""
+    global _emitted, _last_error
+    _emitted = False
+    _last_error = ""
+
+
+def last_error() -> str:
+    """The last error line shown: what a JSON error object says after `typer.Exit(1)`."""
+    return _last_error
+
+
+def emit_json_error(code: int, message: str, hint: str | None = None) -> None:
+    """With --json, a failure is one JSON document too (unless one is already out)."""
+    if not _emitted:
+        emit_json({"error": {"code": code, "message": message, "hint": hint}})
+
+
 def error(message: str) -> None:
+    global _last_error
+    _last_error = message
     console().print(f"[red]error:[/] {escape(message)}")
 
 

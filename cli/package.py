@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import OperationFailed
+from .errors import ConfigError, OperationFailed
 
 # .sdeliver holds the build cache, which must never package itself (function.source: ".").
 DEFAULT_EXCLUDE: tuple[str, ...] = ("__pycache__", "*.pyc", ".git", ".DS_Store", ".sdeliver")
@@ -125,10 +125,11 @@ def archive_file(archive: zipfile.ZipFile, entry: _Entry) -> str:
 def collect(source: Path, *, exclude: tuple[str, ...], key: str) -> list[_Entry]:
     """Every file to package, sorted by its path in the zip."""
     label = f"{key} {source.name}/"
+    # A setting that names no directory is the configuration's fault (exit 2), not a failure.
     if not source.exists():
-        raise OperationFailed(f"{label} does not exist in {source.parent}")
+        raise ConfigError(f"{label} does not exist in {source.parent}")
     if not source.is_dir():
-        raise OperationFailed(f"{label} is not a directory (in {source.parent})")
+        raise ConfigError(f"{label} is not a directory (in {source.parent})")
     root = source.resolve()
     entries: list[_Entry] = []
     _walk(root, root, "", exclude, entries, ancestors=(root,), label=label)

@@ -56,11 +56,30 @@ class Build:
         self.workdir.cleanup()
 
 
-def release_id_for(code: str, definition: str, site: str | None, site_config: Any) -> str:
+def release_id_for(
+    code: str, definition: str, site: str | None, site_config: Any, function_settings: Any
+) -> str:
+    """A release is code and configuration: the function's settings are in its id, so a
+    changed memory or environment is a new release (a published version snapshots them)."""
     digest = hashlib.sha256(
-        json.dumps([code, definition, site, site_config], sort_keys=True).encode()
+        json.dumps([code, definition, site, site_config, function_settings], sort_keys=True)
+        .encode()
     ).hexdigest()
     return f"r-{digest[:12]}"
+
+
+def function_settings(config: Any) -> dict[str, Any]:
+    """What of sdeliver.yaml a published Lambda version snapshots (the execution role is
+    not written there: sdeliver derives it from the app)."""
+    fn = config.function
+    return {
+        "runtime": fn.runtime,
+        "handler": fn.handler,
+        "memory": fn.memory,
+        "timeout": fn.timeout,
+        "environment": dict(fn.environment),
+        "architecture": fn.architecture,
+    }
 
 
 def run_build_commands(project: Project) -> None:
@@ -104,7 +123,10 @@ def build(project: Project) -> Build:
         site_digest = site.sha256_hex
         site_config = dict(config.site.config)
     return Build(
-        release_id=release_id_for(function.sha256_b64, definition.sha256, site_digest, site_config),
+        release_id=release_id_for(
+            function.sha256_b64, definition.sha256, site_digest, site_config,
+            function_settings(config),
+        ),
         function_zip=function.data,
         code_sha256=function.sha256_b64,
         definition=definition,

@@ -10,7 +10,7 @@ from ..output import interactive
 
 GLOBALS_EPILOG = (
     "Global options (before or after the command): -c/--config, --profile, --region, "
-    "--endpoint-url, --json, -v/--verbose, -y/--yes, --local."
+    "--endpoint-url, --json, -v/--verbose, -y/--yes, --local, --debug."
 )
 
 
@@ -19,12 +19,19 @@ def epilog(*examples: str) -> str:
     return f"\b\nExamples:\n{lines}\n\n{GLOBALS_EPILOG}"
 
 
-def confirm(g: Globals, question: str) -> bool:
+def confirm(g: Globals, question: str, *, declined: str | None = "Nothing changed.") -> bool:
+    """Ask a [y/N] question; a "no" says `declined` (what it left as it was)."""
     if g.yes:
         return True
     if not interactive():
         raise UsageError(f"{question} needs confirmation: pass --yes when not at a terminal")
-    return typer.confirm(question, default=False, err=True)
+    if typer.confirm(question, default=False, err=True):
+        return True
+    if declined:
+        from ..output import info
+
+        info(declined)
+    return False
 
 
 def finish_release(g: Globals, result) -> None:  # type: ignore[no-untyped-def]

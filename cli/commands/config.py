@@ -9,19 +9,30 @@ import typer
 
 from ..context import state
 from ..output import emit_json, info
+from ._shared import epilog
 
 app = typer.Typer(
     help="Check and show sdeliver.yaml (no AWS calls).",
     no_args_is_help=True,
-    epilog="Examples:  sdeliver config validate ·  sdeliver -c other.yaml config show --json",
+    epilog=epilog("sdeliver config validate", "sdeliver -c other.yaml config show --json"),
 )
 
 
-@app.command()
+@app.command(epilog=epilog(
+    "sdeliver config validate", "sdeliver -c staging.yaml config validate --json"
+))
 def validate(ctx: typer.Context) -> None:
-    """Validate sdeliver.yaml: exit 0 when valid, 2 with file:line and key when not."""
+    """Check sdeliver.yaml: exit 0 if valid, 2 if not.
+
+    Besides the document: function.source, site.source and api.openapi exist (the OpenAPI
+    file parses as OpenAPI 3 or Swagger 2.0), and AWS still accepts the runtime. Every error
+    is listed with file:line and key.
+    """
+    from ..validate import check_files
+
     g = state(ctx)
     config = g.config()
+    check_files(config)
     if g.json:
         emit_json({"valid": True, "path": str(config.path), "app": config.app})
     else:
@@ -29,9 +40,14 @@ def validate(ctx: typer.Context) -> None:
         info(f"{config.path}: valid (app {config.app}, environments {envs})")
 
 
-@app.command()
+@app.command(epilog=epilog(
+    "sdeliver config show", "sdeliver config show --json | jq '.environments.prod'"
+))
 def show(ctx: typer.Context) -> None:
-    """Print the resolved configuration, every default filled (YAML, or JSON with --json)."""
+    """Print the resolved configuration, defaults filled in.
+
+    YAML, or JSON with --json.
+    """
     import yaml
 
     g = state(ctx)
@@ -42,7 +58,9 @@ def show(ctx: typer.Context) -> None:
         sys.stdout.write(yaml.safe_dump(document, sort_keys=False))
 
 
-@app.command()
+@app.command(epilog=epilog(
+    "sdeliver config schema > sdeliver.schema.json   # for an editor's YAML support"
+))
 def schema(ctx: typer.Context) -> None:
     """Print the JSON Schema of sdeliver.yaml, for editors."""
     from ..config import json_schema

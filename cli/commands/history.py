@@ -40,7 +40,7 @@ def history(
 def render_entries(env: str, entries: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
-    from ..output import console
+    from ..output import data_console as console
 
     if not entries:
         console().print(f"{env}: no releases yet")

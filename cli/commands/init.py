@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from pathlib import Path
 from string import Template
 from typing import Annotated
 
@@ -26,6 +27,26 @@ def starter_config(app: str, region: str) -> str:
     return Template(text).substitute(app=app, region=region)
 
 
+def _empty(directory: Path) -> bool:
+    """Nothing there but hidden entries (a fresh `git init` is still empty)."""
+    return not directory.exists() or all(p.name.startswith(".") for p in directory.iterdir())
+
+
+def _scaffold(path: Path, app: str, region: str) -> None:
+    """An empty directory gets the app `sdeliver new` writes: a starter sdeliver.yaml alone
+    would name app/, site/ and tests/ that are not there."""
+    from ..scaffold import DEFAULT_TEMPLATE, write_app
+
+    written = write_app(path.parent, app)
+    default = path.parent / "sdeliver.yaml"
+    text = default.read_text(encoding="utf-8").replace(
+        "\nregion: us-east-1\n", f"\nregion: {region}\n", 1)
+    default.unlink()
+    path.write_text(text, encoding="utf-8")
+    info(f"wrote {len(written)} files to {path.parent}/ ({DEFAULT_TEMPLATE}, as 'sdeliver new' "
+         f"does; app {app}, region {region})")
+
+
 def init(
     ctx: typer.Context,
     app: Annotated[str | None, typer.Option(help="App name for a new sdeliver.yaml.")] = None,
@@ -40,8 +61,9 @@ def init(
     """Provision everything sdeliver.yaml declares (the first reconcile).
 
     With no sdeliver.yaml, writes a starter one first: from --app and --region, or by
-    asking when at a terminal (never with --yes or without a terminal). Running init twice
-    changes nothing the second time.
+    asking when at a terminal (never with --yes or without a terminal); in an empty
+    directory, the whole app `sdeliver new` writes (app/, api/, site/, tests/). Running
+    init twice changes nothing the second time.
     """
     from .reconcile import run_reconcile
 
@@ -55,8 +77,11 @@ def init(
         if not re.match(r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$", app or ""):
             raise UsageError(f"--app {app!r}: use 3..40 characters of a-z, 0-9 and '-'")
         region = g.region or "us-east-1"
-        path.write_text(starter_config(app, region), encoding="utf-8")
-        info(f"wrote {path} (app {app}, region {region})")
+        if _empty(path.parent):
+            _scaffold(path, app, region)
+        else:  # the user's own code is here: only the configuration is missing
+            path.write_text(starter_config(app, region), encoding="utf-8")
+            info(f"wrote {path} (app {app}, region {region})")
     if write_only:
         g.config()  # validate what is there
         return

@@ -3,39 +3,22 @@
 from __future__ import annotations
 
 import re
-from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 
 from ..context import state
 from ..errors import UsageError
+from ..scaffold import scaffold, template_names, templates
 from ._shared import epilog
 
-if TYPE_CHECKING:
-    from importlib.abc import Traversable
+__all__ = ["EPILOG", "new", "scaffold", "template_names", "templates"]
 
 EPILOG = epilog(
     "sdeliver new shop                        # ./shop: sdeliver.yaml, app/, api/, site/, tests/",
     "cd shop && sdeliver --local init --yes && sdeliver --local deploy --env test",
 )
-
-PLACEHOLDER = "{{app}}"
-# Files a package cannot ship under their real name.
-RENAMED = {"gitignore": ".gitignore"}
-SKIPPED = {"__pycache__"}
-
-
-def templates() -> Traversable:
-    return resources.files("sdeliver.templates")
-
-
-def template_names() -> list[str]:
-    return sorted(
-        item.name for item in templates().iterdir()
-        if item.is_dir() and not item.name.startswith((".", "_"))
-    )
 
 
 def new(
@@ -76,24 +59,3 @@ def new(
     info(f"  cd {target}")
     info("  sdeliver --local init --yes")
     info("  sdeliver --local deploy --env test")
-
-
-def scaffold(source: Traversable, target: Path, app: str) -> list[str]:
-    """Copy a template directory, naming the app; returns the files written (relative)."""
-    written: list[str] = []
-
-    def copy(folder: Traversable, into: Path) -> None:
-        into.mkdir(parents=True, exist_ok=True)
-        for item in sorted(folder.iterdir(), key=lambda i: i.name):
-            if item.name in SKIPPED or item.name.endswith(".pyc"):
-                continue
-            destination = into / RENAMED.get(item.name, item.name)
-            if item.is_dir():
-                copy(item, destination)
-                continue
-            text = item.read_text(encoding="utf-8").replace(PLACEHOLDER, app)
-            destination.write_text(text, encoding="utf-8")
-            written.append(destination.relative_to(target).as_posix())
-
-    copy(source, target)
-    return written

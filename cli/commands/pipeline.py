@@ -9,18 +9,21 @@ import typer
 
 from ..context import state
 from ..output import emit_json, error, info
+from ._shared import epilog
 
 app = typer.Typer(
     help="The delivery pipeline: Source → Commit → Acceptance → Production.",
     no_args_is_help=True,
-    epilog=(
-        "Examples:  sdeliver pipeline status ·  sdeliver pipeline start ·  "
-        "sdeliver pipeline show --json ·  sdeliver --local pipeline run"
+    epilog=epilog(
+        "sdeliver pipeline status",
+        "sdeliver pipeline start",
+        "sdeliver pipeline show --json",
+        "sdeliver --local pipeline run",
     ),
 )
 
 
-@app.command()
+@app.command(epilog=epilog("sdeliver pipeline status", "sdeliver pipeline status --json"))
 def status(ctx: typer.Context) -> None:
     """Each stage and action with its latest status, revision and time."""
     from ..operations.pipeline import status as run
@@ -46,7 +49,7 @@ def status(ctx: typer.Context) -> None:
     console().print(table)
 
 
-@app.command()
+@app.command(epilog=epilog("sdeliver pipeline start", "sdeliver pipeline start --json"))
 def start(ctx: typer.Context) -> None:
     """Start the pipeline on the newest source revision."""
     from ..operations.pipeline import pipeline_name
@@ -61,15 +64,20 @@ def start(ctx: typer.Context) -> None:
         info(f"started pipeline {pipeline_name(project)}: execution {execution}")
 
 
-@app.command()
+@app.command(epilog=epilog("sdeliver pipeline show --json | jq '.stages[].name'"))
 def show(ctx: typer.Context) -> None:
-    """The pipeline sdeliver would create, as JSON (what reconcile compares)."""
+    """The pipeline sdeliver would create, as JSON.
+
+    What reconcile compares with the pipeline that exists.
+    """
     from ..operations.pipeline import show as run
 
     emit_json(run(state(ctx).project()))
 
 
-@app.command()
+@app.command(epilog=epilog(
+    "sdeliver --local pipeline run --yes", "sdeliver pipeline run --source ../checkout"
+))
 def run(
     ctx: typer.Context,
     source: Annotated[
@@ -77,8 +85,9 @@ def run(
         typer.Option("--source", help="Run on this directory (default: the git checkout's HEAD)."),
     ] = None,
 ) -> None:
-    """Run every stage here, in order, through the same actions the pipeline runs.
+    """Run every stage here, as the pipeline runs them.
 
+    In order, through the same actions the pipeline runs.
     Against the configured AWS account, or the embedded emulator with --local. An Approval
     action asks first (or --yes).
     """
@@ -88,7 +97,9 @@ def run(
     g = state(ctx)
     project = g.project()
     result = run_locally(
-        project, source, approve=lambda stage: confirm(g, f"Approve the {stage} stage?")
+        project,
+        source,
+        approve=lambda stage: confirm(g, f"Approve the {stage} stage?", declined=None),
     )
     if g.json:
         emit_json(result.to_json())

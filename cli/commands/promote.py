@@ -69,6 +69,13 @@ def promote(
             text = route[0].replace(":", "->") if "->" not in route[0] else route[0]
         else:
             raise UsageError("promote takes one route, e.g. 'test->prod'")
+        if text is not None and text.endswith("-"):
+            # What a shell leaves of an unquoted test->prod: `>prod` became a redirection.
+            raise UsageError(
+                f"{text!r} is half a route: the shell read '>' as a redirection "
+                "(and may have written a file named after the target)",
+                hint=f"quote the route: sdeliver promote '{text}>TARGET'",
+            )
     src, dst = parse_route(text, source, target)
     project = g.project()
     plan = Canary(canary, steps, interval) if canary is not None else None

@@ -56,7 +56,6 @@ def run_reconcile(g, *, check: bool, dry_run: bool, prune: bool, verb: str = "re
             raise DriftFound(f"drift found: {len(plan.pending)} change(s) would be made")
         return
     if not confirm(g, f"Apply these {len(plan.pending)} change(s)?"):
-        info("Nothing changed.")
         if g.json:
             emit_json({**document, "applied": False})
         return

@@ -45,7 +45,8 @@ def status(
 def render(document: dict[str, Any]) -> None:
     from rich.table import Table
 
-    from ..output import console, escape
+    from ..output import data_console as console
+    from ..output import escape
 
     table = Table(
         title=f"{document['app']} ({document['region']})",

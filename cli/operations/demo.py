@@ -60,13 +60,13 @@ def fetch_json(url: str) -> Any:
 
 def scaffold_app(target: Path) -> None:
     """The sample app, its e2e run by this very interpreter (pytest need not be installed)."""
-    from ..commands.new import scaffold, templates
+    from ..scaffold import scaffold, templates
 
     scaffold(templates().joinpath("python-api"), target, APP)
     config = target / "sdeliver.yaml"
     e2e = f"{shlex.quote(sys.executable)} tests/e2e/test_app.py"
     config.write_text(
-        config.read_text().replace("python -m pytest tests/e2e -q", e2e), encoding="utf-8"
+        config.read_text().replace("python tests/e2e/test_app.py", e2e), encoding="utf-8"
     )
 
 

@@ -65,6 +65,7 @@ def publish_function(project: Project, built: Build, store: ReleaseStore) -> str
         raise OperationFailed(
             f"function {name} does not exist", hint="run 'sdeliver init' (or reconcile) first"
         )
+    latest = _apply_function_settings(project, latest)
     architectures = [project.config.function.architecture]
     if (
         latest.get("CodeSha256") != built.code_sha256
@@ -114,6 +115,34 @@ def publish_function(project: Project, built: Build, store: ReleaseStore) -> str
             Qualifier=version,
         )
     return version
+
+
+def _apply_function_settings(project: Project, latest: dict[str, Any]) -> dict[str, Any]:
+    """Give $LATEST the settings sdeliver.yaml declares (environment, memory, timeout,
+    handler, runtime, role) before a version is published: a version snapshots them, so a
+    deploy of unchanged code with changed settings still publishes one. Returns $LATEST."""
+    import json
+
+    from ..resources import function
+
+    want = function.desired(project)
+    have = function.settings(latest)
+    changing = function.changed_settings(want, have)
+    if not changing:
+        return latest
+    secrets = project.config.function.secrets
+
+    def shown(key: str, value: Any) -> str:
+        if key == "environment":
+            value = function.mask(value, secrets)
+        return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+
+    project.progress.step(
+        "function settings changed: "
+        + "; ".join(f"{k} {shown(k, have[k])} → {shown(k, want[k])}" for k in changing)
+    )
+    function.update_configuration(project, project.function_name, want, changing)
+    return function.read_function(project) or latest
 
 
 def _matching_version(project: Project, latest: dict[str, Any]) -> str | None:

@@ -217,3 +217,31 @@ def test_the_schema_ships_in_the_package() -> None:
     from importlib import resources
 
     assert resources.files("sdeliver.defaults").joinpath("sdeliver.schema.json").is_file()
+
+
+@pytest.mark.parametrize(("text", "line"), [
+    ("app: shop\nfunction:\n  memroy: 256\nenvironments: {test: {}}\n",
+     "sdeliver.yaml:3: function.memroy: unknown key (did you mean 'memory'?)"),
+    ("app: shop\nenvironments:\n  test:\n    domian: a.example.com\n",
+     "sdeliver.yaml:4: environments.test.domian: unknown key (did you mean 'domain'?)"),
+    ("app: shop\nsite: {sorce: web/}\nenvironments: {test: {}}\n",
+     "sdeliver.yaml:2: site.sorce: unknown key (did you mean 'source'?)"),
+    ("app: shop\nenviroments: {test: {}}\n",
+     "sdeliver.yaml:2: enviroments: unknown key (did you mean 'environments'?)"),
+    ("app: shop\nenvironments: {test: {}}\nzzz: 1\n", "sdeliver.yaml:3: zzz: unknown key"),
+])
+def test_an_unknown_key_suggests_the_close_one(text: str, line: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        parse(text)
+    assert line in [each.strip() for each in str(raised.value).splitlines()]
+
+
+def test_every_config_error_is_listed() -> None:
+    text = "app: shop\nfunction:\n  memory: 64\n  timeout: 901\ncolour: blue\nenvironments: {test: {}}\n"
+    with pytest.raises(ConfigError) as raised:
+        parse(text)
+    lines = str(raised.value).splitlines()
+    assert lines[0] == "sdeliver.yaml: 3 errors:"
+    assert [line.split(":")[1:3] for line in lines[1:]] == [
+        ["3", " function.memory"], ["4", " function.timeout"], ["5", " colour"]]
+    assert "more" not in str(raised.value)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from sdeliver.errors import OperationFailed
+from sdeliver.errors import ConfigError
 from sdeliver.package import package_directory
 from sdeliver.project import Project
 from sdeliver.resources import function, iam
@@ -246,7 +246,7 @@ def test_aliases_of_a_function_without_versions_get_a_newly_published_one(make_p
 def test_a_missing_source_fails_the_plan_naming_the_setting(make_project, project_dir) -> None:  # type: ignore[no-untyped-def]
     project = make_project(with_config(project_dir, "source: app/", "source: build/"))
 
-    with pytest.raises(OperationFailed, match=r"function\.source build/ does not exist in"):
+    with pytest.raises(ConfigError, match=r"function\.source build/ does not exist in"):
         function.plan(project)
 
 

@@ -36,7 +36,7 @@ def test_new_writes_a_config_that_validates(sdeliver, tmp_path):
     assert config.app == "shop"
     assert list(config.environments) == ["test", "prod"]
     assert all(env.domain is None for env in config.environments.values())
-    assert {env.e2e for env in config.environments.values()} == {"python -m pytest tests/e2e -q"}
+    assert {env.e2e for env in config.environments.values()} == {"python tests/e2e/test_app.py"}
     assert config.api.openapi == "api/openapi.yaml"
     assert config.dns is None and config.pipeline is None and config.build.commands == []
 

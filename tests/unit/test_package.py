@@ -11,7 +11,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from sdeliver.errors import OperationFailed
+from sdeliver.errors import ConfigError, OperationFailed
 from sdeliver.package import package_directory, sha256_file_digest
 
 FILES = {
@@ -101,7 +101,7 @@ def test_a_symlink_inside_the_source_is_packaged_as_its_target(tmp_path: Path) -
 
 
 def test_a_missing_source_names_the_setting_and_the_directory(tmp_path: Path) -> None:
-    with pytest.raises(OperationFailed) as err:
+    with pytest.raises(ConfigError) as err:  # exit 2: the configuration names no directory
         package_directory(tmp_path / "app")
 
     assert str(err.value) == f"function.source app/ does not exist in {tmp_path}"

@@ -13,6 +13,7 @@ from sdeliver.ledger import Ledger
 from sdeliver.lock import lock_key
 from sdeliver.operations import status as status_op
 from sdeliver.operations.environment import Pointers
+from sdeliver.operations.moves import Live
 from sdeliver.project import Project
 
 
@@ -22,7 +23,8 @@ def project(make_project: Any, monkeypatch: pytest.MonkeyPatch) -> Project:
     boto3.client("s3", region_name=project.region).create_bucket(Bucket=project.artifact_bucket)
     # The live pointers are not what these tests are about: read them as if provisioned.
     monkeypatch.setattr(
-        status_op, "read_pointers", lambda p, env: Pointers(version="2", deployment_id="d2")
+        status_op, "read_live",
+        lambda p, env: Live(Pointers(version="2", deployment_id="d2"), False, None),
     )
     monkeypatch.setattr(status_op, "urls", lambda p, env: (f"https://api/{env}", f"https://{env}"))
     return project
@@ -110,7 +112,7 @@ def test_the_status_table_names_a_corrupt_entry_an_unreadable_lock_and_a_stray_k
     result = sdeliver("status", cwd=project_dir)
 
     assert result.code == 0, result.output
-    text = " ".join(result.stderr.split())
+    text = " ".join(result.output.split())  # the table on stdout, warnings on stderr
     assert "test/0000000001.json is corrupt" in text
     assert "r1" in text
     assert f"prod lock: the lock s3://{project.artifact_bucket}/{lock_key(project, 'prod')}" in text

@@ -1,6 +1,6 @@
 """End-to-end checks of one deployed environment, through the URLs sdeliver passes:
-SDELIVER_API_URL, SDELIVER_SITE_URL and SDELIVER_ENV. Standard library only, so they also
-run without pytest: `python tests/e2e/test_app.py`."""
+SDELIVER_API_URL, SDELIVER_SITE_URL and SDELIVER_ENV. Standard library only: sdeliver runs
+them as `python tests/e2e/test_app.py` (exit 1 when one fails), and pytest runs them too."""
 
 import json
 import os
@@ -49,8 +49,22 @@ def test_health_is_ok():
     assert get_json(url("SDELIVER_API_URL") + "health")["ok"] is True
 
 
-if __name__ == "__main__":
+def main():
+    """Run every test_ function; say which failed and why; exit 1 if any did."""
+    failed = 0
     for name, test in sorted(globals().items()):
-        if name.startswith("test_"):
+        if not name.startswith("test_"):
+            continue
+        try:
             test()
-            print(f"ok {name}")
+        except Exception as err:  # an assertion, or the URL not answering
+            failed += 1
+            print(f"FAIL {name}: {type(err).__name__}: {err}")
+        else:
+            print(f"ok   {name}")
+    print(f"{failed} failed" if failed else "all passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""What `config validate` checks beyond the schema: the files sdeliver.yaml names, and a
+runtime AWS still accepts. No AWS calls.
+
+Loading a config checks only the document itself (a deploy on another machine may build
+the sources first); `config validate` is where a user asks whether it will all work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+from .config import Config, _Lines, _where
+from .errors import ConfigError
+from .yamlsafe import compose
+
+# Runtimes AWS has deprecated: it applies no more security patches, and then blocks
+# creating functions with them, then updating them. From the "Deprecated runtimes" table of
+# https://docs.aws.amazon.com/lambda/latest/dg/lambda-runtimes.html#runtimes-deprecated
+# (as of November 2026). botocore's Runtime enum still lists them all, so it cannot tell.
+DEPRECATED_RUNTIMES = frozenset({
+    "python2.7", "python3.6", "python3.7", "python3.8", "python3.9",
+    "nodejs", "nodejs4.3", "nodejs4.3-edge", "nodejs6.10", "nodejs8.10", "nodejs10.x",
+    "nodejs12.x", "nodejs14.x", "nodejs16.x", "nodejs18.x", "nodejs20.x",
+    "java8",
+    "dotnetcore1.0", "dotnetcore2.0", "dotnetcore2.1", "dotnetcore3.1", "dotnet5.0",
+    "dotnet6", "dotnet7",
+    "ruby2.5", "ruby2.7", "ruby3.2",
+    "go1.x", "provided",
+})
+
+
+def check_files(config: Config) -> None:
+    """Raise one ConfigError listing every problem (file:line: key: problem), or return."""
+    lines = _lines(config.path)
+    problems: list[str] = []
+
+    def problem(*loc: str, message: str) -> None:
+        problems.append(f"{_where(config.path, lines.line_of(loc))}: {'.'.join(loc)}: {message}")
+
+    runtime = config.function.runtime
+    if runtime in DEPRECATED_RUNTIMES:
+        problem("function", "runtime",
+                message=f"{runtime} is deprecated: AWS no longer accepts it for new or updated "
+                "functions (python3.12, nodejs22.x, ... are current)")
+    _directory(config, "function", "source", config.function.source, problem)
+    if config.site is not None:
+        _directory(config, "site", "source", config.site.source, problem)
+    if config.api.openapi is not None:
+        from .openapi import load_document
+
+        try:  # the same loader deploy uses: what passes here builds there
+            load_document(SimpleNamespace(config=config), config.api.openapi)  # type: ignore[arg-type]
+        except ConfigError as err:
+            problem("api", "openapi", message=err.message.removeprefix("api.openapi: "))
+    if len(problems) == 1:
+        raise ConfigError(problems[0])
+    if problems:
+        raise ConfigError(f"{config.path}: {len(problems)} errors:\n  " + "\n  ".join(problems))
+
+
+def _directory(config: Config, section: str, key: str, value: str, problem) -> None:  # type: ignore[no-untyped-def]
+    path = config.resolve(value)
+    if not path.exists():
+        problem(section, key, message=f"{value} does not exist in {config.project_dir}")
+    elif not path.is_dir():
+        problem(section, key, message=f"{value} is not a directory")
+
+
+def _lines(path: Path) -> _Lines:
+    """Where each key stands (the document already parsed once: it is valid YAML)."""
+    lines = _Lines()
+    node = compose(path.read_text(encoding="utf-8-sig"))
+    if node is not None:
+        lines.walk(node, ())
+    return lines

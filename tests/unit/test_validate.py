@@ -1,0 +1,85 @@
+"""`config validate` checks the files sdeliver.yaml names and the runtime (issue 13, 7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+def validate(sdeliver, project_dir: Path):  # type: ignore[no-untyped-def]
+    return sdeliver("config", "validate", cwd=project_dir)
+
+
+def edit(project_dir: Path, old: str, new: str) -> None:
+    path = project_dir / "sdeliver.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new, 1))
+
+
+def line_of(project_dir: Path, text: str) -> int:
+    lines = (project_dir / "sdeliver.yaml").read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if text in line)
+
+
+def test_the_example_project_is_valid(sdeliver, project_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    result = validate(sdeliver, project_dir)
+    assert result.code == 0, result.output
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("source: app/", "source: build/", "function.source: build/ does not exist in"),
+    ("source: site/", "source: public/", "site.source: public/ does not exist in"),
+    ("openapi: api/openapi.yaml", "openapi: api/missing.yaml",
+     "api.openapi: api/missing.yaml: no such file"),
+    ("runtime: python3.12", "runtime: python2.7",
+     "function.runtime: python2.7 is deprecated: AWS no longer accepts it"),
+    ("runtime: python3.12", "runtime: nodejs18.x", "function.runtime: nodejs18.x is deprecated"),
+])
+def test_each_problem_is_exit_2_with_file_and_line(sdeliver, project_dir: Path, old: str,  # type: ignore[no-untyped-def]
+                                                   new: str, expected: str) -> None:
+    edit(project_dir, old, new)
+    result = validate(sdeliver, project_dir)
+    assert result.code == 2
+    line = line_of(project_dir, new)
+    assert result.stderr.startswith(f"error: sdeliver.yaml:{line}: {expected}"), result.stderr
+
+
+@pytest.mark.parametrize("runtime", ["python3.10", "python3.13", "nodejs22.x", "nodejs24.x"])
+def test_current_runtimes_are_accepted(sdeliver, project_dir: Path, runtime: str) -> None:  # type: ignore[no-untyped-def]
+    edit(project_dir, "runtime: python3.12", f"runtime: {runtime}")
+    assert validate(sdeliver, project_dir).code == 0
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ("openapi: 3.0.1\npaths: [unclosed\n", "api/openapi.yaml: line 3: malformed YAML"),
+    ("title: not an api\n", "api/openapi.yaml: is not an OpenAPI 3 or Swagger 2.0 document"),
+])
+def test_a_malformed_openapi_file_is_named(sdeliver, project_dir: Path, content: str,  # type: ignore[no-untyped-def]
+                                           expected: str) -> None:
+    (project_dir / "api" / "openapi.yaml").write_text(content)
+    result = validate(sdeliver, project_dir)
+    assert result.code == 2
+    line = line_of(project_dir, "openapi: api/openapi.yaml")
+    assert result.stderr.startswith(f"error: sdeliver.yaml:{line}: api.openapi: {expected}")
+
+
+def test_every_problem_is_listed(sdeliver, project_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    edit(project_dir, "runtime: python3.12", "runtime: python3.8")
+    edit(project_dir, "source: site/", "source: public/")
+    result = validate(sdeliver, project_dir)
+    assert result.code == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == "error: sdeliver.yaml: 2 errors:"
+    assert "function.runtime" in lines[1] and "site.source" in lines[2]
+
+
+def test_a_missing_site_directory_at_deploy_is_a_configuration_error(  # type: ignore[no-untyped-def]
+        sdeliver, project_dir: Path, endpoint: str) -> None:
+    edit(project_dir, "python -m pip install -r requirements.txt -t app/vendor --quiet",
+         "python -c pass")
+    edit(project_dir, "source: site/", "source: public/")
+    result = sdeliver("deploy", "--env", "test", cwd=project_dir)
+    assert result.code == 2, result.output
+    assert "site.source public/ does not exist in" in result.stderr
