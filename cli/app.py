@@ -20,6 +20,7 @@ from .commands import (
     deploy,
     destroy,
     history,
+    iam_policy,
     init,
     local,
     new,
@@ -117,6 +118,7 @@ app.command(epilog=rollback.EPILOG)(rollback.rollback)
 app.command(epilog=status.EPILOG)(status.status)
 app.command(epilog=history.EPILOG)(history.history)
 app.command(epilog=unlock.EPILOG)(unlock.unlock)
+app.command("iam-policy", epilog=iam_policy.EPILOG)(iam_policy.iam_policy)
 app.command(epilog=new.EPILOG)(new.new)
 app.command(epilog=demo.EPILOG)(demo.demo)
 app.add_typer(local.app, name="local")

@@ -83,3 +83,67 @@ def test_a_parameter_newer_than_the_floor_is_caught() -> None:
         f"s3.PutObject: parameter NoSuchParam unknown to botocore {models.version}"]
     assert models.problems("codepipeline", "CreatePipeline", ["pipeline.executionMode"]) == []
     assert models.problems("lambda", "NoSuchOperation", []) != []
+
+
+# Where the IAM action is not `service:Operation` (the Service Authorization Reference).
+IAM_ACTIONS = {
+    ("s3", "HeadBucket"): "s3:ListBucket",
+    ("s3", "ListObjectsV2"): "s3:ListBucket",
+    ("s3", "ListObjectVersions"): "s3:ListBucketVersions",
+    ("s3", "ListBuckets"): "s3:ListAllMyBuckets",
+    ("s3", "HeadObject"): "s3:GetObject",
+    ("s3", "DeleteObjects"): "s3:DeleteObject",
+    ("s3", "GetBucketEncryption"): "s3:GetEncryptionConfiguration",
+    ("s3", "PutBucketEncryption"): "s3:PutEncryptionConfiguration",
+    ("s3", "GetBucketLifecycleConfiguration"): "s3:GetLifecycleConfiguration",
+    ("s3", "PutBucketLifecycleConfiguration"): "s3:PutLifecycleConfiguration",
+    ("s3", "GetPublicAccessBlock"): "s3:GetBucketPublicAccessBlock",
+    ("s3", "PutPublicAccessBlock"): "s3:PutBucketPublicAccessBlock",
+    ("s3control", "GetPublicAccessBlock"): "s3:GetAccountPublicAccessBlock",
+}
+NEEDS_NO_PERMISSION = {("sts", "GetCallerIdentity")}
+
+
+def iam_action(service: str, operation: str) -> str:
+    """The IAM action one call needs; API Gateway's are its HTTP methods."""
+    if service == "apigateway":
+        import botocore.session
+
+        model = botocore.session.get_session().get_service_model("apigateway")
+        return f"apigateway:{model.operation_model(operation).http['method']}"
+    return IAM_ACTIONS.get((service, operation), f"{service}:{operation}")
+
+
+def test_the_printed_iam_policy_allows_every_call_of_the_workflow_and_no_star_action(
+    calls: list[dict[str, Any]], sdeliver, project_dir: Path  # type: ignore[no-untyped-def]
+) -> None:
+    printed = sdeliver("iam-policy", "--json", cwd=project_dir)
+    assert printed.code == 0, printed.output
+    statements = json.loads(printed.stdout)["Statement"]
+    allowed = {a.lower() for s in statements for a in s["Action"]}
+    needed = {(c["service"], c["operation"]) for c in calls} - NEEDS_NO_PERMISSION
+    assert sorted(f"{s}.{o} needs {iam_action(s, o)}" for s, o in needed
+                  if iam_action(s, o).lower() not in allowed) == []
+    assert [a for s in statements for a in s["Action"] if "*" in a] == []
+    assert all(s["Effect"] == "Allow" and s["Resource"] for s in statements)
+
+
+def test_the_iam_policy_scopes_resources_to_the_apps_names(sdeliver, project_dir: Path, endpoint: str, hosted_zone: str) -> None:  # type: ignore[no-untyped-def]
+    printed = sdeliver("iam-policy", "--json", cwd=project_dir)
+    assert printed.code == 0, printed.output
+    by_sid = {s["Sid"]: s for s in json.loads(printed.stdout)["Statement"]}
+    assert by_sid["Functions"]["Resource"] == [
+        "arn:aws:lambda:us-east-1:123456789012:function:dromedary-app",
+        "arn:aws:lambda:us-east-1:123456789012:function:dromedary-app:*",
+        "arn:aws:lambda:us-east-1:123456789012:function:dromedary-pipeline-worker",
+        "arn:aws:lambda:us-east-1:123456789012:function:dromedary-pipeline-worker:*"]
+    assert all(r.startswith("arn:aws:iam::123456789012:role/sdeliver/")
+               for r in by_sid["Roles"]["Resource"])
+    assert by_sid["Buckets"]["Resource"] == [
+        "arn:aws:s3:::dromedary-artifacts-123456789012",
+        "arn:aws:s3:::test.dromedary.example.com", "arn:aws:s3:::dromedary.example.com"]
+    assert by_sid["DomainRecords"]["Resource"] == [f"arn:aws:route53:::hostedzone/{hosted_zone.rsplit('/', 1)[-1]}"]
+    assert by_sid["Pipeline"]["Resource"] == ["arn:aws:codepipeline:us-east-1:123456789012:dromedary-delivery"]
+    # Resources AWS cannot scope are named in the Sid.
+    assert [s["Sid"] for s in by_sid.values() if "*" in s["Resource"]] == [
+        "AccountWideListBucketsAndBlockPublicAccess", "FindHostedZone"]
