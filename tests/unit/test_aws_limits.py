@@ -1,0 +1,64 @@
+"""What AWS documents and moto does not enforce: website zone ids, partitions, size limits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from sdeliver.aws import Aws
+from sdeliver.config import parse_config
+from sdeliver.errors import ConfigError
+from sdeliver.project import Project
+from sdeliver.resources import dns
+from sdeliver.resources.site import website_zone
+
+EXAMPLE = Path(__file__).parents[2] / "config" / "sdeliver.example.yaml"
+
+
+def parse(text: str):  # type: ignore[no-untyped-def]
+    return parse_config(text, Path("sdeliver.yaml"))
+
+
+@pytest.mark.parametrize(("region", "zone_id"), [
+    # AWS General Reference, "Amazon S3 website endpoints" (where public lists disagree).
+    ("af-south-1", "Z83WF9RJE8B12"),
+    ("eu-south-1", "Z30OZKI7KPW7MI"),
+])
+def test_website_zone_ids_follow_aws_s_table(region: str, zone_id: str) -> None:
+    assert website_zone(region)[1] == zone_id
+
+
+def test_a_configured_website_zone_id_overrides_the_table(make_project) -> None:  # type: ignore[no-untyped-def]
+    text = EXAMPLE.read_text().replace("  zone: example.com", "  zone: example.com\n  website_zone_id: Z0123456789ABC")
+    project = make_project(text)
+    for change in dns.plan(project):
+        if change.apply is not None:
+            change.apply(project)
+    r53 = boto3.client("route53", region_name="us-east-1")
+    [zone] = r53.list_hosted_zones_by_name(DNSName="example.com.")["HostedZones"]
+    found = r53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]
+    aliases: list[dict[str, Any]] = [r["AliasTarget"] for r in found if "AliasTarget" in r]
+    assert aliases and {a["HostedZoneId"] for a in aliases} == {"Z0123456789ABC"}
+
+
+def test_api_urls_in_china_end_in_amazonaws_com_cn(mocked_aws: None) -> None:
+    project = Project(config=parse(EXAMPLE.read_text()), aws=Aws(region="cn-north-1"))
+    assert project.api_url("abc123", "prod") == (
+        "https://abc123.execute-api.cn-north-1.amazonaws.com.cn/prod/")
+
+
+def test_a_domain_too_long_for_a_bucket_name_is_refused() -> None:
+    domain = "a" * 52 + ".example.com"  # 64 characters: a valid name, not a valid bucket
+    text = EXAMPLE.read_text().replace("test.dromedary.example.com", domain)
+    with pytest.raises(ConfigError, match="longer than 63 characters"):
+        parse(text)
+
+
+def test_environment_variables_over_4_kb_are_refused_without_echoing_them() -> None:
+    secret = "s3cr3t-" + "x" * 4100
+    text = EXAMPLE.read_text().replace("    LOG_LEVEL: info", f"    LOG_LEVEL: info\n    TOKEN: {secret}")
+    with pytest.raises(ConfigError, match="4 KB") as raised:
+        parse(text)
+    assert "s3cr3t" not in str(raised.value) + str(raised.value.hint or "")
