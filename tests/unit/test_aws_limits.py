@@ -62,3 +62,16 @@ def test_environment_variables_over_4_kb_are_refused_without_echoing_them() -> N
     with pytest.raises(ConfigError, match="4 KB") as raised:
         parse(text)
     assert "s3cr3t" not in str(raised.value) + str(raised.value.hint or "")
+
+
+def test_a_function_over_lambdas_unzipped_limit_is_refused_before_upload(tmp_path: Path) -> None:
+    from sdeliver.errors import OperationFailed
+    from sdeliver.package import UNZIPPED_LIMIT, package_directory
+
+    source = tmp_path / "app"
+    source.mkdir()
+    (source / "app.py").write_text("def handler(event, context):\n    return {}\n")
+    with (source / "model.bin").open("wb") as big:  # sparse: no disk written, no bytes zipped
+        big.truncate(UNZIPPED_LIMIT)
+    with pytest.raises(OperationFailed, match="at most 262 MB unzipped"):
+        package_directory(source)
