@@ -285,7 +285,33 @@ ORDER = list(CALLS)  # tags first: a half-made bucket is still known as ours
 
 
 def plan(project: Project) -> list[Change]:
+    if envs(project):
+        check_account_allows_public_sites(project)
     return [_plan_env(project, env) for env in envs(project)]
+
+
+def check_account_allows_public_sites(project: Project) -> None:
+    """Fail in one line when the account's S3 Block Public Access (common in organisations)
+    would refuse the website buckets' public-read policy or the public reads themselves.
+
+    No setting there (NoSuchPublicAccessBlockConfiguration) means off. An emulator
+    (endpoint URL) has no account-level setting; s3control's account-id host prefix does
+    not reach one either."""
+    if project.aws.endpoint_url:
+        return
+    found = project.aws.call(
+        "s3control", "get_public_access_block", resource="the account's S3 Block Public Access",
+        missing=True, AccountId=project.account,
+    )
+    block = (found or {}).get("PublicAccessBlockConfiguration") or {}
+    on = [key for key in ("BlockPublicPolicy", "RestrictPublicBuckets") if block.get(key)]
+    if on:
+        raise OperationFailed(
+            f"account {project.account} has S3 Block Public Access {' and '.join(on)} on: "
+            "the public website buckets cannot be read",
+            hint="turn those two off for the account (S3 console: Block Public Access settings "
+            "for this account), or host the site with HTTPS (CloudFront) when sdeliver offers it",
+        )
 
 
 def _plan_env(project: Project, env: str) -> Change:

@@ -75,3 +75,32 @@ def test_a_function_over_lambdas_unzipped_limit_is_refused_before_upload(tmp_pat
         big.truncate(UNZIPPED_LIMIT)
     with pytest.raises(OperationFailed, match="at most 262 MB unzipped"):
         package_directory(source)
+
+
+def _block_public_access(**settings: bool) -> None:
+    boto3.client("s3control", region_name="us-east-1").put_public_access_block(
+        AccountId="123456789012",
+        PublicAccessBlockConfiguration={"BlockPublicAcls": True, "IgnorePublicAcls": True,
+                                        "BlockPublicPolicy": False, "RestrictPublicBuckets": False,
+                                        **settings})
+
+
+def test_account_block_public_access_stops_the_site_plan_in_one_line(make_project) -> None:  # type: ignore[no-untyped-def]
+    from sdeliver.errors import OperationFailed
+    from sdeliver.resources import site
+
+    project = make_project()
+    _block_public_access(BlockPublicPolicy=True)
+    with pytest.raises(OperationFailed, match="Block Public Access BlockPublicPolicy on") as raised:
+        site.plan(project)
+    assert "\n" not in raised.value.message
+    assert boto3.client("s3", region_name="us-east-1").list_buckets()["Buckets"] == []
+
+
+def test_an_account_without_block_public_access_or_with_only_acl_blocks_plans_the_site(make_project) -> None:  # type: ignore[no-untyped-def]
+    from sdeliver.resources import site
+
+    project = make_project()
+    assert [c.action for c in site.plan(project)] == ["create", "create"]
+    _block_public_access()
+    assert [c.action for c in site.plan(project)] == ["create", "create"]
