@@ -23,6 +23,7 @@ from .commands import (
     deploy,
     destroy,
     history,
+    iam_policy,
     init,
     local,
     new,
@@ -160,6 +161,7 @@ SUMMARIES = {
     "status": "What each environment runs: version, release, URLs.",
     "history": "Every pointer move of an environment, newest first.",
     "unlock": "Show an environment's lease; with --force, remove it.",
+    "iam-policy": "The least-privilege IAM policy to run sdeliver.",
     "new": "Scaffold an app: handler, OpenAPI, site, e2e tests.",
     "demo": "Watch delivery work, with no AWS account and no Docker.",
     "config": "Check and show sdeliver.yaml (no AWS calls).",
@@ -177,6 +179,9 @@ app.add_typer(config_cmd.app, name="config", short_help=SUMMARIES["config"])
 for _module in (init, reconcile, destroy, deploy, promote, rollback, status, history, unlock,
                 new, demo):
     _command(_module)
+app.command("iam-policy", epilog=iam_policy.EPILOG, short_help=SUMMARIES["iam-policy"])(
+    iam_policy.iam_policy
+)
 app.add_typer(
     local.app,
     name="local",

@@ -9,6 +9,7 @@ and what to do.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -194,6 +195,7 @@ class Aws:
         self._identity: dict[str, str] | None = None
         self._identity_lock = threading.Lock()
         self._call_log = os.environ.get("SDELIVER_CALL_LOG")
+        self._params_log = os.environ.get("SDELIVER_CALL_PARAMS_LOG")
         self._config = botocore.config.Config(
             retries={"mode": "standard", "max_attempts": max_attempts},
             connect_timeout=CONNECT_TIMEOUT,
@@ -232,6 +234,11 @@ class Aws:
                 client.meta.events.register_first(
                     "needs-retry", _fail_fast_on_connection_errors
                 )
+                if self._params_log:
+                    # First: what sdeliver passed, before botocore's handlers add their own.
+                    client.meta.events.register_first(
+                        "provide-client-params.*.*", self._record_params
+                    )
                 self._clients[service] = client
             return self._clients[service]
 
@@ -247,6 +254,18 @@ class Aws:
                 service = model.service_model.service_name
                 with open(self._call_log, "a", encoding="utf-8") as fh:
                     fh.write(f"{service} {name}\n")
+
+    def _record_params(self, model: Any, params: Mapping[str, Any], **_: Any) -> None:
+        """Append one JSON line per call to SDELIVER_CALL_PARAMS_LOG: service, operation and
+        the parameter paths passed (names, never values), so tests can check every call
+        against an older botocore's service models and against `sdeliver iam-policy`."""
+        line = json.dumps({
+            "service": model.service_model.service_name,
+            "operation": model.name,
+            "params": sorted(parameter_paths(params, model.input_shape)),
+        })
+        with self.stats.lock, open(str(self._params_log), "a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
 
     def _log_retries(self, model: Any, parsed: Any = None, **_: Any) -> None:
         """Say (with -v) when botocore's own retries hid throttling or a 5xx from us."""
@@ -442,6 +461,26 @@ class Aws:
                 )
             return AwsError(f"{what} failed: {code}: {message}", code=code)
         return AwsError(f"{what} failed: {err}", code=type(err).__name__)
+
+
+def parameter_paths(params: Any, shape: Any, prefix: str = "") -> set[str]:
+    """The names in a call's parameters as dotted paths (`pipeline.executionMode`,
+    `Tags{}`, `stages[].name`): structures are followed member by member; a map stops at
+    `{}` (its keys are the caller's data), a list continues through `[]`."""
+    found: set[str] = set()
+    if shape is None:
+        return found
+    if shape.type_name == "structure" and isinstance(params, Mapping):
+        for name, value in params.items():
+            path = f"{prefix}.{name}" if prefix else name
+            found.add(path)
+            found |= parameter_paths(value, shape.members.get(name), path)
+    elif shape.type_name == "list" and isinstance(params, list):
+        for item in params:
+            found |= parameter_paths(item, shape.member, f"{prefix}[]")
+    elif shape.type_name == "map":
+        found.add(f"{prefix}{{}}")
+    return found
 
 
 def error_code(err: BaseException) -> str:

@@ -76,6 +76,7 @@ def _scalar_to_str(value: Any) -> Any:
 
 
 RelPath = Annotated[str, BeforeValidator(_relative_path)]
+ENV_LIMIT_BYTES = 4096
 EnvValue = Annotated[str, BeforeValidator(_scalar_to_str)]
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,38}[a-z0-9]$")]
 # An environment's name is part of S3 bucket names (a-z 0-9 . - only), Lambda alias and
@@ -114,6 +115,12 @@ class Function(Model):
                 raise ValueError(f"environment variable name {key!r} is not valid")
             if key in RESERVED_ENV_KEYS:
                 raise ValueError(f"environment variable {key!r} is reserved by Lambda")
+        # Lambda refuses more than 4 KB of variables with an error that echoes them all,
+        # secrets included: refuse first, naming no value.
+        size = sum(len(k.encode()) + len(v.encode()) for k, v in value.items())
+        if size > ENV_LIMIT_BYTES:
+            raise ValueError(f"environment variables total {size} bytes; Lambda allows "
+                             f"{ENV_LIMIT_BYTES} (4 KB) for all names and values together")
         return value
 
     @model_validator(mode="after")
@@ -169,11 +176,19 @@ class Environment(Model):
             value = value.rstrip(".").lower()
             if not HOSTNAME.match(value):
                 raise ValueError(f"{value!r} is not a valid DNS name")
+            if len(value) > 63:  # the site bucket is named after the domain
+                raise ValueError(f"{value!r} is longer than 63 characters, S3's limit for a "
+                                 "bucket name (the site bucket is named after the domain)")
         return value
 
 
 class Dns(Model):
     zone: str
+    website_zone_id: Annotated[str, Field(pattern=r"^Z[A-Z0-9]{4,31}$")] | None = Field(
+        default=None,
+        description="The Route53 hosted zone id of the region's S3 website endpoint, when "
+        "AWS's table (Amazon S3 website endpoints) differs from the one sdeliver knows.",
+    )
 
     @field_validator("zone")
     @classmethod

@@ -30,6 +30,8 @@ DEFAULT_EXCLUDE: tuple[str, ...] = ("__pycache__", "*.pyc", ".git", ".DS_Store",
 EPOCH = (1980, 1, 1, 0, 0, 0)
 COMPRESS_LEVEL = 6
 CHUNK = 1024 * 1024
+# Lambda's quota for a function's code and layers, unzipped (Lambda quotas: 262,144,000 bytes).
+UNZIPPED_LIMIT = 250 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,13 @@ def collect(source: Path, *, exclude: tuple[str, ...], key: str) -> list[_Entry]
     if not entries:
         raise OperationFailed(f"{label} has no files to package (in {source.parent})")
     entries.sort(key=lambda e: e.name)
+    unzipped = sum(e.size for e in entries)
+    if unzipped > UNZIPPED_LIMIT:
+        raise OperationFailed(
+            f"{label} holds {unzipped / 1e6:.0f} MB of files; Lambda runs at most "
+            f"{UNZIPPED_LIMIT / 1e6:.0f} MB unzipped (250 MiB)",
+            hint="leave tests, caches and build tools out of the function's source",
+        )
     return entries
 
 

@@ -103,7 +103,8 @@ class Project:
         if endpoint:
             base = endpoint.rstrip("/")
             return f"{base}/restapis/{api_id}/{env}/_user_request_/"
-        return f"https://{api_id}.execute-api.{self.region}.amazonaws.com/{env}/"
+        suffix = "amazonaws.com.cn" if self.aws.partition == "aws-cn" else "amazonaws.com"
+        return f"https://{api_id}.execute-api.{self.region}.{suffix}/{env}/"
 
     def site_url(self, env: str) -> str:
         from .resources.site import website_endpoint

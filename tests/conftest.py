@@ -27,6 +27,7 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
         "AWS_DEFAULT_PROFILE",
         "SDELIVER_ENDPOINT_URL",
         "SDELIVER_CALL_LOG",
+        "SDELIVER_CALL_PARAMS_LOG",
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")

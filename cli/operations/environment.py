@@ -88,11 +88,28 @@ def move_alias(
         )
     except AwsError as err:
         if err.code == "PreconditionFailedException":
+            # botocore retries an UpdateAlias whose answer was lost with the same RevisionId,
+            # which our own first attempt has just made stale: already there is done.
+            if _alias_at(project, env, version, weights or {}):
+                return
             raise OperationFailed(
                 f"alias {env} was changed by someone else while this command ran",
                 hint="check 'sdeliver status', then run the command again",
             ) from None
         raise
+
+
+def _alias_at(project: Project, env: str, version: str, weights: dict[str, float]) -> bool:
+    found = project.aws.call(
+        "lambda", "get_alias", resource=f"alias {env}", missing=True,
+        FunctionName=project.function_name, Name=env,
+    )
+    if found is None or found.get("FunctionVersion") != version:
+        return False
+    have = (found.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}
+    return set(have) == set(weights) and all(
+        abs(float(have[v]) - float(w)) < 1e-9 for v, w in weights.items()
+    )
 
 
 def point_stage(project: Project, env: str, deployment_id: str) -> None:

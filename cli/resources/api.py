@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from ..aws import APIGW_BUSY, FUNCTION_BUSY
+from ..errors import AwsError
 from ..openapi import ANY_METHOD, Definition, build_definition
 from ..plan import Change, FieldChange
 from ..project import TAG_APP, Project
@@ -33,8 +34,11 @@ def stage_arn(project: Project, api_id: str, env: str) -> str:
     return f"{api_arn(project, api_id)}/stages/{env}"
 
 
-def source_arn(project: Project, api_id: str) -> str:
-    return project.arn("execute-api", f"{api_id}/*/*/*")
+def source_arn(project: Project, api_id: str, env: str) -> str:
+    """What may invoke an environment's alias: any method and path of the API's stage of
+    that environment only (`<api>/<stage>/<method>/<path>`), so test's stage can never
+    run prod's alias."""
+    return project.arn("execute-api", f"{api_id}/{env}/*/*")
 
 
 # -- reads ------------------------------------------------------------------------------
@@ -87,6 +91,17 @@ def statement_source_arn(found: dict[str, Any]) -> str | None:
         if value:
             return str(value)
     return None
+
+
+def _permits(project: Project, env: str, want_arn: str) -> bool:
+    """The alias's statement is the one sdeliver would add."""
+    found = statement(project, env)
+    return (
+        found is not None
+        and found.get("Principal") == {"Service": "apigateway.amazonaws.com"}
+        and found.get("Action") == "lambda:InvokeFunction"
+        and statement_source_arn(found) == want_arn
+    )
 
 
 # -- writes used by reconcile and by the release commands ---------------------------------
@@ -401,19 +416,25 @@ def _plan_permission(project: Project, api: dict[str, Any] | None, env: str) -> 
     # added again (AddPermission refuses a statement id that exists).
     have = statement(project, env)
     have_arn = statement_source_arn(have) if have is not None else None
-    want_arn = source_arn(project, str(api["id"]) if api is not None else "<new api>")
+    want_arn = source_arn(project, str(api["id"]) if api is not None else "<new api>", env)
     if have is not None and have_arn == want_arn:
         return Change(KIND_PERMISSION, name, "none")
 
     def apply(p: Project) -> None:
         if have is not None:
             remove_permission(p, env)
-        p.aws.call(
-            "lambda", "add_permission", resource=f"function {fn}:{env}",
-            retry=(FUNCTION_BUSY,), FunctionName=fn, Qualifier=env,
-            StatementId=p.permission_id(env), Action="lambda:InvokeFunction",
-            Principal="apigateway.amazonaws.com", SourceArn=source_arn(p, api_id_of(p)),
-        )
+        want = source_arn(p, api_id_of(p), env)
+        try:
+            p.aws.call(
+                "lambda", "add_permission", resource=f"function {fn}:{env}",
+                retry=(FUNCTION_BUSY,), FunctionName=fn, Qualifier=env,
+                StatementId=p.permission_id(env), Action="lambda:InvokeFunction",
+                Principal="apigateway.amazonaws.com", SourceArn=want,
+            )
+        except AwsError as err:
+            # A retry of an AddPermission whose answer was lost finds our own statement.
+            if err.code != "ResourceConflictException" or not _permits(p, env, want):
+                raise
 
     calls = (["lambda.RemovePermission"] if have is not None else []) + ["lambda.AddPermission"]
     return Change(

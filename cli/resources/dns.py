@@ -91,6 +91,8 @@ def read(project: Project, zone_id: str, domain: str) -> list[dict[str, Any]]:
 
 def desired_record(project: Project, domain: str) -> dict[str, Any]:
     endpoint, zone_id = website_zone(project.region)
+    if project.config.dns is not None and project.config.dns.website_zone_id:
+        zone_id = project.config.dns.website_zone_id  # AWS's table says otherwise
     return {
         "Name": _fqdn(domain),
         "Type": "A",

@@ -34,14 +34,18 @@ PUBLIC_POLICY_ALLOWED = {
 }
 
 # S3 website endpoints and the Route53 hosted zone of each, for alias records. AWS publishes
-# this table (General Reference, "Amazon S3 website endpoints"); no API returns it. The
-# oldest regions use a dash before the region, all the others a dot.
+# this table (General Reference, "Amazon S3 website endpoints":
+# https://docs.aws.amazon.com/general/latest/gr/s3.html#s3_website_region_endpoints); no API
+# returns it. The oldest regions use a dash before the region, all the others a dot.
+# af-south-1 and eu-south-1 follow that table (Z83WF9RJE8B12, Z30OZKI7KPW7MI), as
+# Terraform's AWS provider does; some libraries carry other ids. `dns.website_zone_id` in
+# sdeliver.yaml overrides a region's id.
 WEBSITE_ZONES: dict[str, tuple[str, str]] = {
     "us-east-1": ("s3-website-us-east-1.amazonaws.com", "Z3AQBSTGFYJSTF"),
     "us-east-2": ("s3-website.us-east-2.amazonaws.com", "Z2O1EMRO9K5GLX"),
     "us-west-1": ("s3-website-us-west-1.amazonaws.com", "Z2F56UZL2M1ACD"),
     "us-west-2": ("s3-website-us-west-2.amazonaws.com", "Z3BJ6K6RIION7M"),
-    "af-south-1": ("s3-website.af-south-1.amazonaws.com", "Z11KHD8FBVPUYU"),
+    "af-south-1": ("s3-website.af-south-1.amazonaws.com", "Z83WF9RJE8B12"),
     "ap-east-1": ("s3-website.ap-east-1.amazonaws.com", "ZNB98KWMFR0R6"),
     "ap-south-1": ("s3-website.ap-south-1.amazonaws.com", "Z11RGJOFQNVJUP"),
     "ap-south-2": ("s3-website.ap-south-2.amazonaws.com", "Z02976202B4EZMXIPMXF7"),
@@ -61,7 +65,7 @@ WEBSITE_ZONES: dict[str, tuple[str, str]] = {
     "eu-west-2": ("s3-website.eu-west-2.amazonaws.com", "Z3GKZC51ZF0DB4"),
     "eu-west-3": ("s3-website.eu-west-3.amazonaws.com", "Z3R1K369G5AVDG"),
     "eu-north-1": ("s3-website.eu-north-1.amazonaws.com", "Z3BAZG2TWCNX0D"),
-    "eu-south-1": ("s3-website.eu-south-1.amazonaws.com", "Z3IXVV8C73GIO3"),
+    "eu-south-1": ("s3-website.eu-south-1.amazonaws.com", "Z30OZKI7KPW7MI"),
     "eu-south-2": ("s3-website.eu-south-2.amazonaws.com", "Z0081959F7139GRJC19J"),
     "il-central-1": ("s3-website.il-central-1.amazonaws.com", "Z09640613K4A3MN55U7GU"),
     "me-central-1": ("s3-website.me-central-1.amazonaws.com", "Z06143092I8HRXZRUZROF"),
@@ -282,7 +286,33 @@ ORDER = list(CALLS)  # tags first: a half-made bucket is still known as ours
 
 
 def plan(project: Project) -> list[Change]:
+    if envs(project):
+        check_account_allows_public_sites(project)
     return [_plan_env(project, env) for env in envs(project)]
+
+
+def check_account_allows_public_sites(project: Project) -> None:
+    """Fail in one line when the account's S3 Block Public Access (common in organisations)
+    would refuse the website buckets' public-read policy or the public reads themselves.
+
+    No setting there (NoSuchPublicAccessBlockConfiguration) means off. An emulator
+    (endpoint URL) has no account-level setting; s3control's account-id host prefix does
+    not reach one either."""
+    if project.aws.endpoint_url:
+        return
+    found = project.aws.call(
+        "s3control", "get_public_access_block", resource="the account's S3 Block Public Access",
+        missing=True, AccountId=project.account,
+    )
+    block = (found or {}).get("PublicAccessBlockConfiguration") or {}
+    on = [key for key in ("BlockPublicPolicy", "RestrictPublicBuckets") if block.get(key)]
+    if on:
+        raise OperationFailed(
+            f"account {project.account} has S3 Block Public Access {' and '.join(on)} on: "
+            "the public website buckets cannot be read",
+            hint="turn those two off for the account (S3 console: Block Public Access settings "
+            "for this account), or host the site with HTTPS (CloudFront) when sdeliver offers it",
+        )
 
 
 def _plan_env(project: Project, env: str) -> Change:

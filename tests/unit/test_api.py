@@ -8,6 +8,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from botocore.stub import Stubber
+from sdeliver.errors import AwsError
 from sdeliver.openapi import build_definition
 from sdeliver.plan import Change
 from sdeliver.project import Project
@@ -164,7 +166,7 @@ def test_each_stage_selects_the_alias_of_its_environment(project):
         assert found["tags"]["sdeliver:env"] == env
 
 
-def test_each_alias_lets_only_this_api_invoke_it(project):
+def test_each_alias_lets_only_its_own_stage_of_this_api_invoke_it(project):
     converge(project)
 
     api_id = the_api(project)["id"]
@@ -173,7 +175,7 @@ def test_each_alias_lets_only_this_api_invoke_it(project):
         assert found is not None
         assert found["Principal"] == {"Service": "apigateway.amazonaws.com"}
         assert api.statement_source_arn(found) == (
-            f"arn:aws:execute-api:us-east-1:123456789012:{api_id}/*/*/*"
+            f"arn:aws:execute-api:us-east-1:123456789012:{api_id}/{env}/*/*"
         )
 
 
@@ -240,7 +242,66 @@ def test_a_permission_for_another_api_is_replaced(project):
     assert drifted.fields[0].old == wrong
     assert drifted.calls == ["lambda.RemovePermission", "lambda.AddPermission"]
     converge(fresh(project))
-    assert policy_source_arn(project, "prod") == api.source_arn(project, the_api(project)["id"])
+    assert policy_source_arn(project, "prod") == api.source_arn(project, the_api(project)["id"], "prod")
+
+
+def _add_statement(project: Project, env: str, source_arn: str) -> None:
+    project.aws.call("lambda", "add_permission", FunctionName=project.function_name,
+                     Qualifier=env, StatementId=f"sdeliver-apigw-{env}",
+                     Action="lambda:InvokeFunction", Principal="apigateway.amazonaws.com",
+                     SourceArn=source_arn)
+
+
+def test_a_statement_letting_every_stage_invoke_an_alias_is_narrowed_to_its_stage(project):
+    # What sdeliver granted before: any stage of the API could invoke prod's alias.
+    converge(project)
+    api_id = the_api(project)["id"]
+    api.remove_permission(project, "prod")
+    _add_statement(project, "prod", f"arn:aws:execute-api:us-east-1:123456789012:{api_id}/*/*/*")
+
+    assert _permission_change(project, "prod").action == "update"
+    converge(fresh(project))
+    assert policy_source_arn(project, "prod") == (
+        f"arn:aws:execute-api:us-east-1:123456789012:{api_id}/prod/*/*")
+
+
+def _permission_change(project: Project, env: str) -> Change:
+    return next(c for c in api.plan(fresh(project))
+                if c.kind == "lambda-permission" and f":{env}/" in c.name)
+
+
+def _apply_refused_as_existing(project: Project, change: Change, there: str) -> None:
+    """Apply `change` while AWS answers AddPermission "already exists" and the alias's
+    policy holds a statement with source ARN `there` (moto accepts a duplicate id)."""
+    statement = {"Sid": "sdeliver-apigw-prod", "Effect": "Allow",
+                 "Principal": {"Service": "apigateway.amazonaws.com"},
+                 "Action": "lambda:InvokeFunction",
+                 "Condition": {"ArnLike": {"AWS:SourceArn": there}}}
+    with Stubber(project.aws.client("lambda")) as stub:
+        stub.add_client_error(
+            "add_permission", service_error_code="ResourceConflictException", http_status_code=409,
+            service_message="The statement id (sdeliver-apigw-prod) provided already exists.")
+        stub.add_response("get_policy", {"Policy": json.dumps({"Statement": [statement]})})
+        assert change.apply is not None
+        change.apply(project)
+
+
+def test_a_retried_add_permission_finding_its_own_statement_is_accepted(project):
+    # The first AddPermission went through and its answer was lost: the retry is refused
+    # ("already exists"), and the statement there is exactly the one wanted.
+    converge(project)
+    api.remove_permission(project, "prod")
+    change = _permission_change(project, "prod")
+    wanted = api.source_arn(project, the_api(project)["id"], "prod")
+    _apply_refused_as_existing(fresh(project), change, wanted)
+
+
+def test_an_add_permission_refused_for_another_statement_still_fails(project):
+    converge(project)
+    api.remove_permission(project, "prod")
+    change = _permission_change(project, "prod")
+    with pytest.raises(AwsError, match="ResourceConflictException"):
+        _apply_refused_as_existing(fresh(project), change, "arn:aws:execute-api:us-east-1:123456789012:other/prod/*/*")
 
 
 def test_an_api_of_another_app_with_the_same_name_is_never_adopted(project):
