@@ -452,7 +452,6 @@ class Aws:
             return AwsError(f"{what} failed: {code}: {message}", code=code)
         return AwsError(f"{what} failed: {err}", code=type(err).__name__)
 
-
     def _not_offered(self, service: str, operation: str, message: str) -> AwsError:
         where = f"the endpoint {self.endpoint_url}" if self.endpoint_url else "this endpoint"
         what = f"{service}.{operation}" if "API action" in message else service
