@@ -44,7 +44,7 @@ SkipOption = Annotated[
     typer.Option(
         "--skip", envvar="SDELIVER_SKIP", metavar="PART",
         help="Leave out a part the endpoint does not offer: 'pipeline' (CodePipeline, "
-        "CodeBuild, the pipeline worker and their roles). Env: SDELIVER_SKIP.",
+        "CodeBuild, the pipeline worker and their roles).",
     ),
 ]
 
