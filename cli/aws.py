@@ -13,6 +13,8 @@ import json
 import os
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -67,6 +69,26 @@ NOT_FOUND = {
     "PipelineNotFoundException",
     "NotFoundException",  # API Gateway
 }
+
+# What an emulator answers for a service (or an operation) it does not offer. LocalStack
+# (InternalFailure, HTTP 501): "The API for service codepipeline is either not included in
+# your current license plan or has not yet been emulated by LocalStack", before 4.4 "API
+# for service 'codepipeline' not yet implemented or pro feature".
+NOT_OFFERED = "NotOffered"
+NOT_OFFERED_SIGNS = (
+    "not included in your current license plan",
+    "not available in your current license plan",
+    "not yet been emulated",
+    "not yet implemented or pro feature",
+)
+# Services only the pipeline uses: leaving the pipeline out leaves them alone.
+PIPELINE_SERVICES = {"codepipeline", "codebuild", "codestar-connections", "codeconnections"}
+SKIP_PIPELINE_HINT = (
+    "leave the pipeline out for this endpoint: pass --skip pipeline to init, reconcile and "
+    "destroy (or set SDELIVER_SKIP=pipeline); LocalStack Pro or AWS offer it"
+)
+LOCALSTACK = "localstack"
+LOCALSTACK_HEALTH = "/_localstack/health"
 
 # Eventual consistency, retried with jitter on top of botocore's own retries.
 IAM_PROPAGATION = "iam-propagation"
@@ -194,6 +216,8 @@ class Aws:
         self._lock = threading.Lock()
         self._identity: dict[str, str] | None = None
         self._identity_lock = threading.Lock()
+        self._emulator: str | None = None
+        self._emulator_lock = threading.Lock()
         self._call_log = os.environ.get("SDELIVER_CALL_LOG")
         self._params_log = os.environ.get("SDELIVER_CALL_PARAMS_LOG")
         self._config = botocore.config.Config(
@@ -300,6 +324,20 @@ class Aws:
             return "aws-us-gov"
         return "aws"
 
+    # -- the endpoint --------------------------------------------------------------------
+
+    @property
+    def emulator(self) -> str:
+        """Which emulator --endpoint-url is: "localstack", or "" (AWS, moto, or unknown).
+
+        Asked once, from LocalStack's health endpoint, and only when a URL depends on it."""
+        if not self.endpoint_url:
+            return ""
+        with self._emulator_lock:
+            if self._emulator is None:
+                self._emulator = detect_emulator(self.endpoint_url)
+            return self._emulator
+
     # -- calls ---------------------------------------------------------------------------
 
     def call(
@@ -390,6 +428,8 @@ class Aws:
             reason = (
                 err.last_response.get("Error", {}).get("Message") if err.last_response else None
             )
+            if service == "lambda" and not reason:
+                reason = self._function_reason(err.last_response, params)
             raise AwsError(
                 f"waiting for {resource or service} ({waiter}) failed: "
                 f"{reason or err.kwargs.get('reason') or err}",
@@ -402,6 +442,20 @@ class Aws:
         finally:
             with self.stats.lock:
                 self.stats.waited += time.monotonic() - started
+
+    def _function_reason(self, last: Mapping[str, Any] | None, params: dict[str, Any]) -> str:
+        """Why a function is Failed (or its update failed): Lambda's own one line, from the
+        waiter's last answer or, when that lacks it, from GetFunctionConfiguration."""
+        found: Mapping[str, Any] = (last or {}).get("Configuration") or last or {}
+        if not _state_reason(found) and params.get("FunctionName"):
+            try:
+                found = self.client("lambda").get_function_configuration(
+                    FunctionName=params["FunctionName"],
+                    **({"Qualifier": params["Qualifier"]} if params.get("Qualifier") else {}),
+                )
+            except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+                return ""
+        return _state_reason(found)
 
     def add_uploaded(self, size: int) -> None:
         with self.stats.lock:
@@ -434,6 +488,8 @@ class Aws:
             )
         if isinstance(err, botocore.exceptions.ClientError):
             code, message = _code(err), _message(err)
+            if _not_offered(err):
+                return self._not_offered(service, operation, message)
             if code in ("403", "Forbidden") and operation == "head_bucket":
                 return AwsError(
                     f"{what}: the bucket exists but is not ours: another AWS account owns it "
@@ -461,6 +517,44 @@ class Aws:
                 )
             return AwsError(f"{what} failed: {code}: {message}", code=code)
         return AwsError(f"{what} failed: {err}", code=type(err).__name__)
+
+    def _not_offered(self, service: str, operation: str, message: str) -> AwsError:
+        where = f"the endpoint {self.endpoint_url}" if self.endpoint_url else "this endpoint"
+        what = f"{service}.{operation}" if "API action" in message else service
+        said = message.split(". ")[0].rstrip(".") or "HTTP 501"
+        return AwsError(
+            f"{where} does not offer {what} ({said})",
+            code=NOT_OFFERED,
+            hint=SKIP_PIPELINE_HINT if service in PIPELINE_SERVICES
+            else "use an endpoint that offers it (LocalStack Pro, or AWS)",
+        )
+
+
+def _not_offered(err: botocore.exceptions.ClientError) -> bool:
+    """An emulator's "this service (or operation) is not here", never a transient failure."""
+    message = _message(err)
+    status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return any(sign in message for sign in NOT_OFFERED_SIGNS) or (
+        status == 501 and _code(err) == "InternalFailure"
+    )
+
+
+def _state_reason(found: Mapping[str, Any]) -> str:
+    for state, reason in (("State", "StateReason"), ("LastUpdateStatus", "LastUpdateStatusReason")):
+        if found.get(reason):
+            return f"{state} {found.get(state) or 'Failed'}: {found[reason]}"
+    return ""
+
+
+def detect_emulator(endpoint_url: str) -> str:
+    """"localstack" when the endpoint answers LocalStack's health check, else ""."""
+    url = endpoint_url.rstrip("/") + LOCALSTACK_HEALTH
+    try:
+        with urllib.request.urlopen(url, timeout=3) as answer:  # noqa: S310 - the user's endpoint
+            document = json.loads(answer.read(256 * 1024))
+    except (OSError, ValueError, urllib.error.URLError):
+        return ""
+    return LOCALSTACK if isinstance(document, dict) and "services" in document else ""
 
 
 def parameter_paths(params: Any, shape: Any, prefix: str = "") -> set[str]:

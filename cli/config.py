@@ -168,6 +168,11 @@ class Environment(Model):
     alarms: list[str] = Field(
         default_factory=list, description="CloudWatch alarms that stop a canary when in ALARM."
     )
+    site_url: Annotated[str, Field(pattern=r"^https?://[^\s/]+(/\S*)?$")] | None = Field(
+        default=None,
+        description="The site's URL for status and e2e, where sdeliver cannot derive it "
+        "(an emulator it does not know); not used with --local.",
+    )
 
     @field_validator("domain")
     @classmethod

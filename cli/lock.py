@@ -160,8 +160,15 @@ def _delete_if(
     except AwsError as err:
         if is_conflict(err):
             return False
-        if error_code(err) not in UNSUPPORTED:
+        # LocalStack answers 501 NotImplemented to If-Match; an emulator may say NotOffered.
+        if error_code(err) not in (*UNSUPPORTED, "NotOffered"):
             raise
+        if not project.facts.get("said: no conditional delete"):  # once per command
+            project.facts["said: no conditional delete"] = True
+            project.aws.log(
+                f"s3.DeleteObject with If-Match is not supported here ({error_code(err)}): "
+                "removing the lease by compare-then-delete"
+            )
     # No conditional deletes here: compare, then delete (a narrow race, the best available).
     now = inspect_lock(project, env)  # an unreadable object is there too, not gone
     if now is None:

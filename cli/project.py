@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from .aws import Aws
 from .config import Config
@@ -107,6 +108,24 @@ class Project:
         return f"https://{api_id}.execute-api.{self.region}.{suffix}/{env}/"
 
     def site_url(self, env: str) -> str:
+        """Where the environment's site answers: the configured `site_url`; on LocalStack its
+        website host; else the domain, or the bucket's S3 website endpoint."""
+        from .aws import LOCALSTACK
         from .resources.site import website_endpoint
 
+        settings = self.config.env(env)
+        if settings.site_url:
+            return settings.site_url
+        if self.aws.emulator == LOCALSTACK:
+            assert self.aws.endpoint_url is not None
+            return localstack_website(self.site_bucket(env), self.aws.endpoint_url)
+        if settings.domain:
+            return f"http://{settings.domain}/"
         return f"http://{website_endpoint(self.site_bucket(env), self.region)}/"
+
+
+def localstack_website(bucket: str, endpoint_url: str) -> str:
+    """LocalStack serves a website bucket at <bucket>.s3-website.localhost.localstack.cloud, on
+    the endpoint's port (the name resolves to 127.0.0.1)."""
+    port = urlsplit(endpoint_url).port or 4566
+    return f"http://{bucket}.s3-website.localhost.localstack.cloud:{port}/"

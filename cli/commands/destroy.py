@@ -8,10 +8,12 @@ import typer
 
 from ..context import state
 from ._shared import confirm, epilog
+from .reconcile import SkipOption, project_skipping
 
 EPILOG = epilog(
     "sdeliver destroy --yes            # everything but the artifact bucket (the ledger)",
     "sdeliver destroy --yes --purge    # the release ledger and artifacts too",
+    "sdeliver destroy --yes --skip pipeline  # where the endpoint has no CodePipeline",
 )
 
 
@@ -21,6 +23,7 @@ def destroy(
         bool, typer.Option("--purge", help="Also delete the artifact bucket: ledger and artifacts.")
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be deleted.")] = False,
+    skip: SkipOption = None,
 ) -> None:
     """Delete every resource of the app; the artifact bucket only with --purge."""
     from ..operations import reconcile as op
@@ -28,7 +31,7 @@ def destroy(
     from ..render import plan_table
 
     g = state(ctx)
-    project = g.project()
+    project = project_skipping(g, skip)
     plan = op.destroy_plan(project, purge=purge)
     if not g.json:
         plan_table(plan)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import typer
@@ -37,6 +38,11 @@ def history(
     render_entries(target, found["entries"])
 
 
+def short_who(arn: str) -> str:
+    """The caller's last name part: "ana" of ...:user/ana, "root" of arn:aws:iam::1234:root."""
+    return re.split(r"[/:]", arn)[-1] or arn
+
+
 def render_entries(env: str, entries: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
@@ -63,6 +69,6 @@ def render_entries(env: str, entries: list[dict[str, Any]]) -> None:
             e["release"],
             str(e.get("lambda_version") or "-"),
             e["e2e"],
-            e["who"].rsplit("/", 1)[-1],
+            short_who(e["who"]),
         )
     console().print(table)

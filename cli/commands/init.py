@@ -14,11 +14,13 @@ from ..context import state
 from ..errors import UsageError
 from ..output import info, interactive
 from ._shared import epilog
+from .reconcile import SkipOption
 
 EPILOG = epilog(
     "sdeliver init                          # provision what sdeliver.yaml declares",
     "sdeliver init --app shop --yes         # write a starter sdeliver.yaml, then provision",
     "sdeliver init --check                  # what init would do; exit 3 if anything",
+    "sdeliver init --yes --skip pipeline    # all but the pipeline (LocalStack community)",
 )
 
 
@@ -57,6 +59,7 @@ def init(
     write_only: Annotated[
         bool, typer.Option("--write-only", help="Write sdeliver.yaml and stop (no AWS calls).")
     ] = False,
+    skip: SkipOption = None,
 ) -> None:
     """Provision everything sdeliver.yaml declares (the first reconcile).
 
@@ -85,4 +88,4 @@ def init(
     if write_only:
         g.config()  # validate what is there
         return
-    run_reconcile(g, check=check, dry_run=dry_run, prune=False, verb="init")
+    run_reconcile(g, check=check, dry_run=dry_run, prune=False, verb="init", skip=skip)

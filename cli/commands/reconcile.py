@@ -29,21 +29,44 @@ def reconcile(
         bool,
         typer.Option("--prune", help="Also delete what sdeliver created and no longer declares."),
     ] = False,
+    skip: SkipOption = None,
 ) -> None:
     """Read what exists, compare it field by field with sdeliver.yaml, print the plan, apply it.
 
     Never moves a release pointer (alias version, stage deployment, site content).
     """
     g = state(ctx)
-    run_reconcile(g, check=check, dry_run=dry_run, prune=prune)
+    run_reconcile(g, check=check, dry_run=dry_run, prune=prune, skip=skip)
 
 
-def run_reconcile(g, *, check: bool, dry_run: bool, prune: bool, verb: str = "reconcile") -> None:  # type: ignore[no-untyped-def]
+SkipOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--skip", envvar="SDELIVER_SKIP", metavar="PART",
+        help="Leave out a part the endpoint does not offer: 'pipeline' (CodePipeline, "
+        "CodeBuild, the pipeline worker and their roles).",
+    ),
+]
+
+
+def project_skipping(g, skip: list[str] | None):  # type: ignore[no-untyped-def]
+    """The project without the parts --skip names, saying once (stderr) what is left out."""
+    from ..operations.reconcile import leave_out
+    from ..output import info
+
+    config, left_out = leave_out(g.config(), skip or [])
+    for part in left_out:
+        info(f"{part}: left out (--skip {part}): not read, created or deleted on this target")
+    return g.project(config)
+
+
+def run_reconcile(g, *, check: bool, dry_run: bool, prune: bool, verb: str = "reconcile",  # type: ignore[no-untyped-def]
+                  skip: list[str] | None = None) -> None:
     from ..operations import reconcile as op
     from ..output import emit_json, info
     from ..render import plan_table
 
-    project = g.project()
+    project = project_skipping(g, skip)
     plan = op.plan(project, prune=prune)
     if g.json:
         document = {"app": project.app, "region": project.region, **plan.to_json()}

@@ -119,16 +119,15 @@ def point_stage(project: Project, env: str, deployment_id: str) -> None:
 
 
 def urls(project: Project, env: str) -> tuple[str, str]:
-    """The API's and the site's URLs (the local gateway's, in local mode)."""
+    """The API's and the site's URLs (the local gateway's, in local mode; see
+    `Project.site_url` for the site's elsewhere)."""
     if project.aws.endpoint_url:  # an emulator: its local gateway serves the app
         from ..local.emulator import local_urls
 
         found = local_urls(project, env)
         if found is not None:
             return found
-    domain = project.config.env(env).domain
-    site = f"http://{domain}/" if domain else project.site_url(env)
-    return project.api_url(api_id(project), env), site
+    return project.api_url(api_id(project), env), project.site_url(env)
 
 
 def site_config(

@@ -9,10 +9,32 @@ Reconcile never moves a release pointer: it only makes sure the pointers exist.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from types import ModuleType
 
+from ..config import Config
+from ..errors import UsageError
 from ..plan import Plan
 from ..project import Project
+
+# Parts of sdeliver.yaml a target can go without (`--skip`, SDELIVER_SKIP): the pipeline is
+# CodePipeline, CodeBuild and the worker, which LocalStack's community edition lacks.
+SKIPPABLE = ("pipeline",)
+
+
+def leave_out(config: Config, skip: Sequence[str]) -> tuple[Config, list[str]]:
+    """The config as if it did not declare the parts `skip` names, and those it declared.
+
+    Nothing of a part left out is read, created or deleted: not even its IAM roles."""
+    parts = [p for part in skip for p in part.replace(",", " ").split()]
+    unknown = sorted(set(parts) - set(SKIPPABLE))
+    if unknown:
+        raise UsageError(
+            f"--skip {unknown[0]}: only {', '.join(SKIPPABLE)} can be left out"
+        )
+    if "pipeline" in parts and config.pipeline is not None:
+        return config.model_copy(update={"pipeline": None}), ["pipeline"]
+    return config, []
 
 
 def kinds() -> list[ModuleType]:

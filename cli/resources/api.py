@@ -55,11 +55,28 @@ def find_api(project: Project) -> dict[str, Any] | None:
     ours = [api for api in named if (api.get("tags") or {}).get(TAG_APP) == project.app]
     untagged = [api for api in named if TAG_APP not in (api.get("tags") or {})]
     candidates = sorted(ours or untagged, key=lambda api: str(api.get("createdDate", "")))
-    return candidates[0] if candidates else None
+    if not candidates:
+        return None
+    found = candidates[0]
+    if TAG_DEFINITION not in (found.get("tags") or {}):
+        found = {**found, "tags": {**(found.get("tags") or {}), **read_tags(project, found)}}
+    return found
+
+
+def read_tags(project: Project, api: dict[str, Any]) -> dict[str, str]:
+    """The API's tags from GetTags: LocalStack's GetRestApi(s) keep showing the tags the API
+    was created with, not those added later (the definition digest). The same on AWS."""
+    found = project.aws.call(
+        "apigateway", "get_tags", resource=f"REST API {api['id']}",
+        ignore=(*APIGW_MISSING, "404"),  # moto's server has no route for a REST API's tags
+        resourceArn=api_arn(project, str(api["id"])),
+    )
+    return dict((found or {}).get("tags") or {})
 
 
 def definition_digest(api: dict[str, Any]) -> str | None:
-    """The sha256 of the definition last applied to the API (None when unknown)."""
+    """The sha256 of the definition last applied to the API (None when unknown); `find_api`
+    has read it with GetTags when the API's own listing lacked it."""
     return (api.get("tags") or {}).get(TAG_DEFINITION)  # None: unknown, apply it again
 
 
