@@ -178,6 +178,9 @@ class Move:
     command: str
     toward: str | None = None  # the release this command moves to (a re-run continues it)
     wait: float | None = None
+    # The entry whose pointers this command restores (promote, rollback): live pointers
+    # equal to its are the same move, cut short, whatever their descriptions say.
+    toward_entry: Entry | None = None
     current: Entry | None = None
     live: Live | None = None
     recorded: Entry | None = None
@@ -200,8 +203,8 @@ class Move:
             differ = disagreements(self.live, self.current)
             if differ:
                 self._record_found(differ)
-        except BaseException:
-            self.lock.release()
+        except BaseException as err:
+            self.lock.__exit__(type(err), err, err.__traceback__)
             raise
         return self
 
@@ -214,10 +217,10 @@ class Move:
         """Record what is live, unless it is this command's own unfinished move."""
         assert self.live is not None and self.current is not None
         found = identify(self.project, self.live)
-        names = [found.of(d.pointer) for d in differ]
-        if self.toward is not None and all(name == self.toward for name in names):
+        if all(self._toward(d, found) for d in differ):
             return  # a re-run of the move that was cut short: it finishes it now
-        action = "interrupted" if all(names) else "drifted"
+        names = [found.of(d.pointer) for d in differ]
+        action = "interrupted" if all(names) or self.live.site_dirty else "drifted"
         release = found.site or found.alias or found.stage or self.current.release
         fields: dict[str, Any] = {"release": release}
         if release != self.current.release:
@@ -229,9 +232,8 @@ class Move:
                 source_revision=manifest.get("source_revision"),
             )
         else:
-            fields.update(
-                {k: v for k, v in self.current.release_fields().items() if k != "release"}
-            )
+            kept = ("code_sha256", "api_definition_sha256", "site_digest", "source_revision")
+            fields.update({k: getattr(self.current, k) for k in kept})
         now = self.live.pointers
         site = self.live.site_release if self.live.has_site else None
         who = "a command that did not record it" if action == "interrupted" else "hand"
@@ -255,6 +257,22 @@ class Move:
         self.recorded = None  # the move's own outcome is still to be written
         self.current = entry
 
+    def _toward(self, difference: Difference, found: Found) -> bool:
+        """Whether a differing pointer is already where this command moves it."""
+        assert self.live is not None
+        if difference.pointer == "site" and self.live.site_dirty:
+            return True  # a publish cut short: every move publishes the site again, whole
+        if self.toward is not None and found.of(difference.pointer) == self.toward:
+            return True
+        target, now = self.toward_entry, self.live.pointers
+        if target is None:
+            return False
+        if difference.pointer == "alias":
+            return now.version == target.lambda_version and not now.weights
+        if difference.pointer == "stage":
+            return now.deployment_id == target.api_deployment_id
+        return self.live.site_release == expected_site(target)
+
     # -- recording ------------------------------------------------------------------------
 
     def append(self, **fields: Any) -> Entry:
@@ -276,7 +294,7 @@ class Move:
             if exc is not None and self.recorded is None and self.on_failure is not None:
                 self._fail(exc)
         finally:
-            self.lock.release()
+            self.lock.__exit__(exc_type, exc, tb)
         if isinstance(exc, KeyboardInterrupt):
             where = f" (ledger #{self.recorded.seq})" if self.recorded is not None else ""
             back = self.current.release if self.current is not None else "what it served"

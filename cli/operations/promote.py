@@ -106,7 +106,8 @@ def promote(
     check_route(project, source, target, skip_order=skip_order)
     src = source_release(project, source)
     command = f"promote {source}->{target}"
-    with Move(project, target, command, toward=src.release, wait=wait) as move:
+    with Move(project, target, command, toward=src.release, toward_entry=src,
+              wait=wait) as move:
         current, before = move.current, move.before
         if (
             current is not None

@@ -110,7 +110,15 @@ def rollback(
     wait: float | None = None,
 ) -> ReleaseResult:
     project.config.env(env)
-    with Move(project, env, "rollback", wait=wait) as move:
+    # Where the ledger says this rollback goes (read again under the lease): pointers
+    # already there are this rollback's own, cut short and now run again.
+    try:
+        planned = plan_rollback(project, env, to, now=Pointers(version=None))
+        aim: Entry | None = planned.target
+    except OperationFailed:
+        aim = None
+    with Move(project, env, "rollback", toward=aim.release if aim else None,
+              toward_entry=aim, wait=wait) as move:
         done = _finished_by(project, env, move.lock.took_over)
         if done is not None and move.found is None:
             return done
