@@ -221,7 +221,13 @@ class Move:
             return  # a re-run of the move that was cut short: it finishes it now
         names = [found.of(d.pointer) for d in differ]
         action = "interrupted" if all(names) or self.live.site_dirty else "drifted"
-        release = found.site or found.alias or found.stage or self.current.release
+        # Named after the pointers that moved (the site first: what visitors see); the
+        # others still serve the ledger's release.
+        moved = {d.pointer for d in differ}
+        release = next(
+            (found.of(p) for p in ("site", "alias", "stage") if p in moved and found.of(p)),
+            self.current.release,
+        )
         fields: dict[str, Any] = {"release": release}
         if release != self.current.release:
             manifest = ReleaseStore(self.project).manifest(release) or {}

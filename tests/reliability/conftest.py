@@ -57,10 +57,14 @@ class Tripwire:
         self.after: int | None = None
         self.writes = 0
         self.crashed = False
+        self.interrupt = False
         self.kinds: list[str] = []
 
-    def arm(self, after: int | None) -> None:
+    def arm(self, after: int | None, *, interrupt: bool = False) -> None:
+        """interrupt: at the cut, raise KeyboardInterrupt once (Ctrl-C: the command's own
+        clean-up runs and may call AWS) instead of dying there (SIGKILL)."""
         self.after, self.writes, self.crashed, self.kinds = after, 0, False, []
+        self.interrupt = interrupt
 
     def __call__(self, model: Any, params: dict[str, Any] | None = None, **_: Any) -> None:
         if self.crashed:
@@ -68,6 +72,9 @@ class Tripwire:
         if not is_write(model.name):
             return
         if self.after is not None and self.writes >= self.after:
+            if self.interrupt:
+                self.after = None
+                raise KeyboardInterrupt(model.name)
             self.crashed = True
             raise Crash(model.name)
         self.writes += 1
