@@ -23,6 +23,7 @@ trips; publish ≤ 0.5× aws s3 sync.
 
 Reproduce: python bench/critical_path.py [--latency-ms 100] [--runs 3] [--publish-runs 1]
            [--only deploy,promote,rollback,reconcile,status,publish] [--trace]
+           [--upload-threads N]   (an experiment: publish with N upload threads)
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ from common import (
     PYTHON,
     clean_env,
     create_zone,
-    figure,
     heading,
     moto_server,
     require_aws_cli,
@@ -48,7 +48,7 @@ from common import (
     verdict,
     write_project,
 )
-from latency_proxy import LatencyProxy, Request, held_latencies, latency_proxy, waves
+from latency_proxy import chain, held_latencies, latency_proxy, waves
 from site_publish import DRIVER, make_site
 
 GOALS = {"deploy": 12, "promote": 8, "rollback": 8, "reconcile": 4, "status": 3}
@@ -83,6 +83,7 @@ def commands(options: argparse.Namespace, latency: float) -> dict[str, Any]:
     names = [n for n in COMMANDS if n in options.only]
     samples: dict[str, dict[str, list[float]]] = {n: {"with": [], "without": []} for n in names}
     held: dict[str, list[float]] = {n: [] for n in names}
+    chains: dict[str, list[int]] = {n: [] for n in names}
     requests: dict[str, list[int]] = {n: [] for n in names}
     trace: dict[str, list[list[str]]] = {}
     with scratch("critical") as work, moto_server() as server, \
@@ -110,8 +111,9 @@ def commands(options: argparse.Namespace, latency: float) -> dict[str, Any]:
                     samples[name][mode].append(seconds)
                     if proxy is slow:
                         held[name].append(held_latencies(found, latency))
+                        chains[name].append(chain(found))
                         requests[name].append(len(found))
-                        trace[name] = waves(found, latency)
+                        trace[name] = waves(found)
                     print(f"    run {i + 1} {mode:>7} latency: {LABELS[name]:<24} "
                           f"{seconds:6.2f}s  {len(found)} requests", flush=True)
     results: dict[str, Any] = {}
@@ -120,6 +122,7 @@ def commands(options: argparse.Namespace, latency: float) -> dict[str, Any]:
         results[name] = {
             "round_trips": (with_ - without) / latency,
             "held_round_trips": statistics.median(held[name]),
+            "chain": statistics.median(chains[name]),
             "requests": statistics.median(requests[name]),
             "seconds_with": with_, "seconds_without": without,
             "samples": samples[name], "goal": GOALS[name],
@@ -143,7 +146,8 @@ def publish(options: argparse.Namespace, latency: float) -> dict[str, Any]:
                 s3.create_bucket(Bucket=bucket)
                 if who == "sd":
                     argv = [PYTHON, "-c", DRIVER, str(site), bucket, slow.endpoint,
-                            str(work / f"cache-{i}"), "trust"]
+                            str(work / f"cache-{i}"), "trust",
+                            *([str(options.upload_threads)] if options.upload_threads else [])]
                 else:
                     argv = [*aws, "--endpoint-url", slow.endpoint, "s3", "sync", str(site),
                             f"s3://{bucket}/", "--delete", "--only-show-errors"]
@@ -163,11 +167,16 @@ def publish(options: argparse.Namespace, latency: float) -> dict[str, Any]:
 def report(found: dict[str, Any], publishing: dict[str, Any] | None, latency: float,
            trace: bool) -> None:
     heading(f"critical path, {latency * 1000:.0f} ms a request")
-    print(f"  {'command':<26} {'round trips':>11} {'(proxy)':>8} {'requests':>9}  goal")
+    print(f"  {'command':<24} {'round trips':>11} {'chain':>6} {'held':>5} {'requests':>8}  goal")
     for name, r in found.items():
         met = r["round_trips"] <= r["goal"]
-        print(f"  {LABELS[name]:<26} {r['round_trips']:>11.1f} {r['held_round_trips']:>8.1f} "
-              f"{r['requests']:>9.0f}  <= {r['goal']:<3} {'MET' if met else 'NOT MET'}")
+        print(f"  {LABELS[name]:<24} {r['round_trips']:>11.1f} {r['chain']:>6.0f} "
+              f"{r['held_round_trips']:>5.1f} {r['requests']:>8.0f}  <= {r['goal']:<3} "
+              f"{'MET' if met else 'NOT MET'}")
+    print("  round trips: (wall with latency - wall without) / latency, median of each;"
+          " chain: the\n  longest chain of requests each sent after the answer to the one"
+          " before (the proxy's\n  view, steady under load); held: time a request was held"
+          " / latency.")
     if publishing:
         ratio = publishing["ratio"]
         print(f"  {'site publish, 2,001 files':<26} {publishing['sdeliver_seconds']:>10.1f}s "
@@ -175,7 +184,7 @@ def report(found: dict[str, Any], publishing: dict[str, Any] | None, latency: fl
               + verdict(f"<= {PUBLISH_GOAL}x", ratio <= PUBLISH_GOAL))
     if trace:
         for name, r in found.items():
-            print(f"\n  {LABELS[name]}: requests by latency held (last run with latency)")
+            print(f"\n  {LABELS[name]}: requests by place on the chain (last run with latency)")
             for n, group in enumerate(r["waves"], 1):
                 print(f"    {n:>3}. {' | '.join(group)}")
 
@@ -186,6 +195,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--publish-runs", type=int, default=1)
     parser.add_argument("--only", default=",".join([*COMMANDS, "publish"]))
+    parser.add_argument("--upload-threads", type=int, default=0,
+                        help="an experiment: publish with this many upload threads (default:"
+                             " sdeliver's own)")
     parser.add_argument("--trace", action="store_true",
                         help="list each command's requests, grouped by the latency they shared")
     options = parser.parse_args()
@@ -205,4 +217,3 @@ if __name__ == "__main__":
     started = time.monotonic()
     main()
     print(f"  ({time.monotonic() - started:.0f}s)")
-    _ = Request, LatencyProxy

@@ -171,17 +171,32 @@ def held_latencies(requests: list[Request], latency: float) -> float:
     return total / latency if latency else 0.0
 
 
-def waves(requests: list[Request], latency: float) -> list[list[str]]:
-    """The requests grouped by overlap of their held intervals: each group cost one
-    latency; a group of one is a call nothing else was sent beside."""
-    groups: list[list[str]] = []
-    end = float("-inf")
-    for r in sorted(requests, key=lambda r: r.started):
-        if r.started >= end:
-            groups.append([])
-            end = r.started + latency
-        groups[-1].append(r.operation)
-        end = max(end, r.started + latency)
+def depths(requests: list[Request]) -> list[int]:
+    """Each request's place on the longest chain of requests each sent after the answer to
+    the one before it (1 + the deepest request answered before it was sent), in start
+    order. The deepest is the command's critical path in round trips: unlike the wall time
+    and the held time, it does not grow when a loaded machine is slow to send a batch of
+    parallel requests."""
+    ordered = sorted(requests, key=lambda r: r.started)
+    found: list[int] = []
+    for n, r in enumerate(ordered):
+        before = [found[m] for m, q in enumerate(ordered[:n]) if q.ended <= r.started]
+        found.append(1 + max(before, default=0))
+    return found
+
+
+def chain(requests: list[Request]) -> int:
+    """The critical path in round trips (see depths)."""
+    return max(depths(requests), default=0)
+
+
+def waves(requests: list[Request]) -> list[list[str]]:
+    """The requests by their place on the critical path (see depths): each group went out
+    after the answers of the group before it, its requests side by side."""
+    ordered = sorted(requests, key=lambda r: r.started)
+    groups: list[list[str]] = [[] for _ in range(chain(ordered))]
+    for r, depth in zip(ordered, depths(ordered), strict=True):
+        groups[depth - 1].append(r.operation)
     return groups
 
 
