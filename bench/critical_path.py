@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -210,8 +211,7 @@ def main() -> None:
     found = commands(options, latency) if set(options.only) & set(COMMANDS) else {}
     publishing = publish(options, latency) if "publish" in options.only else None
     report(found, publishing, latency, options.trace)
-    print(f"  reproduce: {PYTHON} bench/critical_path.py --latency-ms {options.latency_ms:.0f}"
-          f" --runs {options.runs}{' --trace' if options.trace else ''}")
+    print(f"  reproduce: {PYTHON} bench/critical_path.py {' '.join(sys.argv[1:])}".rstrip())
     save("critical_path", {"latency": latency, "commands": found, "publish": publishing})
 
 
