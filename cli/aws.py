@@ -391,6 +391,15 @@ class Aws:
             raise self.translate(err, service, operation, resource) from None
         except (botocore.exceptions.BotoCoreError, *NOT_AN_AWS_ANSWER) as err:
             raise self.translate(err, service, operation, resource) from None
+        except NotImplementedError:
+            # An in-process emulator (moto's mock) lacking the operation raises this
+            # instead of answering; callers that can do without it list the code in ignore.
+            if "NotImplemented" in ignore:
+                return None
+            raise AwsError(
+                f"{service}.{operation}: the endpoint does not implement it",
+                code="NotImplemented",
+            ) from None
         return None  # pragma: no cover - Retrying always returns or raises
 
     def paginate(

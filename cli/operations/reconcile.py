@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from types import ModuleType
 
+from .. import parallel
 from ..config import Config
 from ..errors import UsageError
-from ..plan import Plan
+from ..plan import Change, Plan
 from ..project import Project
 
 # Parts of sdeliver.yaml a target can go without (`--skip`, SDELIVER_SKIP): the pipeline is
@@ -43,13 +44,39 @@ def kinds() -> list[ModuleType]:
     return [artifacts, iam, function, api, site, dns, worker, codebuild, pipeline]
 
 
+def waves() -> list[list[ModuleType]]:
+    """kinds() in groups planned side by side: a kind whose plan needs a fact an earlier
+    kind's plan learns comes in a later group. Planning the function, the worker, the
+    CodeBuild project and the pipeline compares their role with the ARN the roles' plan
+    found (`iam.role_arn`); nothing else reads a fact another kind's plan sets."""
+    from ..resources import codebuild, function, pipeline, worker
+
+    after_roles = [function, worker, codebuild, pipeline]
+    first = [kind for kind in kinds() if kind not in after_roles]
+    return [first, [kind for kind in kinds() if kind in after_roles]]
+
+
 def plan(project: Project, *, prune: bool = False) -> Plan:
-    result = Plan()
+    """Read what exists, kinds side by side (on AWS each read is a round trip). The plan
+    lists the kinds' changes in kinds() order whatever order the answers came in, and the
+    first kind in that order that fails fails the plan, as when planned one by one (a later
+    group is planned even then: its reads are wasted, never wrong, as planning writes
+    nothing and a kind after a failed one is never shown)."""
+
+    def one(kind: ModuleType) -> list[Change]:
+        changes = list(kind.plan(project))
+        if prune and hasattr(kind, "prune"):
+            changes += kind.prune(project)
+        return changes
+
+    planned: dict[ModuleType, parallel.Outcome[list[Change]]] = {}
     with project.progress.waiting("reading what exists in AWS"):
-        for kind in kinds():
-            result.extend(kind.plan(project))
-            if prune and hasattr(kind, "prune"):
-                result.extend(kind.prune(project))
+        for wave in waves():
+            outcomes = parallel.settled(*(lambda kind=kind: one(kind) for kind in wave))
+            planned.update(zip(wave, outcomes, strict=True))
+    result = Plan()
+    for kind in kinds():
+        result.extend(planned[kind].value())
     return result
 
 

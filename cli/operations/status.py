@@ -5,31 +5,37 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from .. import parallel
 from ..errors import SdeliverError
 from ..ledger import Ledger
 from ..lock import read_lock
 from ..project import Project
-from .environment import urls
+from .environment import api_id, urls
 from .moves import disagreements, identify, read_live
 
 
 def environment_status(project: Project, env: str) -> dict[str, Any]:
     domain = project.config.env(env).domain
     doc: dict[str, Any] = {"alias": env, "domain": domain}
+    ledger = Ledger(project, env)
+    # Side by side: the live pointers (config.json's release among them), the ledger and
+    # the lease (answers looked at in this order).
+    got_live, got_last, got_lease = parallel.settled(
+        lambda: read_live(project, env), ledger.latest, lambda: read_lock(project, env)
+    )
     try:
-        live = read_live(project, env)
+        live = got_live.value()
         pointers = live.pointers
         api_url, site_url = urls(project, env)
     except SdeliverError as err:
         return {**doc, "version": None, "error": err.message}
-    ledger = Ledger(project, env)
     try:  # a corrupt entry or lock is this environment's problem, not every one's
-        last = ledger.latest()
+        last = got_last.value()
         entry = ledger.current() if last is not None and not last.live else last
     except SdeliverError as err:
         return {**doc, "version": pointers.version, "error": err.message}
     try:
-        lease = read_lock(project, env)
+        lease = got_lease.value()
     except SdeliverError as err:
         lease, doc["lock_error"] = None, err.message
     differ = disagreements(live, entry)
@@ -79,7 +85,11 @@ def environment_status(project: Project, env: str) -> dict[str, Any]:
 
 def status(project: Project) -> dict[str, Any]:
     envs = list(project.config.environments)
-    project.aws.identity()  # once, before the threads share it
+    # Once, before the threads share them: the caller (the ledger's bucket is named after
+    # its account) and the API's id, side by side. An error finding the API is each
+    # environment's to report, so it is not raised here.
+    identity, _api = parallel.settled(project.aws.identity, lambda: api_id(project))
+    identity.value()
     with ThreadPoolExecutor(max_workers=min(8, len(envs))) as pool:
         found = list(pool.map(lambda env: environment_status(project, env), envs))
     return {

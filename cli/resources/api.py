@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .. import parallel
 from ..aws import APIGW_BUSY, FUNCTION_BUSY
 from ..errors import AwsError
 from ..openapi import ANY_METHOD, Definition, build_definition
@@ -68,7 +69,8 @@ def read_tags(project: Project, api: dict[str, Any]) -> dict[str, str]:
     was created with, not those added later (the definition digest). The same on AWS."""
     found = project.aws.call(
         "apigateway", "get_tags", resource=f"REST API {api['id']}",
-        ignore=(*APIGW_MISSING, "404"),  # moto's server has no route for a REST API's tags
+        # moto's server has no route for a REST API's tags; its in-process mock lacks GetTags.
+        ignore=(*APIGW_MISSING, "404", "NotImplemented"),
         resourceArn=api_arn(project, str(api["id"])),
     )
     return dict((found or {}).get("tags") or {})
@@ -277,18 +279,30 @@ def point_stage(project: Project, api_id: str, env: str, deployment_id: str) -> 
 
 
 def plan(project: Project) -> list[Change]:
-    for key in [k for k in project.facts if k.startswith("first_deployment:")]:
+    # list(): other kinds are planned beside this one and may add facts meanwhile.
+    for key in [k for k in list(project.facts) if k.startswith("first_deployment:")]:
         del project.facts[key]  # new stages start on a deployment of the API as it is now
-    api = find_api(project)
+    envs = list(project.config.environments)
+    # Side by side: the API and the permissions (which need no API id), then the API's
+    # own change and the stages. Errors are raised in the order of the plan.
+    got_api, *permissions = parallel.settled(
+        lambda: find_api(project), *(lambda env=env: statement(project, env) for env in envs)
+    )
+    api = got_api.value()
     if api is not None:
         project.facts["rest_api_id"] = api["id"]
-    changes = [_plan_api(project, api)]
+    api_change, *stages = parallel.together(
+        lambda: _plan_api(project, api),
+        *(lambda env=env: stage(project, str(api["id"]), env) if api is not None else None
+          for env in envs),
+    )
+    changes = [api_change]
     first = True
-    for env in project.config.environments:
-        changes.append(_plan_stage(project, api, env, first=first))
+    for env, have in zip(envs, stages, strict=True):
+        changes.append(_plan_stage(project, api, env, first=first, found=have))
         first = first and changes[-1].action != "create"
-    for env in project.config.environments:
-        changes.append(_plan_permission(project, api, env))
+    for env, got in zip(envs, permissions, strict=True):
+        changes.append(_plan_permission(project, api, env, found=got.value()))
     return changes
 
 
@@ -363,12 +377,14 @@ def _plan_api(project: Project, api: dict[str, Any] | None) -> Change:
 
 
 def _plan_stage(
-    project: Project, api: dict[str, Any] | None, env: str, *, first: bool = True
+    project: Project, api: dict[str, Any] | None, env: str, *, first: bool = True,
+    found: dict[str, Any] | None,
 ) -> Change:
-    """first: no stage before it in this plan is created (it makes their shared deployment)."""
+    """first: no stage before it in this plan is created (it makes their shared deployment).
+    found: the stage as `stage` read it (None: missing, or no API)."""
     name = f"{project.api_name}/{env}"
     want_tags = project.tags(env)
-    have = stage(project, str(api["id"]), env) if api is not None else None
+    have = found
     if have is None:
 
         def create(p: Project) -> None:
@@ -426,12 +442,15 @@ def _tag_stage(project: Project, api_id: str, env: str, tags: dict[str, str]) ->
     )
 
 
-def _plan_permission(project: Project, api: dict[str, Any] | None, env: str) -> Change:
+def _plan_permission(
+    project: Project, api: dict[str, Any] | None, env: str, *, found: dict[str, Any] | None
+) -> Change:
+    """found: the statement as `statement` read it. It is read even without an API: a
+    statement left by a deleted API must be replaced, not added again (AddPermission
+    refuses a statement id that exists)."""
     fn = project.function_name
     name = f"{fn}:{env}/{project.permission_id(env)}"
-    # Read even without an API: a statement left by a deleted API must be replaced, not
-    # added again (AddPermission refuses a statement id that exists).
-    have = statement(project, env)
+    have = found
     have_arn = statement_source_arn(have) if have is not None else None
     want_arn = source_arn(project, str(api["id"]) if api is not None else "<new api>", env)
     if have is not None and have_arn == want_arn:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .. import parallel
 from ..aws import tags_dict
 from ..plan import Change, FieldChange, diff_fields
 from ..project import Project
@@ -116,25 +117,33 @@ def read(project: Project, bucket: str) -> dict[str, Any] | None:
         return None
     s3 = "s3"
     res = f"bucket {bucket}"
-    versioning = project.aws.call(s3, "get_bucket_versioning", resource=res, Bucket=bucket)
-    policy = project.aws.call(s3, "get_bucket_policy", resource=res, missing=True, Bucket=bucket)
+    versioning, policy, protection, tags, lifecycle = parallel.together(
+        lambda: project.aws.call(s3, "get_bucket_versioning", resource=res, Bucket=bucket),
+        lambda: project.aws.call(s3, "get_bucket_policy", resource=res, missing=True,
+                                 Bucket=bucket),
+        lambda: read_protection(project, bucket),
+        lambda: read_tags(project, bucket),
+        lambda: read_lifecycle(project, bucket),
+    )
     return {
         "versioning": versioning.get("Status", "Disabled"),
-        **read_protection(project, bucket),
+        **protection,
         "policy": json.loads(policy["Policy"]) if policy else None,
-        "tags": read_tags(project, bucket),
-        "lifecycle": _our_rule(read_lifecycle(project, bucket)),
+        "tags": tags,
+        "lifecycle": _our_rule(lifecycle),
     }
 
 
 def read_protection(project: Project, bucket: str) -> dict[str, Any]:
     """The bucket's default encryption and public access block, as `desired` names them."""
     res = f"bucket {bucket}"
-    encryption = project.aws.call(
-        "s3", "get_bucket_encryption", resource=res, missing=True, Bucket=bucket
-    )
-    block = project.aws.call(
-        "s3", "get_public_access_block", resource=res, missing=True, Bucket=bucket
+    encryption, block = parallel.together(
+        lambda: project.aws.call(
+            "s3", "get_bucket_encryption", resource=res, missing=True, Bucket=bucket
+        ),
+        lambda: project.aws.call(
+            "s3", "get_public_access_block", resource=res, missing=True, Bucket=bucket
+        ),
     )
     rules = (encryption or {}).get("ServerSideEncryptionConfiguration", {}).get("Rules", [])
     algorithm = rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] if rules else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .. import parallel
 from ..errors import OperationFailed
 from ..plan import Change, FieldChange, diff_fields
 from ..project import Project
@@ -175,12 +176,19 @@ def plan(project: Project) -> list[Change]:
     assert zone_id is not None
     batch = _Batch(project.config.dns.zone)
     batch.zone_id = zone_id
-    return [_plan_record(project, batch, env, domain) for env, domain in wanted.items()]
+    # The records side by side; the changes (and the batch) in the environments' order.
+    found = parallel.each(lambda domain: read(project, zone_id, domain), wanted.values())
+    return [
+        _plan_record(project, batch, env, domain, records)
+        for (env, domain), records in zip(wanted.items(), found, strict=True)
+    ]
 
 
-def _plan_record(project: Project, batch: _Batch, env: str, domain: str) -> Change:
+def _plan_record(
+    project: Project, batch: _Batch, env: str, domain: str, records: list[dict[str, Any]]
+) -> Change:
+    """records: what `read` found named `domain`."""
     want = desired_record(project, domain)
-    records = read(project, str(batch.zone_id), domain)
     ours = [r for r in records if _made_by_sdeliver(r)]
     others = [r for r in records if not _made_by_sdeliver(r) and r["Type"] in ("A", "CNAME")]
     if others:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import parallel
 from ..aws import FUNCTION_BUSY, IAM_PROPAGATION
 from ..errors import OperationFailed
 from ..package import Package, package_directory
@@ -196,14 +197,24 @@ def actual(found: dict[str, Any]) -> dict[str, Any]:
 
 
 def plan(project: Project) -> list[Change]:
-    found = read_function(project)
+    envs = list(project.config.environments)
+    # The function and its aliases side by side; the aliases' answers (or errors) are
+    # looked at only when the function exists, as when read after it.
+    got, *aliases = parallel.settled(
+        lambda: read_function(project),
+        *(lambda env=env: read_alias(project, env) for env in envs),
+    )
+    found = got.value()
     if found is None:
         changes = [_create(project)]
     else:
         _check_owner(project, found)
         changes = [_update(project, found)]
     exists = found is not None
-    changes += [_alias(project, env, exists=exists) for env in project.config.environments]
+    changes += [
+        _alias(project, env, exists=exists, found=alias.value() if exists else None)
+        for env, alias in zip(envs, aliases, strict=True)
+    ]
     return changes
 
 
@@ -308,10 +319,11 @@ def check_owner(project: Project, found: dict[str, Any], name: str, *, hint: str
                               hint=hint)
 
 
-def _alias(project: Project, env: str, *, exists: bool) -> Change:
+def _alias(project: Project, env: str, *, exists: bool, found: dict[str, Any] | None) -> Change:
+    """found: the alias as read_alias read it (None: missing)."""
     name = f"{project.function_name}:{env}"
     # An existing alias is a release pointer: wherever it points, reconcile leaves it.
-    if exists and read_alias(project, env) is not None:
+    if exists and found is not None:
         return Change(ALIAS_KIND, name, "none")
     version = latest_published_version(project) if exists else None
     fields = [FieldChange("version", None, version or "(newly published)")]

@@ -14,6 +14,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
 
+from .. import parallel
 from ..aws import tags_dict
 from ..errors import OperationFailed
 from ..plan import Change, FieldChange
@@ -114,26 +115,35 @@ def policy_document(document: Any) -> Any:
 
 
 def read(project: Project, role: Role) -> dict[str, Any] | None:
+    """The role, its inline policies and tags: the role and both lists read side by side
+    (the lists of a role that does not exist fail, and are then not looked at), then the
+    policies side by side."""
     res = f"role {role.name}"
-    found = project.aws.call("iam", "get_role", resource=res, missing=True, RoleName=role.name)
+
+    def listed(operation: str, key: str) -> list[Any]:
+        return list(project.aws.paginate("iam", operation, key, resource=res, RoleName=role.name))
+
+    got_role, got_names, got_tags = parallel.settled(
+        lambda: project.aws.call("iam", "get_role", resource=res, missing=True,
+                                 RoleName=role.name),
+        lambda: listed("list_role_policies", "PolicyNames"),
+        lambda: listed("list_role_tags", "Tags"),
+    )
+    found = got_role.value()
     if found is None:
         return None
-    names = list(
-        project.aws.paginate(
-            "iam", "list_role_policies", "PolicyNames", resource=res, RoleName=role.name
-        )
-    )
-    policies = {}
-    for name in names:
-        got = project.aws.call(
+    names = got_names.value()
+    documents = parallel.each(
+        lambda name: project.aws.call(
             "iam", "get_role_policy", resource=res, RoleName=role.name, PolicyName=name
-        )
-        policies[name] = policy_document(got["PolicyDocument"])
-    tags = tags_dict(
-        list(
-            project.aws.paginate("iam", "list_role_tags", "Tags", resource=res, RoleName=role.name)
-        )
+        ),
+        names,
     )
+    policies = {
+        name: policy_document(got["PolicyDocument"])
+        for name, got in zip(names, documents, strict=True)
+    }
+    tags = tags_dict(got_tags.value())
     return {
         "arn": found["Role"]["Arn"],
         "path": found["Role"].get("Path", "/"),
@@ -147,7 +157,7 @@ def read(project: Project, role: Role) -> dict[str, Any] | None:
 
 
 def plan(project: Project) -> list[Change]:
-    return [plan_role(project, role) for role in roles(project)]
+    return parallel.each(lambda role: plan_role(project, role), roles(project))
 
 
 def plan_role(project: Project, role: Role) -> Change:

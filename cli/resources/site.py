@@ -13,6 +13,7 @@ import json
 import time
 from typing import Any
 
+from .. import parallel
 from ..errors import AwsError, OperationFailed
 from ..ledger import Ledger
 from ..plan import Change, FieldChange, diff_fields
@@ -228,17 +229,25 @@ def _is_empty(project: Project, bucket: str) -> bool:
 def read(project: Project, bucket: str) -> dict[str, Any] | None:
     if not _exists(project, bucket):
         return None
-    region = _region(project, bucket)
+    # Side by side; the region is looked at first (a bucket elsewhere may answer the other
+    # reads with errors of its own).
+    got_region, *others = parallel.settled(
+        lambda: _region(project, bucket),
+        lambda: project.aws.call("s3", "get_public_access_block", resource=f"bucket {bucket}",
+                                 missing=True, Bucket=bucket),
+        lambda: _website(project, bucket),
+        lambda: _policy(project, bucket),
+        lambda: read_tags(project, bucket),
+        lambda: _has_config(project, bucket),
+    )
+    region = got_region.value()
     if region != project.region:
         raise OperationFailed(
             f"site bucket {bucket} is in region {region}, but sdeliver.yaml deploys to "
             f"{project.region}: its website endpoint and DNS alias would not match",
             hint="delete or rename that bucket, or set region: in sdeliver.yaml",
         )
-    block = project.aws.call(
-        "s3", "get_public_access_block", resource=f"bucket {bucket}", missing=True, Bucket=bucket
-    )
-    website = _website(project, bucket)
+    block, website, policy, tags, config_json = (got.value() for got in others)
     return {
         "website": (
             {k: website[k] for k in ("IndexDocument", "ErrorDocument") if k in website}
@@ -248,9 +257,9 @@ def read(project: Project, bucket: str) -> dict[str, Any] | None:
         # Not declared, so not compared; kept when the website configuration is rewritten.
         "routing_rules": (website or {}).get("RoutingRules"),
         "public_access_block": (block or {}).get("PublicAccessBlockConfiguration"),
-        "policy": _policy(project, bucket),
-        "tags": read_tags(project, bucket),
-        "config_json": _has_config(project, bucket),
+        "policy": policy,
+        "tags": tags,
+        "config_json": config_json,
     }
 
 
@@ -288,7 +297,7 @@ ORDER = list(CALLS)  # tags first: a half-made bucket is still known as ours
 def plan(project: Project) -> list[Change]:
     if envs(project):
         check_account_allows_public_sites(project)
-    return [_plan_env(project, env) for env in envs(project)]
+    return parallel.each(lambda env: _plan_env(project, env), envs(project))
 
 
 def check_account_allows_public_sites(project: Project) -> None:
