@@ -199,8 +199,9 @@ def test_the_fallback_leaves_a_lease_that_changed_since_it_was_read(
     project = stub_project(project_dir, localstack)
     bucket, key = project.artifact_bucket, lock_key(project, "test")
     project.aws.call("s3", "create_bucket", Bucket=bucket)
-    ours = Lease("arn:aws:iam::123456789012:user/ana", "ci-7", 41, "deploy", "", "", "a")
-    theirs = Lease("arn:aws:iam::123456789012:user/bo", "ci-8", 42, "deploy", "", "", "b")
+    times = ("2026-11-30T10:00:00.000Z", "2026-11-30T10:30:00.000Z")
+    ours = Lease("arn:aws:iam::123456789012:user/ana", "ci-7", 41, "deploy", *times, "a")
+    theirs = Lease("arn:aws:iam::123456789012:user/bo", "ci-8", 42, "deploy", *times, "b")
     first = project.aws.call("s3", "put_object", Bucket=bucket, Key=key, Body=ours.to_json())
     project.aws.call("s3", "put_object", Bucket=bucket, Key=key, Body=theirs.to_json())
     assert _delete_if(project, "test", first["ETag"], ours) is False
