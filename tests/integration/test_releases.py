@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -343,3 +345,33 @@ def test_a_failing_canary_puts_all_traffic_back(sdeliver, app: Path, endpoint: s
     assert served(gateway, "prod")["version"] == "v1"
     assert [e["action"] for e in ledger(endpoint, "prod")] == ["promote", "canary", "promote"]
     assert ledger(endpoint, "prod")[-1]["outcome"] == "rolled-back"
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_during_e2e_stops_it_puts_back_and_records(app: Path, endpoint: str, gateway: str, sig: int, code: int) -> None:
+    first = subprocess.run([sys.executable, "-m", "sdeliver", "deploy"], cwd=app, capture_output=True,
+                           text=True, env={**os.environ, "SDELIVER_ENDPOINT_URL": endpoint}, timeout=120)
+    assert first.returncode == 0, first.stderr
+    before = snapshot(endpoint)
+    marker = app / "e2e.pid"
+    set_e2e(app, f"python -c \"import os, time; open('{marker}', 'w').write(str(os.getpid())); time.sleep(120)\"")
+    set_version(app, "v-signal")
+    proc = subprocess.Popen([sys.executable, "-m", "sdeliver", "deploy"], cwd=app, text=True,
+                            env={**os.environ, "SDELIVER_ENDPOINT_URL": endpoint},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not marker.exists() and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert marker.exists(), proc.communicate()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err
+    assert "interrupted" in err and "put back on" in err
+    e2e_pid = int(marker.read_text())
+    stat = Path(f"/proc/{e2e_pid}/stat")
+    assert not stat.exists() or stat.read_text().split()[2] == "Z"  # gone (or a zombie)
+    after = snapshot(endpoint)
+    assert {env: (s["version"], s["deployment"]) for env, s in after.items()} == \
+        {env: (s["version"], s["deployment"]) for env, s in before.items()}
+    latest = ledger(endpoint, "test")[-1]
+    assert latest["outcome"] == "failed" and "SIG" in latest["message"]
