@@ -139,6 +139,7 @@ class Ledger:
         self.prefix = f"{project.prefix}/releases/{env}/"
         self._cache: dict[int, Entry] = {}
         self._problems: list[str] | None = None
+        self._newest: int | None = None  # the newest seq of the last listing (or append)
 
     def key(self, seq: int) -> str:
         return f"{self.prefix}{seq:0{SEQ_DIGITS}d}.json"
@@ -167,6 +168,7 @@ class Ledger:
                 found.append(int(match.group(1)))
         found.sort()
         self._problems = self._describe(found, strays, beyond)
+        self._newest = found[-1] if found else 0
         return found
 
     def problems(self) -> list[str]:
@@ -340,8 +342,12 @@ class Ledger:
         unknown = sorted(set(fields) - set(Entry.model_fields))
         if unknown:
             raise OperationFailed(f"unknown release ledger fields: {', '.join(unknown)}")
-        seqs = self.seqs()
-        seq = (seqs[-1] if seqs else 0) + 1
+        # The number after the newest this object has listed (under the lease: nobody else
+        # appends), else after a fresh listing; the conditional create settles any race.
+        if self._newest is None:
+            self.seqs()
+        assert self._newest is not None
+        seq = self._newest + 1
         self._check_room(seq)
         try:
             draft = Entry(seq=seq, **fields)
@@ -361,6 +367,7 @@ class Ledger:
                     raise
                 mine = self.read(seq) if error_code(err) in ("PreconditionFailed", "412") else None
                 if mine is not None and mine.id == entry.id:
+                    self._newest = max(self._newest or 0, seq)
                     return mine  # our own earlier attempt landed; its answer was lost
                 self.project.aws.log(f"release ledger seq {seq} taken by another writer")
                 self.project.aws.sleep(random.uniform(0.05, 0.2) * attempt)  # noqa: S311 - jitter
@@ -372,6 +379,7 @@ class Ledger:
                 self._check_room(seq)
                 continue
             self._cache[seq] = entry
+            self._newest = max(self._newest or 0, seq)
             return entry
         raise OperationFailed(
             f"could not append to the {self.env} release ledger: "

@@ -31,7 +31,7 @@ from .project import Project
 
 CONFIG_JSON = "config.json"
 NO_CACHE = {"index.html", CONFIG_JSON}
-UPLOAD_THREADS = 16
+UPLOAD_THREADS = 32
 # Metadata on config.json while a publish changes the files it describes.
 PUBLISHING = "sdeliver-publishing"
 mimetypes.add_type("application/javascript", ".js")
@@ -203,20 +203,22 @@ def publish(
     config: dict[str, Any],
     *,
     force: bool = False,
+    prior: Prior | None = None,
 ) -> PublishResult:
     """Make the bucket hold exactly `files`, then `config` as config.json.
 
     config.json is written last, so when it names the release being published (and no
     publish was cut short since) the bucket holds that release's files already: nothing is
     listed or uploaded. `force` lists and compares every object anyway, to repair objects
-    changed behind sdeliver's back.
+    changed behind sdeliver's back. `prior`: config.json and the listing as this command
+    read them (and changed them since) while it held the lease: not read again.
     """
-    published = read_published(project, bucket)
+    published = prior.published if prior is not None else read_published(project, bucket)
     release = config.get("release")
     if not force and release and published.release == release and not published.dirty:
         write_config(project, bucket, config, published.etag)
         return PublishResult(0, 0, len(files), 0)
-    existing = _listing(project, bucket)
+    existing = dict(prior.listing) if prior is not None and not force else _listing(project, bucket)
     existing.pop(CONFIG_JSON, None)
     wanted = {f.key for f in files}
     mark = _Mark(project, bucket, published, release)
@@ -249,6 +251,15 @@ def publish(
     return PublishResult(len(sent), len(stale), len(files) - len(sent), sum(sent))
 
 
+@dataclass(frozen=True)
+class Prior:
+    """What a publish would read first — config.json and the bucket's listing — as the same
+    command read (and, by uploading, changed) them a moment ago under its lease."""
+
+    published: Published
+    listing: dict[str, str]  # key -> ETag (MD5 of a simple upload)
+
+
 def add_new_files(
     project: Project,
     bucket: str,
@@ -256,13 +267,16 @@ def add_new_files(
     release_id: str,
     stop: threading.Event,
     added: list[str],
-) -> None:
+) -> Prior | None:
     """Upload only the files whose keys the bucket does not hold yet, appending each key to
     `added` once it is up: nothing links to them until the release's index.html and
-    config.json are written by `publish`. Setting `stop` ends the uploads early."""
+    config.json are written by `publish`. Setting `stop` ends the uploads early.
+
+    Returns what the bucket then holds (for `publish`), or None when it holds the release
+    already (nothing read but config.json)."""
     shown = read_published(project, bucket)
     if shown.release == release_id and not shown.dirty:
-        return  # the bucket holds this release already
+        return None  # the bucket holds this release already
     existing = _listing(project, bucket)
     new = [f for f in files if f.key not in existing]
     mark = _Mark(project, bucket, shown, release_id)  # before the first object changes
@@ -284,6 +298,10 @@ def add_new_files(
     with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
         for _ in pool.map(upload, new):
             pass
+    if stop.is_set():
+        return None
+    now = Published(shown.body, shown.release, shown.dirty or mark.made)
+    return Prior(now, {**existing, **{f.key: f.md5 for f in new}})
 
 
 class _Mark:

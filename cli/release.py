@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from . import parallel
 from .errors import OperationFailed
 from .openapi import Definition
 from .project import Project
@@ -144,11 +145,14 @@ class ReleaseStore:
     def __init__(self, project: Project) -> None:
         self.project = project
         self.bucket = project.artifact_bucket
+        self._manifests: dict[str, dict[str, Any]] = {}  # read or written: immutable
 
     def key(self, release_id: str, name: str) -> str:
         return f"{self.project.prefix}/artifacts/{release_id}/{name}"
 
     def manifest(self, release_id: str) -> dict[str, Any] | None:
+        if release_id in self._manifests:
+            return self._manifests[release_id]
         found = self.project.aws.call(
             "s3",
             "get_object",
@@ -160,11 +164,13 @@ class ReleaseStore:
         if found is None:
             return None
         try:
-            return dict(json.loads(found["Body"].read()))
+            manifest = dict(json.loads(found["Body"].read()))
         except (ValueError, TypeError):
             raise OperationFailed(
                 f"release {release_id}: its manifest in s3://{self.bucket} is corrupt"
             ) from None
+        self._manifests[release_id] = manifest
+        return manifest
 
     def require(self, release_id: str) -> dict[str, Any]:
         manifest = self.manifest(release_id)
@@ -180,12 +186,22 @@ class ReleaseStore:
         if self.manifest(build.release_id) is not None:
             return False
         put = self._put
-        put(build.release_id, "function.zip", build.function_zip, "application/zip")
-        put(build.release_id, "openapi.json", build.definition.body, "application/json")
+        # The artifacts side by side; the manifest after them: a release whose manifest
+        # exists is complete.
+        uploads = [
+            lambda: put(build.release_id, "function.zip", build.function_zip, "application/zip"),
+            lambda: put(build.release_id, "openapi.json", build.definition.body,
+                        "application/json"),
+        ]
         if build.site_zip is not None:
-            put(build.release_id, "site.zip", build.site_zip.read_bytes(), "application/zip")
-        manifest = json.dumps(build.manifest(), indent=2, sort_keys=True).encode()
-        put(build.release_id, MANIFEST, manifest, "application/json")
+            site_zip = build.site_zip
+            uploads.append(lambda: put(build.release_id, "site.zip", site_zip.read_bytes(),
+                                       "application/zip"))
+        parallel.together(*uploads)
+        manifest = build.manifest()
+        body = json.dumps(manifest, indent=2, sort_keys=True).encode()
+        put(build.release_id, MANIFEST, body, "application/json")
+        self._manifests[build.release_id] = json.loads(body)
         return True
 
     def _put(self, release_id: str, name: str, body: bytes, content_type: str) -> None:

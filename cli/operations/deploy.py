@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .. import parallel
 from .. import publish as site
 from ..aws import FUNCTION_BUSY
 from ..errors import SdeliverError
@@ -52,13 +53,15 @@ VERSION_FIELDS = (
 )
 
 
-def publish_function(project: Project, built: Build, store: ReleaseStore) -> str:
+def publish_function(
+    project: Project, built: Build, store: ReleaseStore, latest: dict[str, Any] | None = None
+) -> str:
     """The version that runs `built`: the code is uploaded and a version published only
-    when needed."""
+    when needed. latest: $LATEST as the caller read it already (else read here)."""
     from ..resources import function
 
     name = project.function_name
-    latest = function.read_function(project)
+    latest = latest or function.read_function(project)
     if latest is None:
         from ..errors import OperationFailed
 
@@ -72,7 +75,7 @@ def publish_function(project: Project, built: Build, store: ReleaseStore) -> str
         or latest.get("Architectures", ["x86_64"]) != architectures
     ):
         project.progress.step(f"updating the code of {name}")
-        project.aws.call(
+        updated = project.aws.call(
             "lambda",
             "update_function_code",
             resource=f"function {name}",
@@ -82,15 +85,16 @@ def publish_function(project: Project, built: Build, store: ReleaseStore) -> str
             S3Key=store.key(built.release_id, "function.zip"),
             Architectures=architectures,
         )
-        with project.progress.waiting(f"waiting for {name} to finish updating"):
-            project.aws.wait(
-                "lambda",
-                "function_updated_v2",
-                resource=f"function {name}",
-                delay=1,
-                FunctionName=name,
-            )
-        latest = function.read_function(project) or latest
+        # Its own answer may say it is done already: no poll then.
+        if (updated or {}).get("LastUpdateStatus") != "Successful":
+            with project.progress.waiting(f"waiting for {name} to finish updating"):
+                project.aws.wait(
+                    "lambda",
+                    "function_updated_v2",
+                    resource=f"function {name}",
+                    delay=1,
+                    FunctionName=name,
+                )
     else:
         reusable = _matching_version(project, latest)
         if reusable is not None:
@@ -105,15 +109,16 @@ def publish_function(project: Project, built: Build, store: ReleaseStore) -> str
         CodeSha256=built.code_sha256,
     )
     version = str(published["Version"])
-    with project.progress.waiting(f"waiting for version {version} to be active"):
-        project.aws.wait(
-            "lambda",
-            "published_version_active",
-            resource=f"function {name}",
-            delay=1,
-            FunctionName=name,
-            Qualifier=version,
-        )
+    if published.get("State") != "Active":
+        with project.progress.waiting(f"waiting for version {version} to be active"):
+            project.aws.wait(
+                "lambda",
+                "published_version_active",
+                resource=f"function {name}",
+                delay=1,
+                FunctionName=name,
+                Qualifier=version,
+            )
     return version
 
 
@@ -165,20 +170,38 @@ def _matching_version(project: Project, latest: dict[str, Any]) -> str | None:
     return str(newest["Version"]) if same else None
 
 
-def deploy_api(project: Project, env: str, built: Build) -> str:
-    """Apply the definition when it changed, then deploy the environment's stage."""
+def deploy_api(
+    project: Project,
+    env: str,
+    built: Build,
+    found: dict[str, Any] | None = None,
+    serving: tuple[Entry | None, str | None] = (None, None),
+) -> str:
+    """Apply the definition when it changed, then make a deployment of it for the
+    environment's stage (which the caller points at it, beside the alias's move).
+
+    found: the REST API as the caller read it (with its definition digest). serving: the
+    ledger's current entry and the stage's live deployment: when that deployment is the
+    entry's and of this very definition, the stage stays on it (the integration reaches the
+    function through the alias, which deploy moves): no new deployment, no stage update."""
     from ..resources import api
 
     rest_api = api_id(project)
-    found = api.find_api(project)
-    if found is None or api.definition_digest(found) != built.definition.sha256:
+    found = found or api.find_api(project)
+    current, live_deployment = serving
+    same = found is not None and api.definition_digest(found) == built.definition.sha256
+    if (
+        same
+        and current is not None
+        and live_deployment is not None
+        and current.api_deployment_id == live_deployment
+        and current.api_definition_sha256 == built.definition.sha256
+    ):
+        return live_deployment
+    if not same:
         project.progress.step(f"applying the API definition to {project.api_name}")
         api.apply_definition(project, rest_api, built.definition)
-    deployment = api.create_deployment(
-        project, rest_api, env, f"sdeliver release {built.release_id}"
-    )
-    point_stage(project, env, deployment)
-    return deployment
+    return api.create_deployment(project, rest_api, env, f"sdeliver release {built.release_id}")
 
 
 def restore(project: Project, env: str, before: Pointers, entry: Entry | None) -> None:
@@ -310,21 +333,38 @@ def deploy(
     force: bool = False,
     wait: float | None = None,
 ) -> ReleaseResult:
+    from ..resources import api, function
+
     project.config.env(env)
     project.progress.step(f"building {project.app}")
     built = build(project)
     try:
-        if not force:
-            current = Ledger(project, env).current()
-            if current is not None and current.release == built.release_id:
-                live = read_live(project, env)
-                if unchanged(current, built, live):
-                    return ReleaseResult(
-                        env, "deploy", "unchanged", built.release_id, current.lambda_version,
-                        current.api_deployment_id, current.e2e, current.seq,
-                    )
-        with Move(project, env, "deploy", toward=built.release_id, wait=wait) as move:
-            return _deploy_locked(project, env, built, move, rollback_on_failure, force)
+        store, ledger = ReleaseStore(project), Ledger(project, env)
+        # Side by side, before the lease: what the ledger says and what serves (the
+        # unchanged check), the release's artifacts (content-addressed: stored once, and not
+        # at all when it is stored already), $LATEST and the REST API with its digest.
+        current, live, stored, latest, found, _ = parallel.together(
+            ledger.current,
+            lambda: read_live(project, env),
+            lambda: store.store(built),
+            lambda: function.read_function(project),
+            lambda: api.find_api(project),
+            lambda: project.aws.emulator,  # which emulator serves the URLs, if any
+        )
+        if not force and unchanged(current, built, live):
+            assert current is not None
+            return ReleaseResult(
+                env, "deploy", "unchanged", built.release_id, current.lambda_version,
+                current.api_deployment_id, current.e2e, current.seq,
+            )
+        if stored:
+            project.progress.step(f"stored release {built.release_id}")
+        with Move(project, env, "deploy", toward=built.release_id, wait=wait,
+                  ledger=ledger) as move:
+            return _deploy_locked(
+                project, env, built, move, rollback_on_failure, force,
+                latest=latest, found=found,
+            )
     finally:
         built.close()
 
@@ -336,10 +376,11 @@ def _deploy_locked(
     move: Move,
     rollback_on_failure: bool,
     force: bool = False,
+    *,
+    latest: dict[str, Any] | None = None,
+    found: dict[str, Any] | None = None,
 ) -> ReleaseResult:
     store = ReleaseStore(project)
-    if store.store(built):
-        project.progress.step(f"stored release {built.release_id}")
     manifest = store.require(built.release_id)
     current, before = move.current, move.before
     fields = entry_fields(project, built, current)
@@ -349,8 +390,11 @@ def _deploy_locked(
 
     def function_and_api() -> tuple[str, str]:
         nonlocal version, deployment
-        version = publish_function(project, built, store)
-        deployment = deploy_api(project, env, built)
+        # The function's new version beside the API's deployment: neither needs the other.
+        version, deployment = parallel.together(
+            lambda: publish_function(project, built, store, latest),
+            lambda: deploy_api(project, env, built, found, (current, before.deployment_id)),
+        )
         return version, deployment
 
     def failed(err: BaseException) -> None:
@@ -363,12 +407,19 @@ def _deploy_locked(
     move.on_failure = failed
     # The site's new files go up while the function update settles: no page links to
     # them until the switch below, so visitors still see the release they had.
-    new_version, _ = alongside(function_and_api, new_files.add, project)
+    new_version, new_deployment = alongside(function_and_api, new_files.add, project)
     if new_files.added:
         project.progress.detail(f"site: {len(new_files.added)} new files added")
-    switch_alias(project, env, new_version, before.alias_revision)
+    # The alias and the stage switch together (each is one call, neither needs the other).
+    parallel.together(
+        lambda: switch_alias(project, env, new_version, before.alias_revision),
+        lambda: None if new_deployment == before.deployment_id
+        else point_stage(project, env, new_deployment),
+    )
+    move.confirm_early()  # beside the site's last writes: the entry follows them
     published = publish_site(
-        project, env, built.release_id, manifest, built.site_zip, force=force
+        project, env, built.release_id, manifest, built.site_zip, force=force,
+        prior=new_files.prior,
     )
     return record(
         project,
@@ -428,12 +479,15 @@ class NewSiteFiles:
         wanted = project.config.site is not None and bool(manifest.get("site_digest"))
         self.bucket = project.site_bucket(env) if wanted and site_zip is not None else None
         self.added: list[str] = []  # appended from the upload threads (list.append is atomic)
+        self.prior: site.Prior | None = None  # what the bucket holds after `add`
 
     def add(self, stop: threading.Event) -> None:
         if self.bucket is None or self.site_zip is None:
             return
         with site.files_from_zip(self.site_zip) as files:
-            site.add_new_files(self.project, self.bucket, files, self.release_id, stop, self.added)
+            self.prior = site.add_new_files(
+                self.project, self.bucket, files, self.release_id, stop, self.added
+            )
 
     def remove(self) -> None:
         """Delete what `add` uploaded: the bucket holds what it held before (a failed deploy)."""

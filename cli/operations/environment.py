@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import parallel
 from ..aws import FUNCTION_BUSY
 from ..errors import AwsError, OperationFailed
 from ..project import Project
-from ..publish import PublishResult, files_from_zip, publish
+from ..publish import Prior, PublishResult, files_from_zip, publish
 from ..release import ReleaseStore
 from ..shell import run_command
 
@@ -31,7 +32,7 @@ def api_id(project: Project) -> str:
     from ..resources import api
 
     if "rest_api_id" not in project.facts:
-        found = api.find_api(project)
+        found = api.find_api(project, digest=False)
         if found is None:
             raise OperationFailed(
                 f"REST API {project.api_name} does not exist",
@@ -44,13 +45,16 @@ def api_id(project: Project) -> str:
 def read_pointers(project: Project, env: str) -> Pointers:
     from ..resources import api, function
 
-    alias = function.read_alias(project, env)
+    # Side by side: the alias, and the API's id then its stage.
+    alias, stage = parallel.together(
+        lambda: function.read_alias(project, env),
+        lambda: api.stage(project, api_id(project), env),
+    )
     if alias is None:
         raise OperationFailed(
             f"alias {env} of function {project.function_name} does not exist",
             hint="run 'sdeliver init' (or reconcile) first",
         )
-    stage = api.stage(project, api_id(project), env)
     if stage is None:
         raise OperationFailed(
             f"stage {env} of REST API {project.api_name} does not exist",
@@ -151,10 +155,12 @@ def publish_site(
     site_zip: Path | None = None,
     *,
     force: bool = False,
+    prior: Prior | None = None,
 ) -> PublishResult | None:
     """Make the environment's bucket hold exactly the release's site, config.json last.
 
-    force: compare every object even when config.json already names the release."""
+    force: compare every object even when config.json already names the release.
+    prior: config.json and the listing as this command read them under its lease."""
     if project.config.site is None or not manifest.get("site_digest"):
         return None
     bucket = project.site_bucket(env)
@@ -163,7 +169,7 @@ def publish_site(
         if site_zip is None:
             site_zip = ReleaseStore(project).download_site(release_id, Path(tmp))
         with files_from_zip(site_zip) as files:
-            return publish(project, bucket, files, config, force=force)
+            return publish(project, bucket, files, config, force=force, prior=prior)
 
 
 def run_e2e(project: Project, env: str, version: str) -> str:

@@ -21,12 +21,14 @@ The record is the truth, or `status` says plainly where it is not (`disagreement
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+from .. import parallel
 from ..errors import Interrupted, SdeliverError
 from ..ledger import Entry, Ledger
 from ..lock import EnvironmentLock
@@ -36,6 +38,9 @@ from ..release import ReleaseStore
 from .environment import Pointers, api_id, read_pointers
 
 RELEASE_MARK = "sdeliver release "  # how versions and deployments name their release
+# An early confirmation of the lease (beside the last site writes) stands for this long;
+# after e2e or any longer step the lease is confirmed again before the entry is written.
+CONFIRM_FRESH = 2.0
 
 
 @dataclass(frozen=True)
@@ -186,20 +191,28 @@ class Move:
     recorded: Entry | None = None
     found: Entry | None = None  # the interrupted/drifted entry this move recorded first
     on_failure: Callable[[BaseException], None] | None = None
-    ledger: Ledger = field(init=False)
+    # The ledger as the command already read it (its entries are cached: immutable), so
+    # the read under the lease is one listing when nothing was appended meanwhile.
+    ledger: Ledger | None = None
     lock: EnvironmentLock = field(init=False)
+    _confirming: Future[None] | None = field(default=None, init=False, repr=False)
+    _confirmed_at: float = field(default=0.0, init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.ledger = Ledger(self.project, self.env)
+        if self.ledger is None:
+            self.ledger = Ledger(self.project, self.env)
         self.lock = EnvironmentLock(self.project, self.env, self.command, wait=self.wait)
 
     # -- entering: the lease, then the truth about what serves -----------------------------
 
     def __enter__(self) -> Move:
         self.lock.__enter__()
+        assert self.ledger is not None
         try:
-            self.current = self.ledger.current()
-            self.live = read_live(self.project, self.env)
+            # What the ledger says and what serves, side by side, now that nothing else moves.
+            self.current, self.live = parallel.together(
+                self.ledger.current, lambda: read_live(self.project, self.env)
+            )
             differ = disagreements(self.live, self.current)
             if differ:
                 self._record_found(differ)
@@ -281,9 +294,30 @@ class Move:
 
     # -- recording ------------------------------------------------------------------------
 
-    def append(self, **fields: Any) -> Entry:
-        """Write a ledger entry once the lease is confirmed ours (else EnvironmentLocked)."""
+    def confirm_early(self) -> None:
+        """Start confirming the lease now, beside the command's last writes (config.json):
+        `append` then uses that answer, if it is fresh, instead of asking after them."""
+        if self._confirming is None:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdeliver-confirm")
+            self._confirming = pool.submit(self._confirm_now)
+            pool.shutdown(wait=False)
+
+    def _confirm_now(self) -> None:
         self.lock.confirm()
+        self._confirmed_at = time.monotonic()
+
+    def append(self, **fields: Any) -> Entry:
+        """Write a ledger entry once the lease is confirmed ours (else EnvironmentLocked):
+        by an early confirmation at most CONFIRM_FRESH seconds old, else now. (The entry's
+        PUT cannot be conditional on the lease too: S3 has no two-object condition. The
+        lease's ttl is what makes the window harmless: only an expired or force-broken
+        lease is ever taken over.)"""
+        assert self.ledger is not None
+        confirming, self._confirming = self._confirming, None
+        if confirming is not None:
+            confirming.result()
+        if confirming is None or time.monotonic() - self._confirmed_at > CONFIRM_FRESH:
+            self._confirm_now()
         entry = self.ledger.append(**fields)
         self.recorded = entry
         return entry

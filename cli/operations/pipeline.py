@@ -40,7 +40,7 @@ from ..release import Build as Release
 from ..release import ReleaseStore, build, run_build_commands
 from ..shell import source_revision
 from . import deploy as steps
-from .environment import publish_site, read_pointers
+from .environment import point_stage, publish_site, read_pointers
 from .moves import Move, describe
 from .result import ReleaseResult
 
@@ -201,6 +201,7 @@ def deploy_app(project: Project, env: str, release_id: str, *, wait: bool = True
 def deploy_api(project: Project, env: str, release_id: str) -> ActionResult:
     with releasing(project, env, release_id, "DeployAPI") as (release, _, _ledger):
         deployment = steps.deploy_api(project, env, release)
+        point_stage(project, env, deployment)
     return ActionResult("deploy-api", env, f"stage {env} → deployment {deployment}", release_id)
 
 

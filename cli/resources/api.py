@@ -45,8 +45,11 @@ def source_arn(project: Project, api_id: str, env: str) -> str:
 # -- reads ------------------------------------------------------------------------------
 
 
-def find_api(project: Project) -> dict[str, Any] | None:
-    """This app's REST API: found by name; one tagged for another app is never adopted."""
+def find_api(project: Project, *, digest: bool = True) -> dict[str, Any] | None:
+    """This app's REST API: found by name; one tagged for another app is never adopted.
+
+    digest: make sure its tags include the definition digest (GetTags when the listing
+    lacks it); a caller that needs only the id saves that round trip."""
     named = [
         api for api in project.aws.paginate(
             "apigateway", "get_rest_apis", "items", resource=f"REST API {project.api_name}"
@@ -59,7 +62,7 @@ def find_api(project: Project) -> dict[str, Any] | None:
     if not candidates:
         return None
     found = candidates[0]
-    if TAG_DEFINITION not in (found.get("tags") or {}):
+    if digest and TAG_DEFINITION not in (found.get("tags") or {}):
         found = {**found, "tags": {**(found.get("tags") or {}), **read_tags(project, found)}}
     return found
 

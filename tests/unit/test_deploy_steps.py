@@ -94,16 +94,15 @@ def serving(project: Project, env: str) -> tuple[str, str | None]:
 
 def test_new_site_files_go_up_while_the_function_update_settles(released, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     events = Events(released)
-    wait = released.aws.wait
 
-    def settling(service: str, waiter: str, **params: Any) -> None:
-        if waiter == "function_updated_v2":
-            events.seen.append("function waiting")
-            events.new_file_sent.wait(ENOUGH)  # sequential code never gets past this early
-            events.seen.append("function settled")
-        wait(service, waiter, **params)
+    def settling(**_: Any) -> None:
+        events.seen.append("function waiting")
+        events.new_file_sent.wait(ENOUGH)  # sequential code never gets past this early
+        events.seen.append("function settled")
 
-    monkeypatch.setattr(released.aws, "wait", settling)
+    # Until the update has settled no version can be published: held there, the function's
+    # side waits while the site's new file goes up.
+    released.aws.client("lambda").meta.events.register("before-call.lambda.PublishVersion", settling)
     steps.deploy(released, "test")
     assert events.seen.index(f"put {NEW_FILE}") < events.seen.index("function settled")
 

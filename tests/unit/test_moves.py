@@ -151,6 +151,8 @@ def test_a_command_whose_lease_was_taken_over_records_nothing(two_releases: Proj
         return "passed"
 
     monkeypatch.setattr(steps, "run_e2e", taken_over)
+    # An e2e takes longer than an early confirmation stays fresh.
+    monkeypatch.setattr("sdeliver.operations.moves.CONFIRM_FRESH", 0.0)
     new_code(Path(project.config.project_dir), "3")
     with pytest.raises(EnvironmentLocked, match="lost the test lock: now held by arn:aws:iam::1:user/bo"):
         steps.deploy(project, "test")
