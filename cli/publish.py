@@ -112,7 +112,7 @@ def files_from_zip(path: Path) -> SiteFiles:
     return SiteFiles(result, archive)
 
 
-def _listing(project: Project, bucket: str) -> dict[str, str]:
+def listing(project: Project, bucket: str) -> dict[str, str]:
     """Every object's ETag, from one paginated listing of the bucket."""
     return {
         item["Key"]: item["ETag"].strip('"')
@@ -218,7 +218,7 @@ def publish(
     if not force and release and published.release == release and not published.dirty:
         write_config(project, bucket, config, published.etag)
         return PublishResult(0, 0, len(files), 0)
-    existing = dict(prior.listing) if prior is not None and not force else _listing(project, bucket)
+    existing = dict(prior.listing) if prior is not None and not force else listing(project, bucket)
     existing.pop(CONFIG_JSON, None)
     wanted = {f.key for f in files}
     mark = _Mark(project, bucket, published, release)
@@ -277,7 +277,7 @@ def add_new_files(
     shown = read_published(project, bucket)
     if shown.release == release_id and not shown.dirty:
         return None  # the bucket holds this release already
-    existing = _listing(project, bucket)
+    existing = listing(project, bucket)
     new = [f for f in files if f.key not in existing]
     mark = _Mark(project, bucket, shown, release_id)  # before the first object changes
 

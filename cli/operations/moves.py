@@ -33,7 +33,7 @@ from ..errors import Interrupted, SdeliverError
 from ..ledger import Entry, Ledger
 from ..lock import EnvironmentLock
 from ..project import Project
-from ..publish import read_published
+from ..publish import Published, read_published
 from ..release import ReleaseStore
 from .environment import Pointers, api_id, read_pointers
 
@@ -51,6 +51,7 @@ class Live:
     has_site: bool  # the app declares a site
     site_release: str | None  # the release config.json names (None: none, or unreadable)
     site_dirty: bool = False  # a publish was cut short after config.json was written
+    published: Published | None = None  # config.json as read (None: no site)
 
 
 def read_live(project: Project, env: str) -> Live:
@@ -58,15 +59,16 @@ def read_live(project: Project, env: str) -> Live:
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sdeliver-live") as pool:
         site = pool.submit(_site, project, env)
         pointers = read_pointers(project, env)
-        has_site, release, dirty = site.result()
-    return Live(pointers, has_site, release, dirty)
+        published = site.result()
+    if published is None:
+        return Live(pointers, False, None)
+    return Live(pointers, True, published.release, published.dirty, published)
 
 
-def _site(project: Project, env: str) -> tuple[bool, str | None, bool]:
+def _site(project: Project, env: str) -> Published | None:
     if project.config.site is None:
-        return False, None, False
-    published = read_published(project, project.site_bucket(env))
-    return True, published.release, published.dirty
+        return None
+    return read_published(project, project.site_bucket(env))
 
 
 def expected_site(entry: Entry) -> str | None:
@@ -191,6 +193,12 @@ class Move:
     recorded: Entry | None = None
     found: Entry | None = None  # the interrupted/drifted entry this move recorded first
     on_failure: Callable[[BaseException], None] | None = None
+    beside: Callable[[], Any] | None = None  # run beside taking the lease (see __enter__)
+    beside_result: Any = None
+    with_reads: tuple[Callable[[], Any], ...] = ()  # read under the lease beside its own
+    read_with: list[Any] = field(default_factory=list)
+    # From beside's result: (toward, toward_entry), when only that read knows them.
+    aim: Callable[[Any], tuple[str | None, Entry | None]] | None = None
     # The ledger as the command already read it (its entries are cached: immutable), so
     # the read under the lease is one listing when nothing was appended meanwhile.
     ledger: Ledger | None = None
@@ -206,13 +214,28 @@ class Move:
     # -- entering: the lease, then the truth about what serves -----------------------------
 
     def __enter__(self) -> Move:
-        self.lock.__enter__()
+        # `beside` (reads that do not depend on this environment: promote's source release
+        # and its artifacts) runs while the lease is taken and the environment read.
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sdeliver-beside")
+        beside = pool.submit(self.beside) if self.beside is not None else None
+        pool.shutdown(wait=False)
+        try:
+            self.lock.__enter__()
+        except BaseException:
+            if beside is not None:
+                beside.cancel()
+            raise
         assert self.ledger is not None
         try:
-            # What the ledger says and what serves, side by side, now that nothing else moves.
-            self.current, self.live = parallel.together(
-                self.ledger.current, lambda: read_live(self.project, self.env)
+            # What the ledger says and what serves, side by side, now that nothing else
+            # moves; with them, whatever else the command reads under the lease.
+            self.current, self.live, *self.read_with = parallel.together(
+                self.ledger.current, lambda: read_live(self.project, self.env), *self.with_reads
             )
+            if beside is not None:
+                self.beside_result = beside.result()
+            if self.aim is not None:
+                self.toward, self.toward_entry = self.aim(self.beside_result)
             differ = disagreements(self.live, self.current)
             if differ:
                 self._record_found(differ)

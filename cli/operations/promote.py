@@ -10,12 +10,16 @@ alarms checked between steps; the stage and site switch when the traffic does, a
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from .. import parallel
 from ..errors import OperationFailed, SdeliverError, UsageError
 from ..ledger import Entry, Ledger
 from ..project import Project
+from ..publish import Prior, listing
 from ..release import ReleaseStore
 from .deploy import put_back, restore
 from .environment import Pointers, move_alias, point_stage, publish_site, run_e2e
@@ -104,77 +108,129 @@ def promote(
     wait: float | None = None,
 ) -> ReleaseResult:
     check_route(project, source, target, skip_order=skip_order)
-    src = source_release(project, source)
     command = f"promote {source}->{target}"
-    with Move(project, target, command, toward=src.release, toward_entry=src,
-              wait=wait) as move:
-        current, before = move.current, move.before
-        if (
-            current is not None
-            and current.release == src.release
-            and current.action in ("deploy", "promote", "rollback")
-            and before.version == src.lambda_version
-            and before.deployment_id == src.api_deployment_id
-            and not before.weights
-        ):
-            return ReleaseResult(
-                target,
-                "promote",
-                "unchanged",
-                src.release,
-                src.lambda_version,
-                src.api_deployment_id,
-                current.e2e,
-                current.seq,
+    store = ReleaseStore(project)
+    with tempfile.TemporaryDirectory(prefix="sdeliver-promote-") as tmp:
+
+        def source_and_artifacts() -> tuple[Entry, dict[str, Any], Path | None]:
+            """The source's release, then its manifest beside its site (not the target's
+            state: read while the target's lease is taken)."""
+            src = source_release(project, source)
+            manifest, site_zip = parallel.together(
+                lambda: store.require(src.release),
+                lambda: store.download_site(src.release, Path(tmp))
+                if project.config.site is not None and src.site_digest else None,
             )
-        manifest = ReleaseStore(project).require(src.release)
-        fields: dict[str, Any] = {
-            **src.release_fields(),
-            "action": "promote",
-            "replaces": current.seq if current else None,
-            "message": f"from {source} (ledger #{src.seq})",
-        }
-        assert src.lambda_version is not None and src.api_deployment_id is not None
+            return src, manifest, site_zip
 
-        def failed(err: BaseException) -> None:
-            put_back(project, target, before, current)
-            move.append(**{**fields, "message": describe(err)}, outcome="failed")
+        move = Move(
+            project, target, command, wait=wait,
+            beside=source_and_artifacts,
+            aim=lambda found: (found[0].release, found[0]),
+            with_reads=(lambda: _listing_of(project, target),),
+        )
+        with move:
+            src, manifest, site_zip = move.beside_result
+            return _promote_locked(
+                project, source, target, src, manifest, site_zip, move,
+                canary=canary, rollback_on_failure=rollback_on_failure,
+            )
 
-        move.on_failure = failed
-        if canary is not None and before.version not in (None, src.lambda_version):
-            stopped = _canary(project, target, src, before, canary, move, fields)
-            if stopped:
-                return stopped
-        move_alias(project, target, src.lambda_version, revision_id=before.alias_revision)
-        point_stage(project, target, src.api_deployment_id)
-        published = publish_site(project, target, src.release, manifest)
-        e2e = run_e2e(project, target, manifest.get("version") or src.release)
-        outcome, message = "succeeded", fields["message"]
-        if e2e == "failed" and rollback_on_failure and current is not None:
-            project.progress.warn(f"e2e failed: putting {target} back on {current.release}")
-            try:
-                restore(project, target, before, current)
-                outcome = "rolled-back"
-                message = f"e2e failed; {target} restored to {current.release}"
-            except SdeliverError as err:
-                # Recorded all the same: the environment may serve this release now.
-                project.progress.warn(f"could not restore {target}: {err.message}")
-                outcome = "failed"
-                message = f"e2e failed; could not restore {target} to {current.release}: " \
-                    f"{err.message}"
-        entry = move.append(**{**fields, "message": message}, outcome=outcome, e2e=e2e)
+
+def _listing_of(project: Project, env: str) -> dict[str, str] | None:
+    """The site bucket's objects, read beside the move's own reads (publish needs them)."""
+    if project.config.site is None:
+        return None
+    return listing(project, project.site_bucket(env))
+
+
+def _promote_locked(
+    project: Project,
+    source: str,
+    target: str,
+    src: Entry,
+    manifest: dict[str, Any],
+    site_zip: Path | None,
+    move: Move,
+    *,
+    canary: Canary | None,
+    rollback_on_failure: bool,
+) -> ReleaseResult:
+    current, before = move.current, move.before
+    if (
+        current is not None
+        and current.release == src.release
+        and current.action in ("deploy", "promote", "rollback")
+        and before.version == src.lambda_version
+        and before.deployment_id == src.api_deployment_id
+        and not before.weights
+    ):
         return ReleaseResult(
             target,
             "promote",
-            outcome,
+            "unchanged",
             src.release,
             src.lambda_version,
             src.api_deployment_id,
-            e2e,
-            entry.seq,
-            published.to_json() if published else None,
-            message,
+            current.e2e,
+            current.seq,
         )
+    fields: dict[str, Any] = {
+        **src.release_fields(),
+        "action": "promote",
+        "replaces": current.seq if current else None,
+        "message": f"from {source} (ledger #{src.seq})",
+    }
+    assert src.lambda_version is not None and src.api_deployment_id is not None
+
+    def failed(err: BaseException) -> None:
+        put_back(project, target, before, current)
+        move.append(**{**fields, "message": describe(err)}, outcome="failed")
+
+    move.on_failure = failed
+    if canary is not None and before.version not in (None, src.lambda_version):
+        stopped = _canary(project, target, src, before, canary, move, fields)
+        if stopped:
+            return stopped
+    version, deployment = src.lambda_version, src.api_deployment_id
+    parallel.together(  # the alias and the stage switch together
+        lambda: move_alias(project, target, version, revision_id=before.alias_revision),
+        lambda: point_stage(project, target, deployment),
+    )
+    move.confirm_early()  # beside the site's last writes: the entry follows them
+    live, [found] = move.live, move.read_with
+    prior = (
+        Prior(live.published, found)
+        if live is not None and live.published is not None and found is not None else None
+    )
+    published = publish_site(project, target, src.release, manifest, site_zip, prior=prior)
+    e2e = run_e2e(project, target, manifest.get("version") or src.release)
+    outcome, message = "succeeded", fields["message"]
+    if e2e == "failed" and rollback_on_failure and current is not None:
+        project.progress.warn(f"e2e failed: putting {target} back on {current.release}")
+        try:
+            restore(project, target, before, current)
+            outcome = "rolled-back"
+            message = f"e2e failed; {target} restored to {current.release}"
+        except SdeliverError as err:
+            # Recorded all the same: the environment may serve this release now.
+            project.progress.warn(f"could not restore {target}: {err.message}")
+            outcome = "failed"
+            message = f"e2e failed; could not restore {target} to {current.release}: " \
+                f"{err.message}"
+    entry = move.append(**{**fields, "message": message}, outcome=outcome, e2e=e2e)
+    return ReleaseResult(
+        target,
+        "promote",
+        outcome,
+        src.release,
+        src.lambda_version,
+        src.api_deployment_id,
+        e2e,
+        entry.seq,
+        published.to_json() if published else None,
+        message,
+    )
 
 
 def _canary(

@@ -7,13 +7,17 @@ are restored, then a `rollback` entry is appended.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from .. import parallel
 from ..errors import OperationFailed
 from ..ledger import Entry, Ledger, parse_iso
 from ..lock import Lease
 from ..project import Project
+from ..publish import Prior, listing
 from ..release import ReleaseStore
 from .deploy import put_back
 from .environment import Pointers, move_alias, point_stage, publish_site, read_pointers, run_e2e
@@ -110,51 +114,93 @@ def rollback(
     wait: float | None = None,
 ) -> ReleaseResult:
     project.config.env(env)
-    # Where the ledger says this rollback goes (read again under the lease): pointers
-    # already there are this rollback's own, cut short and now run again.
-    try:
-        planned = plan_rollback(project, env, to, now=Pointers(version=None))
-        aim: Entry | None = planned.target
-    except OperationFailed:
-        aim = None
-    with Move(project, env, "rollback", toward=aim.release if aim else None,
-              toward_entry=aim, wait=wait) as move:
-        done = _finished_by(project, env, move.lock.took_over)
-        if done is not None and move.found is None:
-            return done
-        planned = plan_rollback(project, env, to, current=move.current, now=move.before)
-        current, target = planned.current, planned.target
-        if target.lambda_version is None or target.api_deployment_id is None:
-            raise OperationFailed(f"ledger entry #{target.seq} lacks its pointers")
-        site_release = expected_site(target)
-        manifest = ReleaseStore(project).require(site_release or target.release)
-        before = move.before
-        fields: dict[str, Any] = {
-            **target.release_fields(),
-            "action": "rollback",
-            "replaces": current.seq,
-        }
+    store = ReleaseStore(project)
+    with tempfile.TemporaryDirectory(prefix="sdeliver-rollback-") as tmp:
 
-        def failed(err: BaseException) -> None:
-            put_back(project, env, before, current)
-            move.append(**fields, outcome="failed", message=describe(err))
+        def aim_and_artifacts() -> tuple[Entry | None, dict[str, Any] | None, Path | None]:
+            """Where the ledger says this rollback goes, and that release's manifest and
+            site, read while the lease is taken (read again under it: pointers already
+            there are this rollback's own, cut short and now run again)."""
+            try:
+                target = plan_rollback(project, env, to, now=Pointers(version=None)).target
+            except OperationFailed:
+                return None, None, None
+            site = expected_site(target) or target.release
+            manifest, site_zip = parallel.together(
+                lambda: store.manifest(site),
+                lambda: store.download_site(site, Path(tmp))
+                if project.config.site is not None and target.site_digest else None,
+            )
+            return target, manifest, site_zip
 
-        move.on_failure = failed
-        move_alias(project, env, target.lambda_version, revision_id=before.alias_revision)
-        point_stage(project, env, target.api_deployment_id)
-        published = publish_site(project, env, site_release or target.release, manifest)
-        e2e = run_e2e(project, env, target.release) if run_tests else "skipped"
-        message = f"back to #{target.seq} from #{current.seq}"
-        entry = move.append(**fields, outcome="succeeded", e2e=e2e, message=message)
-        return ReleaseResult(
-            env,
-            "rollback",
-            "succeeded",
-            target.release,
-            target.lambda_version,
-            target.api_deployment_id,
-            e2e,
-            entry.seq,
-            published.to_json() if published else None,
-            message,
+        move = Move(
+            project, env, "rollback", wait=wait,
+            beside=aim_and_artifacts,
+            aim=lambda found: (found[0].release if found[0] else None, found[0]),
+            with_reads=(lambda: _listing_of(project, env),),
         )
+        with move:
+            return _rollback_locked(project, env, to, move, run_tests)
+
+
+def _listing_of(project: Project, env: str) -> dict[str, str] | None:
+    if project.config.site is None:
+        return None
+    return listing(project, project.site_bucket(env))
+
+
+def _rollback_locked(
+    project: Project, env: str, to: str | None, move: Move, run_tests: bool
+) -> ReleaseResult:
+    done = _finished_by(project, env, move.lock.took_over)
+    if done is not None and move.found is None:
+        return done
+    planned = plan_rollback(project, env, to, current=move.current, now=move.before)
+    current, target = planned.current, planned.target
+    if target.lambda_version is None or target.api_deployment_id is None:
+        raise OperationFailed(f"ledger entry #{target.seq} lacks its pointers")
+    site_release = expected_site(target) or target.release
+    aimed, manifest, site_zip = move.beside_result
+    store = ReleaseStore(project)
+    if aimed is None or aimed.seq != target.seq or manifest is None:
+        # What was read beside the lease is not where the rollback goes now: read it again.
+        manifest, site_zip = store.require(site_release), None
+    before = move.before
+    fields: dict[str, Any] = {
+        **target.release_fields(),
+        "action": "rollback",
+        "replaces": current.seq,
+    }
+
+    def failed(err: BaseException) -> None:
+        put_back(project, env, before, current)
+        move.append(**fields, outcome="failed", message=describe(err))
+
+    move.on_failure = failed
+    version, deployment = target.lambda_version, target.api_deployment_id
+    parallel.together(  # the alias and the stage switch together
+        lambda: move_alias(project, env, version, revision_id=before.alias_revision),
+        lambda: point_stage(project, env, deployment),
+    )
+    move.confirm_early()  # beside the site's last writes: the entry follows them
+    live, [found] = move.live, move.read_with
+    prior = (
+        Prior(live.published, found)
+        if live is not None and live.published is not None and found is not None else None
+    )
+    published = publish_site(project, env, site_release, manifest, site_zip, prior=prior)
+    e2e = run_e2e(project, env, target.release) if run_tests else "skipped"
+    message = f"back to #{target.seq} from #{current.seq}"
+    entry = move.append(**fields, outcome="succeeded", e2e=e2e, message=message)
+    return ReleaseResult(
+        env,
+        "rollback",
+        "succeeded",
+        target.release,
+        target.lambda_version,
+        target.api_deployment_id,
+        e2e,
+        entry.seq,
+        published.to_json() if published else None,
+        message,
+    )
