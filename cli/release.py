@@ -183,6 +183,14 @@ class ReleaseStore:
 
     def store(self, build: Build) -> bool:
         """Upload the build's artifacts unless that release is stored already."""
+        if not self.store_artifacts(build):
+            return False
+        self.store_manifest(build)
+        return True
+
+    def store_artifacts(self, build: Build) -> bool:
+        """The first half of `store`: everything but the manifest (False: the release is
+        stored already). The release is not complete until `store_manifest`."""
         if self.manifest(build.release_id) is not None:
             return False
         put = self._put
@@ -198,11 +206,13 @@ class ReleaseStore:
             uploads.append(lambda: put(build.release_id, "site.zip", site_zip.read_bytes(),
                                        "application/zip"))
         parallel.together(*uploads)
-        manifest = build.manifest()
-        body = json.dumps(manifest, indent=2, sort_keys=True).encode()
-        put(build.release_id, MANIFEST, body, "application/json")
-        self._manifests[build.release_id] = json.loads(body)
         return True
+
+    def store_manifest(self, build: Build) -> None:
+        """The manifest, written last: a release whose manifest exists is complete."""
+        body = json.dumps(build.manifest(), indent=2, sort_keys=True).encode()
+        self._put(build.release_id, MANIFEST, body, "application/json")
+        self._manifests[build.release_id] = json.loads(body)
 
     def _put(self, release_id: str, name: str, body: bytes, content_type: str) -> None:
         self.project.aws.call(

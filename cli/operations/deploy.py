@@ -186,19 +186,17 @@ def deploy_api(
     function through the alias, which deploy moves): no new deployment, no stage update."""
     from ..resources import api
 
-    rest_api = api_id(project)
-    found = found or api.find_api(project)
     current, live_deployment = serving
-    same = found is not None and api.definition_digest(found) == built.definition.sha256
     if (
-        same
-        and current is not None
+        current is not None
         and live_deployment is not None
         and current.api_deployment_id == live_deployment
         and current.api_definition_sha256 == built.definition.sha256
     ):
-        return live_deployment
-    if not same:
+        return live_deployment  # a snapshot of this very definition serves already
+    rest_api = api_id(project)
+    found = found or api.find_api(project)
+    if found is None or api.definition_digest(found) != built.definition.sha256:
         project.progress.step(f"applying the API definition to {project.api_name}")
         api.apply_definition(project, rest_api, built.definition)
     return api.create_deployment(project, rest_api, env, f"sdeliver release {built.release_id}")
@@ -346,7 +344,7 @@ def deploy(
         current, live, stored, latest, found, _ = parallel.together(
             ledger.current,
             lambda: read_live(project, env),
-            lambda: store.store(built),
+            lambda: store.store_artifacts(built),
             lambda: function.read_function(project),
             lambda: api.find_api(project),
             lambda: project.aws.emulator,  # which emulator serves the URLs, if any
@@ -357,13 +355,15 @@ def deploy(
                 env, "deploy", "unchanged", built.release_id, current.lambda_version,
                 current.api_deployment_id, current.e2e, current.seq,
             )
-        if stored:
-            project.progress.step(f"stored release {built.release_id}")
-        with Move(project, env, "deploy", toward=built.release_id, wait=wait,
-                  ledger=ledger) as move:
+        # The manifest (the release complete) is written beside taking the lease.
+        move = Move(project, env, "deploy", toward=built.release_id, wait=wait, ledger=ledger,
+                    beside=(lambda: store.store_manifest(built)) if stored else None)
+        with move:
+            if stored:
+                project.progress.step(f"stored release {built.release_id}")
             return _deploy_locked(
                 project, env, built, move, rollback_on_failure, force,
-                latest=latest, found=found,
+                latest=latest, found=found, store=store,
             )
     finally:
         built.close()
@@ -379,8 +379,9 @@ def _deploy_locked(
     *,
     latest: dict[str, Any] | None = None,
     found: dict[str, Any] | None = None,
+    store: ReleaseStore | None = None,
 ) -> ReleaseResult:
-    store = ReleaseStore(project)
+    store = store or ReleaseStore(project)
     manifest = store.require(built.release_id)
     current, before = move.current, move.before
     fields = entry_fields(project, built, current)

@@ -22,7 +22,7 @@ from ..project import Project
 from ..publish import Prior, listing
 from ..release import ReleaseStore
 from .deploy import put_back, restore
-from .environment import Pointers, move_alias, point_stage, publish_site, run_e2e
+from .environment import Pointers, api_id, move_alias, point_stage, publish_site, run_e2e
 from .moves import Move, describe
 from .result import ReleaseResult
 
@@ -115,7 +115,11 @@ def promote(
         def source_and_artifacts() -> tuple[Entry, dict[str, Any], Path | None]:
             """The source's release, then its manifest beside its site (not the target's
             state: read while the target's lease is taken)."""
-            src = source_release(project, source)
+            src, *_ = parallel.together(
+                lambda: source_release(project, source),
+                lambda: api_id(project),  # the live stage is read by it
+                lambda: project.aws.emulator,  # which emulator serves the URLs, if any
+            )
             manifest, site_zip = parallel.together(
                 lambda: store.require(src.release),
                 lambda: store.download_site(src.release, Path(tmp))

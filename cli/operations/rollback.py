@@ -20,7 +20,15 @@ from ..project import Project
 from ..publish import Prior, listing
 from ..release import ReleaseStore
 from .deploy import put_back
-from .environment import Pointers, move_alias, point_stage, publish_site, read_pointers, run_e2e
+from .environment import (
+    Pointers,
+    api_id,
+    move_alias,
+    point_stage,
+    publish_site,
+    read_pointers,
+    run_e2e,
+)
 from .moves import Move, describe, expected_site
 from .result import ReleaseResult
 
@@ -81,11 +89,12 @@ def _finished_by(project: Project, env: str, dead: Lease | None) -> ReleaseResul
 
 def plan_rollback(
     project: Project, env: str, to: str | None = None, *, current: Entry | None = None,
-    now: Pointers | None = None,
+    now: Pointers | None = None, ledger: Ledger | None = None,
 ) -> RollbackPlan:
     """What a rollback would move (also `--dry-run`): from the ledger's current entry (or
-    `current`, what the move found serving) to its previous release, or `to`."""
-    ledger = Ledger(project, env)
+    `current`, what the move found serving) to its previous release, or `to`. ledger: the
+    one already read (its entries are cached)."""
+    ledger = ledger or Ledger(project, env)
     current = current or ledger.current()
     if current is None:
         raise OperationFailed(f"{env} has no release in the ledger: nothing to roll back")
@@ -133,9 +142,17 @@ def rollback(
             )
             return target, manifest, site_zip
 
+        def beside() -> tuple[Entry | None, dict[str, Any] | None, Path | None]:
+            # The API's id (the live stage is read by it) and which emulator serves the
+            # URLs are known before they are needed, not asked on the way.
+            found, _, _ = parallel.together(
+                aim_and_artifacts, lambda: api_id(project), lambda: project.aws.emulator
+            )
+            return found  # type: ignore[no-any-return]
+
         move = Move(
             project, env, "rollback", wait=wait,
-            beside=aim_and_artifacts,
+            beside=beside,
             aim=lambda found: (found[0].release if found[0] else None, found[0]),
             with_reads=(lambda: _listing_of(project, env),),
         )
@@ -155,7 +172,8 @@ def _rollback_locked(
     done = _finished_by(project, env, move.lock.took_over)
     if done is not None and move.found is None:
         return done
-    planned = plan_rollback(project, env, to, current=move.current, now=move.before)
+    planned = plan_rollback(project, env, to, current=move.current, now=move.before,
+                            ledger=move.ledger)
     current, target = planned.current, planned.target
     if target.lambda_version is None or target.api_deployment_id is None:
         raise OperationFailed(f"ledger entry #{target.seq} lacks its pointers")

@@ -88,7 +88,9 @@ def status(project: Project) -> dict[str, Any]:
     # Once, before the threads share them: the caller (the ledger's bucket is named after
     # its account) and the API's id, side by side. An error finding the API is each
     # environment's to report, so it is not raised here.
-    identity, _api = parallel.settled(project.aws.identity, lambda: api_id(project))
+    identity, _api, _emulator = parallel.settled(
+        project.aws.identity, lambda: api_id(project), lambda: project.aws.emulator
+    )
     identity.value()
     with ThreadPoolExecutor(max_workers=min(8, len(envs))) as pool:
         found = list(pool.map(lambda env: environment_status(project, env), envs))

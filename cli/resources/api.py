@@ -289,7 +289,10 @@ def plan(project: Project) -> list[Change]:
     # Side by side: the API and the permissions (which need no API id), then the API's
     # own change and the stages. Errors are raised in the order of the plan.
     got_api, *permissions = parallel.settled(
-        lambda: find_api(project), *(lambda env=env: statement(project, env) for env in envs)
+        # Its id and tags as listed: the digest matters here only to tell an API whose
+        # definition never went in, which its (missing) methods tell as well.
+        lambda: find_api(project, digest=False),
+        *(lambda env=env: statement(project, env) for env in envs),
     )
     api = got_api.value()
     if api is not None:
