@@ -141,6 +141,7 @@ class Ledger:
         self._cache: dict[int, Entry] = {}
         self._problems: list[str] | None = None
         self._newest: int | None = None  # the newest seq of the last listing (or append)
+        self._seqs: list[int] | None = None  # the last listing's numbers
 
     def key(self, seq: int) -> str:
         return f"{self.prefix}{seq:0{SEQ_DIGITS}d}.json"
@@ -170,6 +171,7 @@ class Ledger:
         found.sort()
         self._problems = self._describe(found, strays, beyond)
         self._newest = found[-1] if found else 0
+        self._seqs = found
         return found
 
     def problems(self) -> list[str]:
@@ -241,12 +243,20 @@ class Ledger:
             )
         return entry
 
-    def _newest_first(self, before: int | None = None) -> Iterator[Entry]:
+    def _listed(self) -> list[int]:
+        """The numbers of this object's last listing, or a new one: a walk back from an
+        entry just found (a rollback's target, a release by id) needs no second listing."""
+        if self._seqs is None:
+            return self.seqs()
+        return self._seqs
+
+    def _newest_first(self, before: int | None = None, *, fresh: bool = True) -> Iterator[Entry]:
         """Entries newest first. Bodies are read WALK_AHEAD at a time, side by side: the
         current release or a rollback's target is rarely the very newest entry's, and one
         round trip for four entries beats four one after another (each is read once:
         entries are immutable and cached)."""
-        seqs = [s for s in reversed(self.seqs()) if before is None or s < before]
+        listed = self.seqs() if fresh else self._listed()
+        seqs = [s for s in reversed(listed) if before is None or s < before]
         for start in range(0, len(seqs), WALK_AHEAD):
             batch = seqs[start : start + WALK_AHEAD]
             if len([s for s in batch if s not in self._cache]) > 1:
@@ -313,7 +323,9 @@ class Ledger:
         """
         origin = self._origin(before)
         while True:
-            below = next((e for e in self._newest_first(before=origin.seq) if e.live), None)
+            below = next(
+                (e for e in self._newest_first(before=origin.seq, fresh=False) if e.live), None
+            )
             if below is None or below.release != before.release:
                 return below
             origin = self._origin(below)  # seq only decreases: the walk ends
@@ -324,7 +336,7 @@ class Ledger:
             bound = entry.replaces if entry.replaces is not None else entry.seq
             restored = next(
                 (
-                    e for e in self._newest_first(before=min(bound, entry.seq))
+                    e for e in self._newest_first(before=min(bound, entry.seq), fresh=False)
                     if e.live and e.release == entry.release
                 ),
                 None,
@@ -387,6 +399,8 @@ class Ledger:
                 continue
             self._cache[seq] = entry
             self._newest = max(self._newest or 0, seq)
+            if self._seqs is not None and seq not in self._seqs:
+                self._seqs = sorted([*self._seqs, seq])
             return entry
         raise OperationFailed(
             f"could not append to the {self.env} release ledger: "
