@@ -189,6 +189,8 @@ app.add_typer(
     epilog=epilog(
         "sdeliver local serve                      # emulator :4566, gateway :4567",
         "sdeliver local serve --port 4600 --gateway-port 4601   # other ports",
+        "sdeliver local status                     # the one --local started: idle time",
+        "sdeliver local stop                       # end it now (else after 30 min idle)",
     ),
 )
 app.add_typer(pipeline.app, name="pipeline", short_help=SUMMARIES["pipeline"])
