@@ -26,6 +26,7 @@ from .commands import (
     iam_policy,
     init,
     local,
+    logs,
     new,
     pipeline,
     promote,
@@ -160,6 +161,7 @@ SUMMARIES = {
     "rollback": "Put an environment back on its previous release.",
     "status": "What each environment runs: version, release, URLs.",
     "history": "Every pointer move of an environment, newest first.",
+    "logs": "What an environment's function logged (--follow).",
     "unlock": "Show an environment's lease; with --force, remove it.",
     "iam-policy": "The least-privilege IAM policy to run sdeliver.",
     "new": "Scaffold an app: handler, OpenAPI, site, e2e tests.",
@@ -176,8 +178,8 @@ def _command(module) -> None:  # type: ignore[no-untyped-def]
 
 
 app.add_typer(config_cmd.app, name="config", short_help=SUMMARIES["config"])
-for _module in (init, reconcile, destroy, deploy, promote, rollback, status, history, unlock,
-                new, demo):
+for _module in (init, reconcile, destroy, deploy, promote, rollback, status, history, logs,
+                unlock, new, demo):
     _command(_module)
 app.command("iam-policy", epilog=iam_policy.EPILOG, short_help=SUMMARIES["iam-policy"])(
     iam_policy.iam_policy

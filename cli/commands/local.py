@@ -166,7 +166,7 @@ STATUS_EPILOG = epilog(
 )
 
 
-@app.command(epilog=STATUS_EPILOG)
+@app.command(epilog=STATUS_EPILOG, short_help="What runs: endpoint, gateway, pid, idle time.")
 def status(ctx: typer.Context) -> None:
     """Show this project's local emulator: endpoint, gateway, pid, idle time.
 
@@ -200,7 +200,7 @@ STOP_EPILOG = epilog(
 )
 
 
-@app.command(epilog=STOP_EPILOG)
+@app.command(epilog=STOP_EPILOG, short_help="Stop this project's emulator (and its state).")
 def stop(ctx: typer.Context) -> None:
     """Stop this project's local emulator; what it held (every resource) goes with it."""
     from ..local.background import stop_server
