@@ -159,7 +159,7 @@ SUMMARIES = {
     "deploy": "Build a release and make an environment run it.",
     "promote": "Run in one environment the release another runs.",
     "rollback": "Put an environment back on its previous release.",
-    "status": "What each environment runs: version, release, URLs.",
+    "status": "What each environment runs: Lambda version, release.",
     "history": "Every pointer move of an environment, newest first.",
     "logs": "What an environment's function logged (--follow).",
     "unlock": "Show an environment's lease; with --force, remove it.",
