@@ -103,7 +103,7 @@ def source_revision(project_dir: Path, *, mark_dirty: bool = True) -> str | None
 def _git(directory: Path, *args: str) -> str | None:
     """git's stripped output, or None when git fails or is missing."""
     try:
-        found = subprocess.run(
+        found = subprocess.run(  # noqa: S603 - fixed git subcommands, no user input
             ["git", *args],  # noqa: S607 - git from PATH, as a user runs it
             cwd=directory,
             capture_output=True,
