@@ -26,6 +26,7 @@ from .commands import (
     iam_policy,
     init,
     local,
+    logs,
     new,
     pipeline,
     promote,
@@ -158,8 +159,9 @@ SUMMARIES = {
     "deploy": "Build a release and make an environment run it.",
     "promote": "Run in one environment the release another runs.",
     "rollback": "Put an environment back on its previous release.",
-    "status": "What each environment runs: version, release, URLs.",
+    "status": "What each environment runs: Lambda version, release.",
     "history": "Every pointer move of an environment, newest first.",
+    "logs": "What an environment's function logged (--follow).",
     "unlock": "Show an environment's lease; with --force, remove it.",
     "iam-policy": "The least-privilege IAM policy to run sdeliver.",
     "new": "Scaffold an app: handler, OpenAPI, site, e2e tests.",
@@ -176,8 +178,8 @@ def _command(module) -> None:  # type: ignore[no-untyped-def]
 
 
 app.add_typer(config_cmd.app, name="config", short_help=SUMMARIES["config"])
-for _module in (init, reconcile, destroy, deploy, promote, rollback, status, history, unlock,
-                new, demo):
+for _module in (init, reconcile, destroy, deploy, promote, rollback, status, history, logs,
+                unlock, new, demo):
     _command(_module)
 app.command("iam-policy", epilog=iam_policy.EPILOG, short_help=SUMMARIES["iam-policy"])(
     iam_policy.iam_policy
@@ -189,6 +191,8 @@ app.add_typer(
     epilog=epilog(
         "sdeliver local serve                      # emulator :4566, gateway :4567",
         "sdeliver local serve --port 4600 --gateway-port 4601   # other ports",
+        "sdeliver local status                     # the one --local started: idle time",
+        "sdeliver local stop                       # end it now (else after 30 min idle)",
     ),
 )
 app.add_typer(pipeline.app, name="pipeline", short_help=SUMMARIES["pipeline"])

@@ -88,12 +88,24 @@ def stop_group(proc: subprocess.Popen[str], grace: float = 5.0) -> None:
             continue
 
 
-def source_revision(project_dir: Path) -> str | None:
-    """The checkout's commit (40 hex), or None when the project is not a git checkout."""
+def source_revision(project_dir: Path, *, mark_dirty: bool = True) -> str | None:
+    """The checkout's commit (40 hex), `<commit>-dirty` when the working tree differs from
+    it (changed or untracked files: the build is not that commit), or None when the
+    project is not a git checkout. mark_dirty=False: the commit alone (for `git archive`)."""
+    revision = _git(project_dir, "rev-parse", "HEAD")
+    if revision is None or len(revision) != 40:
+        return None
+    if mark_dirty and _git(project_dir, "status", "--porcelain") != "":
+        return f"{revision}-dirty"
+    return revision
+
+
+def _git(directory: Path, *args: str) -> str | None:
+    """git's stripped output, or None when git fails or is missing."""
     try:
-        found = subprocess.run(
-            ["git", "rev-parse", "HEAD"],  # noqa: S607 - git from PATH, as a user runs it
-            cwd=project_dir,
+        found = subprocess.run(  # noqa: S603 - fixed git subcommands, no user input
+            ["git", *args],  # noqa: S607 - git from PATH, as a user runs it
+            cwd=directory,
             capture_output=True,
             text=True,
             timeout=10,
@@ -101,5 +113,4 @@ def source_revision(project_dir: Path) -> str | None:
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    revision = found.stdout.strip()
-    return revision if found.returncode == 0 and len(revision) == 40 else None
+    return found.stdout.strip() if found.returncode == 0 else None

@@ -58,7 +58,7 @@ def render_entries(env: str, entries: list[dict[str, Any]]) -> None:
         header_style="bold",
         title_justify="left",
     )
-    for column in ("#", "when", "action", "outcome", "release", "version", "e2e", "who"):
+    for column in ("#", "when", "action", "outcome", "release", "lambda version", "e2e", "who"):
         table.add_column(column)
     for e in entries:
         table.add_row(

@@ -16,9 +16,10 @@ def status(
     ctx: typer.Context,
     env: Annotated[str | None, typer.Option("--env", "-e", help="Only this environment.")] = None,
 ) -> None:
-    """Show what each environment runs: version, release, e2e, URLs.
+    """Show what each environment runs: Lambda version, release, e2e, URLs.
 
-    Per environment: alias → version (and canary weights), release id, code SHA-256, when
+    Per environment: alias → Lambda version (and canary weights), release id (r-…), the
+    source revision it was built from (commit, `-dirty` for changed files), code SHA-256, when
     and by whom deployed, last e2e outcome, API URL, site URL, domain, and a held lock.
     """
     from ..operations.status import environment_status
@@ -55,7 +56,7 @@ def render(document: dict[str, Any]) -> None:
         header_style="bold",
         title_justify="left",
     )
-    for column in ("env", "version", "release", "deployed", "e2e", "api", "site"):
+    for column in ("env", "lambda version", "release", "deployed", "e2e", "api", "site"):
         table.add_column(column)
     for name, env in document["environments"].items():
         if env.get("error"):  # in full under the table: a cell would cut the S3 key short

@@ -1,8 +1,9 @@
 """The embedded AWS emulator: a moto server on a loopback port, and how commands find it.
 
 `sdeliver local serve` runs one and records it in `.sdeliver/local.json`; `--local` on any
-command uses that one, or starts one in-process for the duration of the command. Only
-dummy credentials ever reach the emulator, and the emulator is only used when asked for.
+command uses that one, or starts one in the background that later commands reuse (see
+local/background.py). Only dummy credentials ever reach the emulator, and the emulator is
+only used when asked for.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ PROFILE_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
 
 # Gateways by emulator endpoint, for the release code of this process to find its URLs.
 _gateways: dict[str, str] = {}
-_warned = False  # said once per process that a --local emulator is a throwaway one
 
 
 class PortTaken(OperationFailed):
@@ -72,8 +72,10 @@ def check_port(port: int, what: str) -> None:
             raise
 
 
-def start_emulator(port: int = 0) -> Emulator:
-    """A moto server on HOST:port (0: any free port), in a thread of this process."""
+def start_emulator(port: int = 0, on_request: Callable[[], None] | None = None) -> Emulator:
+    """A moto server on HOST:port (0: any free port), in a thread of this process.
+
+    `on_request` is called on each request (a background server's idle clock)."""
     check_port(port, "emulator")
     # moto reads these when its backends are first used: set before any request. sdeliver
     # attaches no AWS-managed policy, and loading moto's copies costs seconds per account.
@@ -88,10 +90,41 @@ def start_emulator(port: int = 0) -> Emulator:
     _ignore_policy_conditions()
     # werkzeug logs every request to stderr unless its logger has a level of its own.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
+    server = (
+        ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
+        if on_request is None
+        else _watched_server(on_request)(ip_address=HOST, port=port, verbose=False)
+    )
     server.start()
     host, bound = server.get_host_and_port()
     return Emulator(endpoint=f"http://{host}:{bound}", stop=server.stop)
+
+
+def _watched_server(on_request: Callable[[], None]) -> Any:
+    """ThreadedMotoServer with its WSGI app wrapped to call `on_request` per request."""
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from moto.server import ThreadedMotoServer
+    from werkzeug.serving import make_server
+
+    class Watched(ThreadedMotoServer):  # type: ignore[misc]
+        def _server_entry(self) -> None:
+            moto_app = DomainDispatcherApplication(create_backend_app)
+
+            def app(environ: Any, start_response: Any) -> Any:
+                on_request()
+                return moto_app(environ, start_response)
+
+            self._server = make_server(
+                self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
+            )
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return Watched
 
 
 def _ignore_policy_conditions() -> None:
@@ -197,11 +230,14 @@ def read_state(project_dir: Path) -> dict[str, Any] | None:
     return document
 
 
-def write_state(project_dir: Path, endpoint: str, gateway: str) -> Path:
+def write_state(project_dir: Path, endpoint: str, gateway: str, **extra: Any) -> Path:
+    """Record this process's server; written whole (a reader never sees half of it)."""
     path = state_path(project_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    document = {"endpoint": endpoint, "gateway": gateway, "pid": os.getpid()}
-    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    document = {"endpoint": endpoint, "gateway": gateway, "pid": os.getpid(), **extra}
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    os.replace(partial, path)
     return path
 
 
@@ -212,7 +248,7 @@ def remove_state(project_dir: Path) -> None:
     if document is not None and document.get("pid") == os.getpid():
         path.unlink(missing_ok=True)
         with contextlib.suppress(OSError):
-            path.parent.rmdir()
+            path.parent.rmdir()  # only when empty: logs stay for `sdeliver logs`
 
 
 def running_server(project_dir: Path) -> dict[str, Any] | None:
@@ -240,25 +276,15 @@ def register_gateway(endpoint: str, gateway: str) -> Callable[[], None]:
 
 
 def local_endpoint(g: Globals, config: Config) -> str:
-    """The emulator for a `--local` command: the running `local serve`, or a new one here."""
+    """The emulator for a `--local` command: the project's running server (a `local
+    serve`, or the background one an earlier `--local` command started), or a new
+    background one that outlives this command."""
+    from .background import ensure_server
+
     g.profile = None
     g._cleanups.append(use_dummy_credentials())
-    running = running_server(config.project_dir)
-    if running is not None:
-        endpoint, gateway_base = str(running["endpoint"]), str(running["gateway"])
-    else:
-        global _warned
-        if not _warned:
-            g.reporter.warn(
-                "no 'sdeliver local serve' runs for this project: using an emulator that "
-                "ends with this process (start 'sdeliver local serve' to keep its state)"
-            )
-            _warned = True
-        emulator = start_emulator()
-        g._cleanups.append(emulator.stop)
-        gateway = start_gateway(emulator.endpoint, lambda: config)
-        g._cleanups.append(gateway.stop)
-        endpoint, gateway_base = emulator.endpoint, gateway.url
+    running = ensure_server(config.project_dir, g.config_path, announce=g.reporter.step)
+    endpoint, gateway_base = str(running["endpoint"]), str(running["gateway"])
     g._cleanups.append(register_gateway(endpoint, gateway_base))
     ensure_hosted_zone(endpoint, config)
     return endpoint

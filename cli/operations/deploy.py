@@ -296,6 +296,8 @@ def record(
             message = f"e2e failed; could not restore {env} to {current.release}: {err.message}"
     elif e2e == "failed":
         message = "e2e failed; the release stays in place"
+    if e2e == "failed":
+        project.progress.warn(f"the function's log: {logs_command(project, env)}")
     entry = ledger.append(
         **fields,
         outcome=outcome,
@@ -308,6 +310,14 @@ def record(
         env, "deploy", outcome, fields["release"], version, deployment, e2e, entry.seq, site,
         message,
     )
+
+
+def logs_command(project: Project, env: str) -> str:
+    """The command that shows what `env`'s function logged (locally: the gateway's log)."""
+    from ..local import gateway_url
+
+    local = " --local" if gateway_url(project) is not None else ""
+    return f"sdeliver{local} logs --env {env}"
 
 
 def unchanged(current: Entry | None, built: Build, live: Live) -> bool:

@@ -141,7 +141,9 @@ def site_config(
     return {
         **manifest.get("site_config", {}),
         "apiBaseurl": api_url,
+        # "version" stays for sites that read it: the source revision, else the build time.
         "version": manifest.get("version") or manifest.get("source_revision") or "",
+        "source_revision": manifest.get("source_revision"),
         "env": env,
         "release": release_id,
     }

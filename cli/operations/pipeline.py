@@ -374,7 +374,7 @@ def checkout(project: Project, source: Path | None, target: Path) -> tuple[str, 
     git checkout (what a push sends), else the project directory as it is."""
     if source is None:
         directory = project.config.project_dir.resolve()
-        revision = source_revision(directory)
+        revision = source_revision(directory, mark_dirty=False)  # git archive HEAD: the commit
         if revision is not None and _git_archive(directory, target):
             return f"git checkout {directory} (HEAD)", revision
     else:

@@ -12,7 +12,7 @@ class ReleaseResult:
     action: str  # deploy | promote | rollback | canary
     outcome: str  # succeeded | failed | rolled-back | unchanged
     release: str
-    version: str | None
+    version: str | None  # the Lambda version (JSON: "version" and "lambda_version")
     deployment_id: str | None = None
     e2e: str = "skipped"
     seq: int | None = None
@@ -25,10 +25,11 @@ class ReleaseResult:
         return self.outcome in {"succeeded", "unchanged"} and self.e2e != "failed"
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # "version" stays for scripts that read it; "lambda_version" says which version.
+        return {**asdict(self), "lambda_version": self.version}
 
     def summary(self) -> str:
-        where = f"{self.env}: release {self.release}, version {self.version}"
+        where = f"{self.env}: release {self.release}, Lambda version {self.version}"
         if self.outcome == "unchanged":
             return f"{self.action} {where}: already deployed, nothing changed"
         seq = f" (ledger #{self.seq})" if self.seq is not None else ""

@@ -49,7 +49,8 @@ def environment_status(project: Project, env: str) -> dict[str, Any]:
             f"'sdeliver rollback --env {env}' to go back; either records what serves first"
         )
     doc.update(
-        version=pointers.version,
+        version=pointers.version,  # the Lambda version; "lambda_version" names it apart
+        lambda_version=pointers.version,
         weights=pointers.weights,
         deployment_id=pointers.deployment_id,
         release=None,

@@ -172,11 +172,101 @@ def test_a_script_deploys_promotes_and_rolls_back_while_the_gateway_shows_each_c
     assert fetch_json(hello.format("test"))["version"] == "v1"
 
 
-def test_new_then_local_init_and_deploy_pass_their_own_e2e(sdeliver, tmp_path):
+def test_new_then_local_init_and_deploy_pass_their_own_e2e(sdeliver, tmp_path, monkeypatch):
+    monkeypatch.setenv("SDELIVER_LOCAL_IDLE", "120")  # bounds a server a failure leaves
     directory = tmp_path / "app"
     assert sdeliver("new", f"e2e-{secrets.token_hex(3)}", "--dir", str(directory), cwd=tmp_path).code == 0
-    init = sdeliver("--local", "init", "--yes", cwd=directory)
-    assert init.code == 0, init.output
-    deploy = sdeliver("--local", "deploy", "--env", "test", cwd=directory)
-    assert deploy.code == 0, deploy.output
-    assert "e2e passed" in deploy.output
+    try:
+        init = sdeliver("--local", "init", "--yes", cwd=directory)
+        assert init.code == 0, init.output
+        assert "started the local emulator" in init.output
+        deploy = sdeliver("--local", "deploy", "--env", "test", cwd=directory)
+        assert deploy.code == 0, deploy.output
+        assert "e2e passed" in deploy.output
+        assert "started the local emulator" not in deploy.output  # the same one, reused
+    finally:
+        sdeliver("local", "stop", cwd=directory)
+
+
+def readme_block(heading: str) -> list[str]:
+    """The shell lines of the first ```sh block under `heading` in the README."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split(f"\n{heading}\n", 1)[1]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return block.splitlines()
+
+
+def test_the_readmes_own_app_lines_work_as_written_and_keep_their_state(tmp_path):
+    local_lines = [line for line in readme_block("## Your own app") if "--local" in line
+                   or line.startswith("sdeliver new")]
+    commands = [line.split("#", 1)[0].strip() for line in local_lines]
+    assert commands == [
+        "sdeliver new shop && cd shop",
+        "sdeliver --local init --yes",
+        "sdeliver --local deploy --env test",
+    ]
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "SDELIVER_LOCAL_IDLE": "120",  # a server a failure leaves stops by itself
+    }
+    env.pop("SDELIVER_ENDPOINT_URL", None)
+    script = "set -e\n" + "\n".join(local_lines) + "\nsdeliver local status --json\n"
+    shop = tmp_path / "shop"
+    try:
+        done = subprocess.run(["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "e2e passed" in done.stderr
+        status = json.loads(done.stdout[done.stdout.rindex("{\n"):])
+        assert status["running"] and status["mode"] == "background"
+        assert status["idle_timeout_seconds"] == 120
+        assert "/test/api/hello" in (shop / ".sdeliver" / "gateway.log").read_text()
+    finally:
+        stopped = subprocess.run([sys.executable, "-m", "sdeliver", "local", "stop"], cwd=shop,
+                                 env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped the local emulator" in stopped.stderr
+    after = subprocess.run([sys.executable, "-m", "sdeliver", "local", "status"], cwd=shop,
+                           env=env, capture_output=True, text=True, timeout=60, check=True)
+    assert after.stdout == "no local emulator runs for this project\n"
+    assert not (shop / ".sdeliver" / "local.json").exists()
+
+
+def test_two_local_commands_starting_at_once_share_one_background_server(tmp_path, monkeypatch):
+    import threading
+
+    from sdeliver.local import background
+
+    monkeypatch.setenv("SDELIVER_LOCAL_IDLE", "120")
+    found: list[dict] = []
+    starts: list[str] = []
+
+    def start() -> None:
+        found.append(background.ensure_server(tmp_path, tmp_path / "sdeliver.yaml", starts.append))
+
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=STARTUP_LIMIT * 2)
+        assert len(found) == 2 and found[0]["pid"] == found[1]["pid"]
+        assert len(starts) == 1  # one won the lock and started it; the other reused it
+        assert not (tmp_path / ".sdeliver" / "local.lock").exists()
+    finally:
+        assert background.stop_server(tmp_path) is not None
+    assert background.describe(tmp_path) == {"running": False}
+
+
+def test_a_background_server_stops_itself_when_idle(tmp_path, monkeypatch):
+    from sdeliver.local import background
+
+    monkeypatch.setenv("SDELIVER_LOCAL_IDLE", "1")
+    running = background.ensure_server(tmp_path, tmp_path / "sdeliver.yaml")
+    state = tmp_path / ".sdeliver" / "local.json"
+    deadline = time.monotonic() + STARTUP_LIMIT
+    while state.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not state.exists()  # it removed its record on the way out
+    os.waitpid(running["pid"], 0)  # and exited (our child: reap it)

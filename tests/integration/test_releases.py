@@ -213,6 +213,7 @@ def test_a_failing_e2e_puts_the_previous_release_back(sdeliver, app: Path, endpo
     assert failed.code == 1
     result = json.loads(failed.stdout)
     assert (result["outcome"], result["e2e"]) == ("rolled-back", "failed")
+    assert "the function's log: sdeliver --local logs --env test" in failed.stderr
     after = snapshot(endpoint)
     assert after["test"]["version"] == before["test"]["version"]
     assert after["test"]["deployment"] == before["test"]["deployment"]
