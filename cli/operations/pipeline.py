@@ -248,22 +248,11 @@ def run_action(
     wait: bool = True,
 ) -> ActionResult:
     """One action, by its UserParameters name, on the project the input artifact holds."""
-    if action == "dependencies":
-        return dependencies(project)
-    if action == "build-and-package":
-        return build_and_package(project, revision=revision)
-    if env is None:
-        raise UsageError(f"action {action} needs an environment")
-    release_id = release_in(project)
-    if action == "deploy-app":
-        return deploy_app(project, env, release_id, wait=wait)
-    if action == "deploy-api":
-        return deploy_api(project, env, release_id)
-    if action == "deploy-site":
-        return deploy_site(project, env, release_id)
-    if action == "end-to-end":
-        return end_to_end(project, env, release_id)
-    raise UsageError(f"unknown pipeline action {action!r}")
+    # The table binds this module's steps, so it imports this module, not the reverse.
+    from . import pipeline_actions
+
+    return pipeline_actions.run(
+        project, action, pipeline_actions.Context(env, revision=revision, wait=wait))
 
 
 # -- the pipeline in AWS ---------------------------------------------------------------------

@@ -23,6 +23,7 @@ from typing import Any
 
 from ..aws import PIPELINE_ROLE_PROPAGATION
 from ..errors import AwsError, OperationFailed
+from ..operations import pipeline_actions
 from ..plan import Change, FieldChange
 from ..project import TAG_APP, Project
 from . import codebuild, iam
@@ -32,10 +33,6 @@ MASKED = "****"
 ACTION_KEYS = ("name", "actionTypeId", "runOrder", "configuration", "inputArtifacts",
                "outputArtifacts")
 PIPELINE_KEYS = ("roleArn", "artifactStore", "stages", "pipelineType", "executionMode")
-MAX_ATTEMPTS = {"end-to-end": 3}  # e2e is not resumable; other steps wait for locks
-DEFAULT_MAX_ATTEMPTS = 10
-# With pipeline.build: codebuild, these run in the CodeBuild project instead of the worker.
-CODEBUILD_ACTIONS = ("dependencies", "build-and-package", "end-to-end")
 
 
 def role_name(project: Project) -> str:
@@ -77,17 +74,26 @@ def _action(
     }
 
 
-def _invoke(project: Project, name: str, run_order: int, action: str, env: str | None,
+def _invoke(project: Project, run_order: int, action: str, env: str | None,
             inputs: list[str], outputs: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
-    if codebuild.enabled(project) and action in CODEBUILD_ACTIONS:
+    """The action as the table says: a CodeBuild build or an invocation of the worker."""
+    row = pipeline_actions.get(action)
+    name = row.name
+    if row.runner(runner(project)) == "codebuild":
         return _build(project, name, run_order, action, env, inputs, outputs)
     params = {"action": action, **({"env": env} if env else {}),
-              "maxAttempts": str(MAX_ATTEMPTS.get(action, DEFAULT_MAX_ATTEMPTS))}
+              "maxAttempts": str(row.max_attempts)}
     return _action(
         name, _type("Invoke", "AWS", "Lambda"), run_order,
         {"FunctionName": worker_name(project), "UserParameters": urllib.parse.urlencode(params)},
         inputs, outputs,
     )
+
+
+def runner(project: Project) -> str:
+    """`pipeline.build`: where the actions that run the project's commands run."""
+    assert project.config.pipeline is not None
+    return project.config.pipeline.build
 
 
 def _build(project: Project, name: str, run_order: int, action: str, env: str | None,
@@ -145,10 +151,10 @@ def release_stage(project: Project, stage: str, env: str, *, approval: bool) -> 
     first = 2 if approval else 1
     actions = [_action("Approval", _type("Approval", "AWS", "Manual"), 1, {})] if approval else []
     actions += [
-        _invoke(project, "DeployApp", first, "deploy-app", env, ["BuildOutput"]),
-        _invoke(project, "DeployAPI", first, "deploy-api", env, ["BuildOutput"]),
-        _invoke(project, "DeploySite", first + 1, "deploy-site", env, ["BuildOutput"]),
-        _invoke(project, "EndToEnd", first + 2, "end-to-end", env, ["BuildOutput"]),
+        _invoke(project, first, "deploy-app", env, ["BuildOutput"]),
+        _invoke(project, first, "deploy-api", env, ["BuildOutput"]),
+        _invoke(project, first + 1, "deploy-site", env, ["BuildOutput"]),
+        _invoke(project, first + 2, "end-to-end", env, ["BuildOutput"]),
     ]
     return {"name": stage, "actions": actions}
 
@@ -168,10 +174,9 @@ def declaration(project: Project) -> dict[str, Any]:
     stages = [
         {"name": "Source", "actions": [source_action(project)]},
         {"name": "Commit", "actions": [
-            _invoke(project, "Dependencies", 1, "dependencies", None,
-                    ["SourceOutput"], ["DependenciesOutput"]),
-            _invoke(project, "BuildAndPackage", 2, "build-and-package", None,
-                    ["DependenciesOutput"], ["BuildOutput"]),
+            _invoke(project, 1, "dependencies", None, ["SourceOutput"], ["DependenciesOutput"]),
+            _invoke(project, 2, "build-and-package", None, ["DependenciesOutput"],
+                    ["BuildOutput"]),
         ]},
     ]
     for index, env in enumerate(project.config.environments):

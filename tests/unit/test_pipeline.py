@@ -329,3 +329,31 @@ def test_status_lists_each_stage_and_action_with_status_revision_and_time(projec
         "name": "Source", "status": "Succeeded",
         "actions": [{"name": "Source", "status": "Succeeded", "revision": "abc123",
                      "time": str(when), "summary": None, "message": None}]}]
+
+
+def test_every_declared_action_is_a_row_of_the_action_table(project_for) -> None:  # type: ignore[no-untyped-def]
+    from sdeliver.operations import pipeline_actions
+
+    declared = pipeline.declaration(project_for(GITHUB + "  build: lambda\n"))
+    for stage_ in declared["stages"][1:]:
+        for action in stage_["actions"]:
+            row = pipeline_actions.get(pipeline.user_parameters(action)["action"])
+            assert action["name"] == row.name
+            assert params(action)["maxAttempts"] == str(row.max_attempts)
+            assert ("env" in params(action)) == row.needs_env
+
+
+def test_a_job_without_max_attempts_gets_its_actions_own_bound() -> None:
+    from sdeliver.actions.job import parse_parameters
+
+    assert parse_parameters("action=end-to-end&env=test").max_attempts == 3
+    assert parse_parameters("action=deploy-app&env=test").max_attempts == 10
+
+
+def test_an_unknown_action_is_a_usage_error_naming_the_known_ones() -> None:
+    from sdeliver.errors import UsageError
+    from sdeliver.operations import pipeline_actions
+
+    with pytest.raises(UsageError) as raised:
+        pipeline_actions.get("deploy-everything")
+    assert raised.value.hint is not None and "deploy-app" in raised.value.hint
