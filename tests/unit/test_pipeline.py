@@ -71,6 +71,9 @@ def summary(stage_: dict[str, Any]) -> list[tuple[str, int, list[str], list[str]
 
 
 def params(action: dict[str, Any]) -> dict[str, str]:
+    """What a Lambda or CodeBuild action runs (CodeBuild ones have no maxAttempts)."""
+    if "UserParameters" not in action["configuration"]:
+        return pipeline.user_parameters(action)
     return dict(urllib.parse.parse_qsl(action["configuration"]["UserParameters"]))
 
 
@@ -123,7 +126,7 @@ def test_acceptance_deploys_app_and_api_then_site_then_end_to_end(project_for) -
         {"action": "deploy-app", "env": "test", "maxAttempts": "10"},
         {"action": "deploy-api", "env": "test", "maxAttempts": "10"},
         {"action": "deploy-site", "env": "test", "maxAttempts": "10"},
-        {"action": "end-to-end", "env": "test", "maxAttempts": "3"},
+        {"action": "end-to-end", "env": "test"},  # in CodeBuild, by default
     ]
 
 
@@ -136,10 +139,19 @@ def test_production_runs_the_same_actions_against_the_next_environment(project_f
 
 
 def test_every_lambda_action_invokes_the_worker(project_for) -> None:  # type: ignore[no-untyped-def]
-    declared = pipeline.declaration(project_for(GITHUB))
+    declared = pipeline.declaration(project_for(GITHUB + "  build: lambda\n"))
     invokes = [a for s in declared["stages"][1:] for a in s["actions"]]
     assert {a["actionTypeId"]["provider"] for a in invokes} == {"Lambda"}
     assert {a["configuration"]["FunctionName"] for a in invokes} == {"dromedary-pipeline-worker"}
+
+
+def test_by_default_the_project_commands_run_in_codebuild_and_aws_steps_in_the_worker(project_for) -> None:  # type: ignore[no-untyped-def]
+    declared = pipeline.declaration(project_for(GITHUB))
+    providers = {a["name"]: a["actionTypeId"]["provider"]
+                 for s in declared["stages"][1:] for a in s["actions"]}
+    assert providers == {"Dependencies": "CodeBuild", "BuildAndPackage": "CodeBuild",
+                         "DeployApp": "Lambda", "DeployAPI": "Lambda", "DeploySite": "Lambda",
+                         "EndToEnd": "CodeBuild"}
 
 
 def test_approval_puts_a_manual_approval_before_production(project_for) -> None:  # type: ignore[no-untyped-def]
