@@ -30,6 +30,12 @@ from . import codebuild, iam
 
 KIND = "codepipeline"
 MASKED = "****"
+# The first run waits at the transition into Commit until the new roles answer.
+FIRST_HELD = "Commit"
+HOLD_REASON = "sdeliver: waiting for the pipeline's new roles to propagate"
+ROLE_WAIT_ATTEMPTS = 10
+ROLE_POLL_SECONDS = 3.0
+ROLE_SETTLE_SECONDS = 10.0  # IAM's documented "a few seconds" for a new role to be usable
 ACTION_KEYS = ("name", "actionTypeId", "runOrder", "configuration", "inputArtifacts",
                "outputArtifacts")
 PIPELINE_KEYS = ("roleArn", "artifactStore", "stages", "pipelineType", "executionMode")
@@ -246,8 +252,9 @@ def plan(project: Project) -> list[Change]:
     if have is None:
         fields = [FieldChange(key, None, value) for key, value in want.items() if key != "name"]
         fields.append(FieldChange("tags", None, project.tags()))
-        return [Change(KIND, name(project), "create", fields, ["codepipeline.CreatePipeline"],
-                       lambda p: _write(p, "create_pipeline", tags=p.tags()))]
+        calls = ["codepipeline.CreatePipeline", "codepipeline.DisableStageTransition",
+                 "iam.GetRole", "codepipeline.EnableStageTransition"]
+        return [Change(KIND, name(project), "create", fields, calls, _create)]
     tags = read_tags(project, have["arn"]) if have["arn"] else {}
     owner = tags.get(TAG_APP)
     if owner not in (None, project.app):
@@ -278,6 +285,63 @@ def plan(project: Project) -> list[Change]:
             )
 
     return [Change(KIND, name(project), "update", fields, calls, apply)]
+
+
+def _create(project: Project) -> None:
+    _write(project, "create_pipeline", tags=project.tags())
+    hold_first_run(project)
+
+
+def hold_first_run(project: Project) -> None:
+    """Keep the first execution out of Commit until the new roles answer.
+
+    CreatePipeline starts an execution at once, while the roles created moments earlier
+    may still be propagating: the worker or the build could fail with AccessDenied and
+    the first release would fail. So the transition into Commit is disabled right after
+    the create (Source may run; its revision waits at the transition), every pipeline
+    role is read until IAM answers for it, a settle follows, and the transition is
+    enabled again — also when waiting fails, so a pipeline is never left held.
+    """
+    pipeline = name(project)
+    where = f"pipeline {pipeline}"
+    if project.aws.endpoint_url:  # moto's server and LocalStack answer these calls with a 500
+        project.progress.detail(f"{where}: an emulator endpoint: the first run is not held")
+        return
+    try:
+        project.aws.call(
+            "codepipeline", "disable_stage_transition", resource=where, pipelineName=pipeline,
+            stageName=FIRST_HELD, transitionType="Inbound", reason=HOLD_REASON,
+        )
+    except AwsError as err:
+        if err.code != "NotImplemented":  # moto in process has no such call
+            raise
+        project.progress.detail(f"{where}: the endpoint cannot hold the first run ({err.code})")
+        return
+    project.progress.step(f"{where}: first run held before {FIRST_HELD} until its roles answer")
+    try:
+        _wait_for_roles(project)
+    finally:
+        project.aws.call(
+            "codepipeline", "enable_stage_transition", resource=where, pipelineName=pipeline,
+            stageName=FIRST_HELD, transitionType="Inbound",
+        )
+    project.progress.step(f"{where}: roles answer; first run released into {FIRST_HELD}")
+
+
+def _wait_for_roles(project: Project) -> None:
+    """Every pipeline role readable, then ROLE_SETTLE_SECONDS more (IAM answers GetRole
+    before every service sees the role); at most ROLE_WAIT_ATTEMPTS reads a role."""
+    for role in roles(project):
+        for _ in range(ROLE_WAIT_ATTEMPTS):
+            found = project.aws.call("iam", "get_role", resource=f"role {role.name}",
+                                     missing=True, RoleName=role.name)
+            if found is not None:
+                break
+            project.aws.sleep(ROLE_POLL_SECONDS)
+        else:
+            project.progress.warn(f"role {role.name} does not answer yet: releasing the "
+                                  "first run anyway")
+    project.aws.sleep(ROLE_SETTLE_SECONDS)
 
 
 def _differences(want: dict[str, Any], have: dict[str, Any]) -> list[FieldChange]:

@@ -369,3 +369,81 @@ def test_an_unknown_action_is_a_usage_error_naming_the_known_ones() -> None:
     with pytest.raises(UsageError) as raised:
         pipeline_actions.get("deploy-everything")
     assert raised.value.hint is not None and "deploy-app" in raised.value.hint
+
+
+# -- the first run -------------------------------------------------------------------------------
+# moto has no DisableStageTransition / EnableStageTransition: botocore's Stubber stands in
+# for the codepipeline client only; the roles are moto's.
+
+HELD = {"pipelineName": "dromedary-delivery", "stageName": "Commit", "transitionType": "Inbound"}
+
+
+def held_project(project_for) -> tuple[Project, list[float]]:  # type: ignore[no-untyped-def]
+    from sdeliver.progress import Silent
+
+    project = project_for(GITHUB)
+    for plan in (artifacts.plan, iam.plan, role_changes):
+        for change in plan(project):
+            if change.apply is not None:
+                change.apply(project)
+    waits: list[float] = []
+    project.aws.sleep = waits.append
+    project.progress = Silent()
+    return project, waits
+
+
+def test_the_first_run_is_held_before_commit_until_the_roles_answer(project_for) -> None:  # type: ignore[no-untyped-def]
+    project, waits = held_project(project_for)
+    with Stubber(project.aws.client("codepipeline")) as stub:
+        stub.add_response("disable_stage_transition", {},
+                          {**HELD, "reason": pipeline.HOLD_REASON})
+        stub.add_response("enable_stage_transition", {}, HELD)
+        pipeline.hold_first_run(project)
+        stub.assert_no_pending_responses()
+    assert waits == [pipeline.ROLE_SETTLE_SECONDS]  # every role answered at once, then settle
+    lines = project.progress.lines  # type: ignore[attr-defined]
+    assert "pipeline dromedary-delivery: first run held before Commit until its roles " \
+        "answer" in lines
+    assert "pipeline dromedary-delivery: roles answer; first run released into Commit" in lines
+
+
+def test_a_role_that_never_answers_still_releases_the_first_run_after_a_bounded_wait(project_for) -> None:  # type: ignore[no-untyped-def]
+    project, waits = held_project(project_for)
+    boto3.client("iam", region_name="us-east-1").delete_role_policy(
+        RoleName="dromedary-pipeline", PolicyName="sdeliver-pipeline")
+    boto3.client("iam", region_name="us-east-1").delete_role(RoleName="dromedary-pipeline")
+    with Stubber(project.aws.client("codepipeline")) as stub:
+        stub.add_response("disable_stage_transition", {},
+                          {**HELD, "reason": pipeline.HOLD_REASON})
+        stub.add_response("enable_stage_transition", {}, HELD)
+        pipeline.hold_first_run(project)
+        stub.assert_no_pending_responses()
+    assert waits.count(pipeline.ROLE_POLL_SECONDS) == pipeline.ROLE_WAIT_ATTEMPTS
+    assert any("role dromedary-pipeline does not answer yet" in line
+               for line in project.progress.lines)  # type: ignore[attr-defined]
+
+
+def test_the_transition_is_enabled_again_when_waiting_fails(project_for) -> None:  # type: ignore[no-untyped-def]
+    project, _ = held_project(project_for)
+
+    def broken(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    project.aws.sleep = broken
+    with Stubber(project.aws.client("codepipeline")) as stub:
+        stub.add_response("disable_stage_transition", {},
+                          {**HELD, "reason": pipeline.HOLD_REASON})
+        stub.add_response("enable_stage_transition", {}, HELD)
+        with pytest.raises(KeyboardInterrupt):
+            pipeline.hold_first_run(project)
+        stub.assert_no_pending_responses()
+
+
+def test_creating_the_pipeline_holds_its_first_run(project_for, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    held: list[str] = []
+    monkeypatch.setattr(pipeline, "hold_first_run", lambda p: held.append(pipeline.name(p)))
+    project = project_for(GITHUB)
+    [change] = pipeline.plan(project)
+    assert "codepipeline.DisableStageTransition" in change.calls
+    converge(project)
+    assert held == ["dromedary-delivery"]
