@@ -222,7 +222,7 @@ class PipelineSource(Model):
     @model_validator(mode="after")
     def _provider_fields(self) -> PipelineSource:
         needed = {
-            "github": ("repo", "connection_arn"),
+            "github": ("repo",),  # without connection_arn, init creates a connection
             "github-oauth": ("repo", "token"),
             "s3": ("bucket", "key"),
         }[self.provider]

@@ -283,7 +283,8 @@ def _on_pipeline(project: Project, operation: str) -> tuple[str, dict[str, Any]]
 
 
 def status(project: Project) -> dict[str, Any]:
-    """Each stage and action with its latest status, revision and time."""
+    """Each stage and action with its latest status, revision and time, and the GitHub
+    connection's state (PENDING until a person authorises it)."""
     name, found = _on_pipeline(project, "get_pipeline_state")
     stages = []
     for stage in found.get("stageStates") or []:
@@ -308,7 +309,10 @@ def status(project: Project) -> dict[str, Any]:
                 "actions": actions,
             }
         )
-    return {"pipeline": name, "version": found.get("pipelineVersion"), "stages": stages}
+    from ..resources.source import connection_status
+
+    return {"pipeline": name, "version": found.get("pipelineVersion"),
+            "connection": connection_status(project), "stages": stages}
 
 
 def start(project: Project) -> str:

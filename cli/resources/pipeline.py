@@ -26,7 +26,7 @@ from ..errors import AwsError, OperationFailed
 from ..operations import pipeline_actions
 from ..plan import Change, FieldChange
 from ..project import TAG_APP, Project
-from . import codebuild, iam
+from . import codebuild, iam, source
 
 KIND = "codepipeline"
 MASKED = "****"
@@ -129,27 +129,29 @@ def user_parameters(action: dict[str, Any]) -> dict[str, str]:
 
 def source_action(project: Project) -> dict[str, Any]:
     assert project.config.pipeline is not None
-    source = project.config.pipeline.source
+    declared = project.config.pipeline.source
     out = ["SourceOutput"]
-    if source.provider == "github":
-        assert source.repo and source.connection_arn
+    if declared.provider == "github":
+        assert declared.repo
         return _action("Source", _type("Source", "AWS", "CodeStarSourceConnection"), 1, {
-            "ConnectionArn": source.connection_arn,
-            "FullRepositoryId": source.repo,
-            "BranchName": source.branch,
+            "ConnectionArn": source.connection_arn(project),
+            "FullRepositoryId": declared.repo,
+            "BranchName": declared.branch,
             "OutputArtifactFormat": "CODE_ZIP",  # full clone off
             "DetectChanges": "true",
         }, outputs=out)
-    if source.provider == "github-oauth":
-        assert source.repo
-        owner, repo = source.repo.split("/", 1)
+    if declared.provider == "github-oauth":  # legacy: AWS deprecates it; polls
+        assert declared.repo
+        owner, repo = declared.repo.split("/", 1)
         return _action("Source", _type("Source", "ThirdParty", "GitHub"), 1, {
-            "Owner": owner, "Repo": repo, "Branch": source.branch,
+            "Owner": owner, "Repo": repo, "Branch": declared.branch,
             "OAuthToken": MASKED, "PollForSourceChanges": "true",
         }, outputs=out)
-    assert source.bucket and source.key
+    assert declared.bucket and declared.key
+    # Started by the EventBridge rule (source.py), not by polling, which AWS deprecates.
     return _action("Source", _type("Source", "AWS", "S3"), 1, {
-        "S3Bucket": source.bucket, "S3ObjectKey": source.key, "PollForSourceChanges": "true",
+        "S3Bucket": declared.bucket, "S3ObjectKey": declared.key,
+        "PollForSourceChanges": "false",
     }, outputs=out)
 
 
@@ -367,6 +369,8 @@ def _differences(want: dict[str, Any], have: dict[str, Any]) -> list[FieldChange
 
 
 def _write(project: Project, operation: str, *, tags: dict[str, str] | None = None) -> None:
+    if source.managed_connection(project):
+        source.require_connection(project)  # made by the source's change, planned earlier
     pipeline = declaration(project)
     _resolve_token(project, pipeline)
     params: dict[str, Any] = {"pipeline": pipeline}
@@ -458,14 +462,16 @@ def roles(project: Project) -> list[iam.Role]:
     from . import worker
 
     build = [codebuild.role(project)] if codebuild.enabled(project) else []
-    return [pipeline_role(project), worker.role(project), *build]
+    events = ([source.events_role(project)]
+              if project.config.pipeline.source.provider == "s3" else [])
+    return [pipeline_role(project), worker.role(project), *build, *events]
 
 
 def pipeline_role(project: Project) -> iam.Role:
     """CodePipeline may use the artifact bucket, read its source, invoke only the worker
     and, with `build: codebuild`, start and watch builds of sdeliver's project only."""
     assert project.config.pipeline is not None
-    source = project.config.pipeline.source
+    declared = project.config.pipeline.source
     bucket = f"arn:{project.aws.partition}:s3:::{project.artifact_bucket}"
     statements: list[dict[str, Any]] = [
         {"Sid": "Artifacts", "Effect": "Allow",
@@ -480,17 +486,19 @@ def pipeline_role(project: Project) -> iam.Role:
         statements.append({"Sid": "Build", "Effect": "Allow",
                            "Action": ["codebuild:StartBuild", "codebuild:BatchGetBuilds"],
                            "Resource": codebuild.project_arn(project)})
-    if source.provider == "github" and source.connection_arn:
-        service = source.connection_arn.split(":")[2]  # codestar-connections | codeconnections
+    if declared.provider == "github":
+        # The connection sdeliver makes has an id only once made: the role (planned before
+        # it) may use this account's connections in this region; a declared one, only it.
+        arn = declared.connection_arn or project.arn(source.CONNECTIONS, "connection/*")
+        service = arn.split(":")[2]  # codestar-connections | codeconnections
         statements.append({"Sid": "Source", "Effect": "Allow",
-                           "Action": f"{service}:UseConnection",
-                           "Resource": source.connection_arn})
-    elif source.provider == "s3":
-        source_bucket = f"arn:{project.aws.partition}:s3:::{source.bucket}"
+                           "Action": f"{service}:UseConnection", "Resource": arn})
+    elif declared.provider == "s3":
+        source_bucket = f"arn:{project.aws.partition}:s3:::{declared.bucket}"
         statements += [
             {"Sid": "Source", "Effect": "Allow",
              "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-             "Resource": f"{source_bucket}/{source.key}"},
+             "Resource": f"{source_bucket}/{declared.key}"},
             {"Sid": "SourceBucket", "Effect": "Allow", "Action": "s3:GetBucketVersioning",
              "Resource": source_bucket},
         ]
