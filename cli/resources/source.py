@@ -170,9 +170,14 @@ def _apply_rule(project: Project) -> None:
     # moto does not keep the setting). Its other notifications stay: the call replaces
     # the whole configuration.
     current = project.aws.call("s3", "get_bucket_notification_configuration",
-                               resource=f"bucket {bucket}", Bucket=bucket) or {}
-    current.pop("ResponseMetadata", None)
-    if "EventBridgeConfiguration" not in current:
+                               resource=f"bucket {bucket}", missing=True, Bucket=bucket)
+    if current is None:
+        project.progress.warn(
+            f"source bucket {bucket} does not exist: create it (versioned) and turn on its "
+            "EventBridge notifications (s3 put-bucket-notification-configuration), or the "
+            "rule never fires")
+    elif "EventBridgeConfiguration" not in current:
+        current.pop("ResponseMetadata", None)
         project.aws.call("s3", "put_bucket_notification_configuration",
                          resource=f"bucket {bucket}", Bucket=bucket,
                          NotificationConfiguration={**current, "EventBridgeConfiguration": {}})

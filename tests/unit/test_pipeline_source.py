@@ -189,3 +189,12 @@ def test_destroy_deletes_the_rule(project_for, drops) -> None:  # type: ignore[n
     events = boto3.client("events", region_name="us-east-1")
     assert events.list_rules(NamePrefix="dromedary-pipeline-source")["Rules"] == []
     assert source.destroy(project) == []
+
+
+def test_a_missing_source_bucket_is_a_warning_and_the_rule_is_still_made(project_for) -> None:  # type: ignore[no-untyped-def]
+    project = project_for(S3)
+    converge(project)
+    assert any("source bucket drops does not exist" in line
+               for line in project.progress.lines)  # type: ignore[attr-defined]
+    assert boto3.client("events", region_name="us-east-1").describe_rule(
+        Name="dromedary-pipeline-source")["State"] == "ENABLED"
