@@ -3,10 +3,11 @@
 Source → Commit (Dependencies, BuildAndPackage) → Acceptance (DeployApp, DeployAPI,
 DeploySite, EndToEnd against the first environment) → Production (the same against the
 next; a manual Approval first when `pipeline.approval`) → one stage per further
-environment. Every action but Source and Approval invokes the sdeliver worker function
-with a query string of UserParameters — except, with `pipeline.build: codebuild`,
-Dependencies, BuildAndPackage and EndToEnd, which run in sdeliver's CodeBuild project
-(codebuild.py) with SDELIVER_ACTION / SDELIVER_ENV as the action's environment variables.
+environment. The steps that only call AWS invoke the sdeliver worker function with a
+query string of UserParameters; Dependencies, BuildAndPackage and EndToEnd, which run the
+project's own commands, run in sdeliver's CodeBuild project (codebuild.py) with
+SDELIVER_ACTION / SDELIVER_ENV as the action's environment variables — or in the worker
+too with `pipeline.build: lambda` (operations/pipeline_actions.py says which is which).
 Names, run orders and artifacts are the same either way. Artifacts live in the artifact
 bucket.
 
