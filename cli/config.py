@@ -222,7 +222,7 @@ class PipelineSource(Model):
     @model_validator(mode="after")
     def _provider_fields(self) -> PipelineSource:
         needed = {
-            "github": ("repo", "connection_arn"),
+            "github": ("repo",),  # without connection_arn, init creates a connection
             "github-oauth": ("repo", "token"),
             "s3": ("bucket", "key"),
         }[self.provider]
@@ -233,7 +233,8 @@ class PipelineSource(Model):
 
 
 class PipelineCodeBuild(Model):
-    """The CodeBuild project `pipeline.build: codebuild` runs Commit and EndToEnd in."""
+    """The CodeBuild project Commit and EndToEnd run in (`pipeline.build: codebuild`, the
+    default)."""
 
     image: Annotated[str, Field(pattern=r"^[^\s]{1,255}$")] = Field(
         default="aws/codebuild/standard:7.0",
@@ -256,9 +257,11 @@ class Pipeline(Model):
     source: PipelineSource
     approval: bool = False
     build: Literal["lambda", "codebuild"] = Field(
-        default="lambda",
-        description="Where Dependencies, BuildAndPackage and EndToEnd run: the sdeliver "
-        "worker function, or a CodeBuild project sdeliver creates.",
+        default="codebuild",
+        description="Where Dependencies, BuildAndPackage and EndToEnd (the steps that run "
+        "the project's commands) run: a CodeBuild project sdeliver creates (the default: "
+        "pip, pytest, npm, node), or the sdeliver worker function (lambda: Python only, "
+        "512 MB of /tmp).",
     )
     codebuild: PipelineCodeBuild | None = None
 

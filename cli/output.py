@@ -122,3 +122,7 @@ def error(message: str) -> None:
 
 def info(message: str) -> None:
     console().print(escape(message))
+
+
+def warn(message: str) -> None:
+    console().print(f"[yellow]warning:[/] {escape(message)}")

@@ -7,6 +7,7 @@ the sources first); `config validate` is where a user asks whether it will all w
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -28,6 +29,60 @@ DEPRECATED_RUNTIMES = frozenset({
     "ruby2.5", "ruby2.7", "ruby3.2",
     "go1.x", "provided",
 })
+
+
+# Commands the worker Lambda (a Python runtime with boto3, nothing else) does not have, and
+# the modules `python -m` cannot find there. CodeBuild's standard image has them all.
+NOT_IN_LAMBDA = frozenset({
+    "pip", "pip3", "pytest", "tox", "nox", "poetry", "pipenv", "uv", "hatch", "ruff", "mypy",
+    "npm", "npx", "node", "yarn", "pnpm", "make", "gcc", "docker", "mvn", "gradle", "go",
+    "cargo", "java", "dotnet", "ruby", "bundle", "git",
+})
+
+
+def runner_warnings(config: Config) -> list[str]:
+    """Commands that need a toolchain the pipeline's runner lacks (file:line: key: why).
+
+    Only `pipeline.build: lambda` has such gaps: the worker function has Python and boto3
+    but no pip, pytest, npm or node, and 512 MB of /tmp. A warning, not an error: the
+    command may only run by hand, or the tool may be vendored in the source.
+    """
+    if config.pipeline is None or config.pipeline.build != "lambda":
+        return []
+    lines = _lines(config.path)
+    commands = [(("build", "commands", str(i)), c) for i, c in enumerate(config.build.commands)]
+    commands += [(("environments", env, "e2e"), e.e2e)
+                 for env, e in config.environments.items() if e.e2e]
+    found = []
+    for loc, command in commands:
+        missing = sorted(_tools(command) & NOT_IN_LAMBDA)
+        if missing:
+            where = _where(config.path, lines.line_of(loc))
+            found.append(
+                f"{where}: {'.'.join(loc)}: needs {', '.join(missing)}, which the pipeline's "
+                "worker Lambda lacks (pipeline.build: lambda); use build: codebuild"
+            )
+    return found
+
+
+def _tools(command: str) -> set[str]:
+    """The programs a shell command runs, and the modules of its `python -m` calls."""
+    try:
+        words = shlex.split(command, comments=True)
+    except ValueError:
+        words = command.split()
+    tools = set()
+    starts = True
+    for index, word in enumerate(words):
+        if word in ("&&", "||", ";", "|") or word.endswith(";"):
+            starts = True
+            continue
+        if starts and "=" not in word:
+            tools.add(Path(word).name)
+            starts = False
+        if word == "-m" and index + 1 < len(words):
+            tools.add(words[index + 1].split(".")[0])
+    return tools
 
 
 def check_files(config: Config) -> None:

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import EXIT_FAILED, EXIT_USAGE, EnvironmentLocked, SdeliverError
+from ..operations.pipeline_actions import ACTIONS
 from ..release import CACHE
-from .job import ACTIONS
 
 # The Lambda worker returns to CodePipeline and is invoked again while a lease is held;
 # a build waits for it instead, this long at most.

@@ -9,16 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import OperationFailed
-
-DEFAULT_MAX_ATTEMPTS = 10
-ACTIONS = (
-    "dependencies",
-    "build-and-package",
-    "deploy-app",
-    "deploy-api",
-    "deploy-site",
-    "end-to-end",
-)
+from ..operations.pipeline_actions import ACTIONS, BY_ACTION
 
 
 class NotYet(Exception):
@@ -155,9 +146,9 @@ def parse_parameters(text: str) -> Parameters:
             f"UserParameters {text!r}: action must be one of {', '.join(ACTIONS)}"
         )
     env = values.get("env") or None
-    if action not in ("dependencies", "build-and-package") and env is None:
+    if BY_ACTION[action].needs_env and env is None:
         raise OperationFailed(f"UserParameters {text!r}: action {action} needs env=")
-    raw = values.get("maxAttempts", str(DEFAULT_MAX_ATTEMPTS))
+    raw = values.get("maxAttempts", str(BY_ACTION[action].max_attempts))
     if not raw.isdigit() or int(raw) < 1:
         raise OperationFailed(f"UserParameters {text!r}: maxAttempts must be a whole number ≥ 1")
     return Parameters(action, env, int(raw))

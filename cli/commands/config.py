@@ -8,7 +8,7 @@ import sys
 import typer
 
 from ..context import state
-from ..output import emit_json, info
+from ..output import emit_json, info, warn
 from ._shared import epilog
 
 app = typer.Typer(
@@ -26,16 +26,21 @@ def validate(ctx: typer.Context) -> None:
 
     Besides the document: function.source, site.source and api.openapi exist (the OpenAPI
     file parses as OpenAPI 3 or Swagger 2.0), and AWS still accepts the runtime. Every error
-    is listed with file:line and key.
+    is listed with file:line and key. Warns (exit 0) when a build or e2e command needs a
+    tool the pipeline's runner lacks (pip, pytest, npm, node, ... with build: lambda).
     """
-    from ..validate import check_files
+    from ..validate import check_files, runner_warnings
 
     g = state(ctx)
     config = g.config()
     check_files(config)
+    warnings = runner_warnings(config)
     if g.json:
-        emit_json({"valid": True, "path": str(config.path), "app": config.app})
+        emit_json({"valid": True, "path": str(config.path), "app": config.app,
+                   "warnings": warnings})
     else:
+        for line in warnings:
+            warn(line)
         envs = ", ".join(config.environments)
         info(f"{config.path}: valid (app {config.app}, environments {envs})")
 

@@ -25,7 +25,11 @@ app = typer.Typer(
 
 @app.command(epilog=epilog("sdeliver pipeline status", "sdeliver pipeline status --json"))
 def status(ctx: typer.Context) -> None:
-    """Each stage and action with its latest status, revision and time."""
+    """Each stage and action with its latest status, revision and time.
+
+    With a GitHub source, also the connection's state: PENDING until someone authorises it
+    in the AWS console (the link is shown), then AVAILABLE.
+    """
     from ..operations.pipeline import status as run
 
     g = state(ctx)
@@ -47,6 +51,12 @@ def status(ctx: typer.Context) -> None:
                           (action["revision"] or "-")[:12], action["time"] or "-",
                           action["message"] or action["summary"] or "")
     console().print(table)
+    connection = document.get("connection")
+    if connection:
+        line = f"GitHub connection: {connection['status']}"
+        if connection["link"]:
+            line += f" — authorise it in the AWS console: {connection['link']}"
+        info(line)
 
 
 @app.command(epilog=epilog("sdeliver pipeline start", "sdeliver pipeline start --json"))

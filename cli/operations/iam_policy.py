@@ -52,7 +52,8 @@ PIPELINE_ACTIONS = [
     "codepipeline:CreatePipeline", "codepipeline:UpdatePipeline", "codepipeline:DeletePipeline",
     "codepipeline:GetPipeline", "codepipeline:GetPipelineState",
     "codepipeline:StartPipelineExecution", "codepipeline:ListTagsForResource",
-    "codepipeline:TagResource",
+    "codepipeline:TagResource", "codepipeline:DisableStageTransition",
+    "codepipeline:EnableStageTransition",
 ]
 CODEBUILD_ACTIONS = [
     "codebuild:CreateProject", "codebuild:UpdateProject", "codebuild:DeleteProject",
@@ -113,6 +114,8 @@ def _passed_to(project: Project) -> list[str]:
         services.append("codepipeline.amazonaws.com")
     if codebuild.enabled(project):
         services.append("codebuild.amazonaws.com")
+    if project.config.pipeline is not None and project.config.pipeline.source.provider == "s3":
+        services.append("events.amazonaws.com")  # the rule that starts the pipeline
     return services
 
 
@@ -143,6 +146,24 @@ def _pipeline(project: Project) -> list[dict[str, Any]]:
         found.append(
             _statement("BuildProject", CODEBUILD_ACTIONS, [codebuild.project_arn(project)]))
     source = pipeline.source
+    if source.provider == "github" and not source.connection_arn:
+        from ..resources import source as sources
+
+        connections = project.arn(sources.CONNECTIONS, "connection/*")
+        found.append(_statement("MakeConnection", [
+            "codestar-connections:CreateConnection", "codestar-connections:ListConnections",
+            "codestar-connections:GetConnection", "codestar-connections:TagResource",
+            "codestar-connections:PassConnection"], [connections]))
+    if source.provider == "s3":
+        from ..resources import source as sources
+
+        found.append(_statement("SourceEvents", [
+            "events:DescribeRule", "events:PutRule", "events:ListTargetsByRule",
+            "events:PutTargets", "events:RemoveTargets", "events:DeleteRule",
+            "events:TagResource"], [project.arn("events", f"rule/{sources.rule_name(project)}")]))
+        found.append(_statement("SourceBucketEvents", [
+            "s3:GetBucketNotification", "s3:PutBucketNotification"],
+            [f"arn:{project.aws.partition}:s3:::{source.bucket}"]))
     if source.connection_arn:
         # CreatePipeline and UpdatePipeline pass the connection to CodePipeline.
         found.append(_statement("SourceConnection", ["codestar-connections:PassConnection",

@@ -249,22 +249,11 @@ def run_action(
     wait: bool = True,
 ) -> ActionResult:
     """One action, by its UserParameters name, on the project the input artifact holds."""
-    if action == "dependencies":
-        return dependencies(project)
-    if action == "build-and-package":
-        return build_and_package(project, revision=revision)
-    if env is None:
-        raise UsageError(f"action {action} needs an environment")
-    release_id = release_in(project)
-    if action == "deploy-app":
-        return deploy_app(project, env, release_id, wait=wait)
-    if action == "deploy-api":
-        return deploy_api(project, env, release_id)
-    if action == "deploy-site":
-        return deploy_site(project, env, release_id)
-    if action == "end-to-end":
-        return end_to_end(project, env, release_id)
-    raise UsageError(f"unknown pipeline action {action!r}")
+    # The table binds this module's steps, so it imports this module, not the reverse.
+    from . import pipeline_actions
+
+    return pipeline_actions.run(
+        project, action, pipeline_actions.Context(env, revision=revision, wait=wait))
 
 
 # -- the pipeline in AWS ---------------------------------------------------------------------
@@ -295,7 +284,8 @@ def _on_pipeline(project: Project, operation: str) -> tuple[str, dict[str, Any]]
 
 
 def status(project: Project) -> dict[str, Any]:
-    """Each stage and action with its latest status, revision and time."""
+    """Each stage and action with its latest status, revision and time, and the GitHub
+    connection's state (PENDING until a person authorises it)."""
     name, found = _on_pipeline(project, "get_pipeline_state")
     stages = []
     for stage in found.get("stageStates") or []:
@@ -320,7 +310,10 @@ def status(project: Project) -> dict[str, Any]:
                 "actions": actions,
             }
         )
-    return {"pipeline": name, "version": found.get("pipelineVersion"), "stages": stages}
+    from ..resources.source import connection_status
+
+    return {"pipeline": name, "version": found.get("pipelineVersion"),
+            "connection": connection_status(project), "stages": stages}
 
 
 def start(project: Project) -> str:

@@ -39,9 +39,20 @@ def leave_out(config: Config, skip: Sequence[str]) -> tuple[Config, list[str]]:
 
 
 def kinds() -> list[ModuleType]:
-    from ..resources import api, artifacts, codebuild, dns, function, iam, pipeline, site, worker
+    from ..resources import (
+        api,
+        artifacts,
+        codebuild,
+        dns,
+        function,
+        iam,
+        pipeline,
+        site,
+        source,
+        worker,
+    )
 
-    return [artifacts, iam, function, api, site, dns, worker, codebuild, pipeline]
+    return [artifacts, iam, function, api, site, dns, worker, codebuild, source, pipeline]
 
 
 def waves() -> list[list[ModuleType]]:
@@ -49,9 +60,9 @@ def waves() -> list[list[ModuleType]]:
     kind's plan learns comes in a later group. Planning the function, the worker, the
     CodeBuild project and the pipeline compares their role with the ARN the roles' plan
     found (`iam.role_arn`); nothing else reads a fact another kind's plan sets."""
-    from ..resources import codebuild, function, pipeline, worker
+    from ..resources import codebuild, function, pipeline, source, worker
 
-    after_roles = [function, worker, codebuild, pipeline]
+    after_roles = [function, worker, codebuild, source, pipeline]
     first = [kind for kind in kinds() if kind not in after_roles]
     return [first, [kind for kind in kinds() if kind in after_roles]]
 

@@ -1,5 +1,5 @@
-"""The CodeBuild project `pipeline.build: codebuild` runs Dependencies, BuildAndPackage and
-EndToEnd in, for build commands that need toolchains a Lambda runtime lacks.
+"""The CodeBuild project Dependencies, BuildAndPackage and EndToEnd run in (the default,
+`pipeline.build: codebuild`), for commands that need toolchains a Lambda runtime lacks.
 
 A build runs the same operations as the worker function: sdeliver is not on PyPI, so
 reconcile uploads this sdeliver as a wheel into the artifact bucket (under the app's

@@ -3,10 +3,11 @@
 Source → Commit (Dependencies, BuildAndPackage) → Acceptance (DeployApp, DeployAPI,
 DeploySite, EndToEnd against the first environment) → Production (the same against the
 next; a manual Approval first when `pipeline.approval`) → one stage per further
-environment. Every action but Source and Approval invokes the sdeliver worker function
-with a query string of UserParameters — except, with `pipeline.build: codebuild`,
-Dependencies, BuildAndPackage and EndToEnd, which run in sdeliver's CodeBuild project
-(codebuild.py) with SDELIVER_ACTION / SDELIVER_ENV as the action's environment variables.
+environment. The steps that only call AWS invoke the sdeliver worker function with a
+query string of UserParameters; Dependencies, BuildAndPackage and EndToEnd, which run the
+project's own commands, run in sdeliver's CodeBuild project (codebuild.py) with
+SDELIVER_ACTION / SDELIVER_ENV as the action's environment variables — or in the worker
+too with `pipeline.build: lambda` (operations/pipeline_actions.py says which is which).
 Names, run orders and artifacts are the same either way. Artifacts live in the artifact
 bucket.
 
@@ -23,19 +24,22 @@ from typing import Any
 
 from ..aws import PIPELINE_ROLE_PROPAGATION
 from ..errors import AwsError, OperationFailed
+from ..operations import pipeline_actions
 from ..plan import Change, FieldChange
 from ..project import TAG_APP, Project
-from . import codebuild, iam
+from . import codebuild, iam, source
 
 KIND = "codepipeline"
 MASKED = "****"
+# The first run waits at the transition into Commit until the new roles answer.
+FIRST_HELD = "Commit"
+HOLD_REASON = "sdeliver: waiting for the pipeline's new roles to propagate"
+ROLE_WAIT_ATTEMPTS = 10
+ROLE_POLL_SECONDS = 3.0
+ROLE_SETTLE_SECONDS = 10.0  # IAM's documented "a few seconds" for a new role to be usable
 ACTION_KEYS = ("name", "actionTypeId", "runOrder", "configuration", "inputArtifacts",
                "outputArtifacts")
 PIPELINE_KEYS = ("roleArn", "artifactStore", "stages", "pipelineType", "executionMode")
-MAX_ATTEMPTS = {"end-to-end": 3}  # e2e is not resumable; other steps wait for locks
-DEFAULT_MAX_ATTEMPTS = 10
-# With pipeline.build: codebuild, these run in the CodeBuild project instead of the worker.
-CODEBUILD_ACTIONS = ("dependencies", "build-and-package", "end-to-end")
 
 
 def role_name(project: Project) -> str:
@@ -77,17 +81,26 @@ def _action(
     }
 
 
-def _invoke(project: Project, name: str, run_order: int, action: str, env: str | None,
+def _invoke(project: Project, run_order: int, action: str, env: str | None,
             inputs: list[str], outputs: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
-    if codebuild.enabled(project) and action in CODEBUILD_ACTIONS:
+    """The action as the table says: a CodeBuild build or an invocation of the worker."""
+    row = pipeline_actions.get(action)
+    name = row.name
+    if row.runner(runner(project)) == "codebuild":
         return _build(project, name, run_order, action, env, inputs, outputs)
     params = {"action": action, **({"env": env} if env else {}),
-              "maxAttempts": str(MAX_ATTEMPTS.get(action, DEFAULT_MAX_ATTEMPTS))}
+              "maxAttempts": str(row.max_attempts)}
     return _action(
         name, _type("Invoke", "AWS", "Lambda"), run_order,
         {"FunctionName": worker_name(project), "UserParameters": urllib.parse.urlencode(params)},
         inputs, outputs,
     )
+
+
+def runner(project: Project) -> str:
+    """`pipeline.build`: where the actions that run the project's commands run."""
+    assert project.config.pipeline is not None
+    return project.config.pipeline.build
 
 
 def _build(project: Project, name: str, run_order: int, action: str, env: str | None,
@@ -117,27 +130,29 @@ def user_parameters(action: dict[str, Any]) -> dict[str, str]:
 
 def source_action(project: Project) -> dict[str, Any]:
     assert project.config.pipeline is not None
-    source = project.config.pipeline.source
+    declared = project.config.pipeline.source
     out = ["SourceOutput"]
-    if source.provider == "github":
-        assert source.repo and source.connection_arn
+    if declared.provider == "github":
+        assert declared.repo
         return _action("Source", _type("Source", "AWS", "CodeStarSourceConnection"), 1, {
-            "ConnectionArn": source.connection_arn,
-            "FullRepositoryId": source.repo,
-            "BranchName": source.branch,
+            "ConnectionArn": source.connection_arn(project),
+            "FullRepositoryId": declared.repo,
+            "BranchName": declared.branch,
             "OutputArtifactFormat": "CODE_ZIP",  # full clone off
             "DetectChanges": "true",
         }, outputs=out)
-    if source.provider == "github-oauth":
-        assert source.repo
-        owner, repo = source.repo.split("/", 1)
+    if declared.provider == "github-oauth":  # legacy: AWS deprecates it; polls
+        assert declared.repo
+        owner, repo = declared.repo.split("/", 1)
         return _action("Source", _type("Source", "ThirdParty", "GitHub"), 1, {
-            "Owner": owner, "Repo": repo, "Branch": source.branch,
+            "Owner": owner, "Repo": repo, "Branch": declared.branch,
             "OAuthToken": MASKED, "PollForSourceChanges": "true",
         }, outputs=out)
-    assert source.bucket and source.key
+    assert declared.bucket and declared.key
+    # Started by the EventBridge rule (source.py), not by polling, which AWS deprecates.
     return _action("Source", _type("Source", "AWS", "S3"), 1, {
-        "S3Bucket": source.bucket, "S3ObjectKey": source.key, "PollForSourceChanges": "true",
+        "S3Bucket": declared.bucket, "S3ObjectKey": declared.key,
+        "PollForSourceChanges": "false",
     }, outputs=out)
 
 
@@ -145,10 +160,10 @@ def release_stage(project: Project, stage: str, env: str, *, approval: bool) -> 
     first = 2 if approval else 1
     actions = [_action("Approval", _type("Approval", "AWS", "Manual"), 1, {})] if approval else []
     actions += [
-        _invoke(project, "DeployApp", first, "deploy-app", env, ["BuildOutput"]),
-        _invoke(project, "DeployAPI", first, "deploy-api", env, ["BuildOutput"]),
-        _invoke(project, "DeploySite", first + 1, "deploy-site", env, ["BuildOutput"]),
-        _invoke(project, "EndToEnd", first + 2, "end-to-end", env, ["BuildOutput"]),
+        _invoke(project, first, "deploy-app", env, ["BuildOutput"]),
+        _invoke(project, first, "deploy-api", env, ["BuildOutput"]),
+        _invoke(project, first + 1, "deploy-site", env, ["BuildOutput"]),
+        _invoke(project, first + 2, "end-to-end", env, ["BuildOutput"]),
     ]
     return {"name": stage, "actions": actions}
 
@@ -168,10 +183,9 @@ def declaration(project: Project) -> dict[str, Any]:
     stages = [
         {"name": "Source", "actions": [source_action(project)]},
         {"name": "Commit", "actions": [
-            _invoke(project, "Dependencies", 1, "dependencies", None,
-                    ["SourceOutput"], ["DependenciesOutput"]),
-            _invoke(project, "BuildAndPackage", 2, "build-and-package", None,
-                    ["DependenciesOutput"], ["BuildOutput"]),
+            _invoke(project, 1, "dependencies", None, ["SourceOutput"], ["DependenciesOutput"]),
+            _invoke(project, 2, "build-and-package", None, ["DependenciesOutput"],
+                    ["BuildOutput"]),
         ]},
     ]
     for index, env in enumerate(project.config.environments):
@@ -241,8 +255,9 @@ def plan(project: Project) -> list[Change]:
     if have is None:
         fields = [FieldChange(key, None, value) for key, value in want.items() if key != "name"]
         fields.append(FieldChange("tags", None, project.tags()))
-        return [Change(KIND, name(project), "create", fields, ["codepipeline.CreatePipeline"],
-                       lambda p: _write(p, "create_pipeline", tags=p.tags()))]
+        calls = ["codepipeline.CreatePipeline", "codepipeline.DisableStageTransition",
+                 "iam.GetRole", "codepipeline.EnableStageTransition"]
+        return [Change(KIND, name(project), "create", fields, calls, _create)]
     tags = read_tags(project, have["arn"]) if have["arn"] else {}
     owner = tags.get(TAG_APP)
     if owner not in (None, project.app):
@@ -275,6 +290,63 @@ def plan(project: Project) -> list[Change]:
     return [Change(KIND, name(project), "update", fields, calls, apply)]
 
 
+def _create(project: Project) -> None:
+    _write(project, "create_pipeline", tags=project.tags())
+    hold_first_run(project)
+
+
+def hold_first_run(project: Project) -> None:
+    """Keep the first execution out of Commit until the new roles answer.
+
+    CreatePipeline starts an execution at once, while the roles created moments earlier
+    may still be propagating: the worker or the build could fail with AccessDenied and
+    the first release would fail. So the transition into Commit is disabled right after
+    the create (Source may run; its revision waits at the transition), every pipeline
+    role is read until IAM answers for it, a settle follows, and the transition is
+    enabled again — also when waiting fails, so a pipeline is never left held.
+    """
+    pipeline = name(project)
+    where = f"pipeline {pipeline}"
+    if project.aws.endpoint_url:  # moto's server and LocalStack answer these calls with a 500
+        project.progress.detail(f"{where}: an emulator endpoint: the first run is not held")
+        return
+    try:
+        project.aws.call(
+            "codepipeline", "disable_stage_transition", resource=where, pipelineName=pipeline,
+            stageName=FIRST_HELD, transitionType="Inbound", reason=HOLD_REASON,
+        )
+    except AwsError as err:
+        if err.code != "NotImplemented":  # moto in process has no such call
+            raise
+        project.progress.detail(f"{where}: the endpoint cannot hold the first run ({err.code})")
+        return
+    project.progress.step(f"{where}: first run held before {FIRST_HELD} until its roles answer")
+    try:
+        _wait_for_roles(project)
+    finally:
+        project.aws.call(
+            "codepipeline", "enable_stage_transition", resource=where, pipelineName=pipeline,
+            stageName=FIRST_HELD, transitionType="Inbound",
+        )
+    project.progress.step(f"{where}: roles answer; first run released into {FIRST_HELD}")
+
+
+def _wait_for_roles(project: Project) -> None:
+    """Every pipeline role readable, then ROLE_SETTLE_SECONDS more (IAM answers GetRole
+    before every service sees the role); at most ROLE_WAIT_ATTEMPTS reads a role."""
+    for role in roles(project):
+        for _ in range(ROLE_WAIT_ATTEMPTS):
+            found = project.aws.call("iam", "get_role", resource=f"role {role.name}",
+                                     missing=True, RoleName=role.name)
+            if found is not None:
+                break
+            project.aws.sleep(ROLE_POLL_SECONDS)
+        else:
+            project.progress.warn(f"role {role.name} does not answer yet: releasing the "
+                                  "first run anyway")
+    project.aws.sleep(ROLE_SETTLE_SECONDS)
+
+
 def _differences(want: dict[str, Any], have: dict[str, Any]) -> list[FieldChange]:
     fields = [
         FieldChange(key, have.get(key), want[key])
@@ -298,6 +370,8 @@ def _differences(want: dict[str, Any], have: dict[str, Any]) -> list[FieldChange
 
 
 def _write(project: Project, operation: str, *, tags: dict[str, str] | None = None) -> None:
+    if source.managed_connection(project):
+        source.require_connection(project)  # made by the source's change, planned earlier
     pipeline = declaration(project)
     _resolve_token(project, pipeline)
     params: dict[str, Any] = {"pipeline": pipeline}
@@ -389,14 +463,16 @@ def roles(project: Project) -> list[iam.Role]:
     from . import worker
 
     build = [codebuild.role(project)] if codebuild.enabled(project) else []
-    return [pipeline_role(project), worker.role(project), *build]
+    events = ([source.events_role(project)]
+              if project.config.pipeline.source.provider == "s3" else [])
+    return [pipeline_role(project), worker.role(project), *build, *events]
 
 
 def pipeline_role(project: Project) -> iam.Role:
     """CodePipeline may use the artifact bucket, read its source, invoke only the worker
     and, with `build: codebuild`, start and watch builds of sdeliver's project only."""
     assert project.config.pipeline is not None
-    source = project.config.pipeline.source
+    declared = project.config.pipeline.source
     bucket = f"arn:{project.aws.partition}:s3:::{project.artifact_bucket}"
     statements: list[dict[str, Any]] = [
         {"Sid": "Artifacts", "Effect": "Allow",
@@ -411,17 +487,19 @@ def pipeline_role(project: Project) -> iam.Role:
         statements.append({"Sid": "Build", "Effect": "Allow",
                            "Action": ["codebuild:StartBuild", "codebuild:BatchGetBuilds"],
                            "Resource": codebuild.project_arn(project)})
-    if source.provider == "github" and source.connection_arn:
-        service = source.connection_arn.split(":")[2]  # codestar-connections | codeconnections
+    if declared.provider == "github":
+        # The connection sdeliver makes has an id only once made: the role (planned before
+        # it) may use this account's connections in this region; a declared one, only it.
+        arn = declared.connection_arn or project.arn(source.CONNECTIONS, "connection/*")
+        service = arn.split(":")[2]  # codestar-connections | codeconnections
         statements.append({"Sid": "Source", "Effect": "Allow",
-                           "Action": f"{service}:UseConnection",
-                           "Resource": source.connection_arn})
-    elif source.provider == "s3":
-        source_bucket = f"arn:{project.aws.partition}:s3:::{source.bucket}"
+                           "Action": f"{service}:UseConnection", "Resource": arn})
+    elif declared.provider == "s3":
+        source_bucket = f"arn:{project.aws.partition}:s3:::{declared.bucket}"
         statements += [
             {"Sid": "Source", "Effect": "Allow",
              "Action": ["s3:GetObject", "s3:GetObjectVersion"],
-             "Resource": f"{source_bucket}/{source.key}"},
+             "Resource": f"{source_bucket}/{declared.key}"},
             {"Sid": "SourceBucket", "Effect": "Allow", "Action": "s3:GetBucketVersioning",
              "Resource": source_bucket},
         ]

@@ -102,7 +102,8 @@ def test_codebuild_settings_have_safe_defaults(project_for) -> None:  # type: ig
 
 def test_codebuild_settings_without_build_codebuild_are_refused(project_for) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match="apply only with build: codebuild"):
-        project_for(S3_SOURCE + "  codebuild: {compute_type: BUILD_GENERAL1_LARGE}\n")
+        project_for(S3_SOURCE + "  build: lambda\n"
+                    "  codebuild: {compute_type: BUILD_GENERAL1_LARGE}\n")
 
 
 def test_an_unknown_codebuild_setting_is_refused(project_for) -> None:  # type: ignore[no-untyped-def]
@@ -278,8 +279,14 @@ def test_the_pipeline_role_may_start_builds_of_that_project_only(project_for) ->
         "Resource": project.arn("codebuild", "project/dromedary-pipeline-build")}]
 
 
-def test_in_lambda_mode_there_is_no_build_role_or_permission(project_for) -> None:  # type: ignore[no-untyped-def]
+def test_codebuild_is_the_default_runner(project_for) -> None:  # type: ignore[no-untyped-def]
     project = project_for(S3_SOURCE)
+    assert codebuild.enabled(project)
+    assert "dromedary-pipeline-build" in [r.name for r in iam.roles(project)]
+
+
+def test_in_lambda_mode_there_is_no_build_role_or_permission(project_for) -> None:  # type: ignore[no-untyped-def]
+    project = project_for(S3_SOURCE + "  build: lambda\n")
     assert "dromedary-pipeline-build" not in [r.name for r in iam.roles(project)]
     assert "codebuild" not in json.dumps(pipeline.pipeline_role(project).policies)
     assert codebuild.plan(project) == []

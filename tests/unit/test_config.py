@@ -112,11 +112,11 @@ BAD = {
         "3",
         "reserved",
     ),
-    "github source without connection": (
+    "github source without repo": (
         "app: shop\nenvironments: {test: {}}\npipeline:\n  source:\n"
-        "    provider: github\n    repo: a/b\n",
+        "    provider: github\n    branch: main\n",
         "4",
-        "connection_arn",
+        "needs repo",
     ),
     "unknown source provider": (
         "app: shop\nenvironments: {test: {}}\npipeline:\n  source: {provider: svn}\n",

@@ -71,6 +71,9 @@ def summary(stage_: dict[str, Any]) -> list[tuple[str, int, list[str], list[str]
 
 
 def params(action: dict[str, Any]) -> dict[str, str]:
+    """What a Lambda or CodeBuild action runs (CodeBuild ones have no maxAttempts)."""
+    if "UserParameters" not in action["configuration"]:
+        return pipeline.user_parameters(action)
     return dict(urllib.parse.parse_qsl(action["configuration"]["UserParameters"]))
 
 
@@ -123,7 +126,7 @@ def test_acceptance_deploys_app_and_api_then_site_then_end_to_end(project_for) -
         {"action": "deploy-app", "env": "test", "maxAttempts": "10"},
         {"action": "deploy-api", "env": "test", "maxAttempts": "10"},
         {"action": "deploy-site", "env": "test", "maxAttempts": "10"},
-        {"action": "end-to-end", "env": "test", "maxAttempts": "3"},
+        {"action": "end-to-end", "env": "test"},  # in CodeBuild, by default
     ]
 
 
@@ -136,10 +139,19 @@ def test_production_runs_the_same_actions_against_the_next_environment(project_f
 
 
 def test_every_lambda_action_invokes_the_worker(project_for) -> None:  # type: ignore[no-untyped-def]
-    declared = pipeline.declaration(project_for(GITHUB))
+    declared = pipeline.declaration(project_for(GITHUB + "  build: lambda\n"))
     invokes = [a for s in declared["stages"][1:] for a in s["actions"]]
     assert {a["actionTypeId"]["provider"] for a in invokes} == {"Lambda"}
     assert {a["configuration"]["FunctionName"] for a in invokes} == {"dromedary-pipeline-worker"}
+
+
+def test_by_default_the_project_commands_run_in_codebuild_and_aws_steps_in_the_worker(project_for) -> None:  # type: ignore[no-untyped-def]
+    declared = pipeline.declaration(project_for(GITHUB))
+    providers = {a["name"]: a["actionTypeId"]["provider"]
+                 for s in declared["stages"][1:] for a in s["actions"]}
+    assert providers == {"Dependencies": "CodeBuild", "BuildAndPackage": "CodeBuild",
+                         "DeployApp": "Lambda", "DeployAPI": "Lambda", "DeploySite": "Lambda",
+                         "EndToEnd": "CodeBuild"}
 
 
 def test_approval_puts_a_manual_approval_before_production(project_for) -> None:  # type: ignore[no-untyped-def]
@@ -329,3 +341,109 @@ def test_status_lists_each_stage_and_action_with_status_revision_and_time(projec
         "name": "Source", "status": "Succeeded",
         "actions": [{"name": "Source", "status": "Succeeded", "revision": "abc123",
                      "time": str(when), "summary": None, "message": None}]}]
+
+
+def test_every_declared_action_is_a_row_of_the_action_table(project_for) -> None:  # type: ignore[no-untyped-def]
+    from sdeliver.operations import pipeline_actions
+
+    declared = pipeline.declaration(project_for(GITHUB + "  build: lambda\n"))
+    for stage_ in declared["stages"][1:]:
+        for action in stage_["actions"]:
+            row = pipeline_actions.get(pipeline.user_parameters(action)["action"])
+            assert action["name"] == row.name
+            assert params(action)["maxAttempts"] == str(row.max_attempts)
+            assert ("env" in params(action)) == row.needs_env
+
+
+def test_a_job_without_max_attempts_gets_its_actions_own_bound() -> None:
+    from sdeliver.actions.job import parse_parameters
+
+    assert parse_parameters("action=end-to-end&env=test").max_attempts == 3
+    assert parse_parameters("action=deploy-app&env=test").max_attempts == 10
+
+
+def test_an_unknown_action_is_a_usage_error_naming_the_known_ones() -> None:
+    from sdeliver.errors import UsageError
+    from sdeliver.operations import pipeline_actions
+
+    with pytest.raises(UsageError) as raised:
+        pipeline_actions.get("deploy-everything")
+    assert raised.value.hint is not None and "deploy-app" in raised.value.hint
+
+
+# -- the first run -------------------------------------------------------------------------------
+# moto has no DisableStageTransition / EnableStageTransition: botocore's Stubber stands in
+# for the codepipeline client only; the roles are moto's.
+
+HELD = {"pipelineName": "dromedary-delivery", "stageName": "Commit", "transitionType": "Inbound"}
+
+
+def held_project(project_for) -> tuple[Project, list[float]]:  # type: ignore[no-untyped-def]
+    from sdeliver.progress import Silent
+
+    project = project_for(GITHUB)
+    for plan in (artifacts.plan, iam.plan, role_changes):
+        for change in plan(project):
+            if change.apply is not None:
+                change.apply(project)
+    waits: list[float] = []
+    project.aws.sleep = waits.append
+    project.progress = Silent()
+    return project, waits
+
+
+def test_the_first_run_is_held_before_commit_until_the_roles_answer(project_for) -> None:  # type: ignore[no-untyped-def]
+    project, waits = held_project(project_for)
+    with Stubber(project.aws.client("codepipeline")) as stub:
+        stub.add_response("disable_stage_transition", {},
+                          {**HELD, "reason": pipeline.HOLD_REASON})
+        stub.add_response("enable_stage_transition", {}, HELD)
+        pipeline.hold_first_run(project)
+        stub.assert_no_pending_responses()
+    assert waits == [pipeline.ROLE_SETTLE_SECONDS]  # every role answered at once, then settle
+    lines = project.progress.lines  # type: ignore[attr-defined]
+    assert "pipeline dromedary-delivery: first run held before Commit until its roles " \
+        "answer" in lines
+    assert "pipeline dromedary-delivery: roles answer; first run released into Commit" in lines
+
+
+def test_a_role_that_never_answers_still_releases_the_first_run_after_a_bounded_wait(project_for) -> None:  # type: ignore[no-untyped-def]
+    project, waits = held_project(project_for)
+    boto3.client("iam", region_name="us-east-1").delete_role_policy(
+        RoleName="dromedary-pipeline", PolicyName="sdeliver-pipeline")
+    boto3.client("iam", region_name="us-east-1").delete_role(RoleName="dromedary-pipeline")
+    with Stubber(project.aws.client("codepipeline")) as stub:
+        stub.add_response("disable_stage_transition", {},
+                          {**HELD, "reason": pipeline.HOLD_REASON})
+        stub.add_response("enable_stage_transition", {}, HELD)
+        pipeline.hold_first_run(project)
+        stub.assert_no_pending_responses()
+    assert waits.count(pipeline.ROLE_POLL_SECONDS) == pipeline.ROLE_WAIT_ATTEMPTS
+    assert any("role dromedary-pipeline does not answer yet" in line
+               for line in project.progress.lines)  # type: ignore[attr-defined]
+
+
+def test_the_transition_is_enabled_again_when_waiting_fails(project_for) -> None:  # type: ignore[no-untyped-def]
+    project, _ = held_project(project_for)
+
+    def broken(seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    project.aws.sleep = broken
+    with Stubber(project.aws.client("codepipeline")) as stub:
+        stub.add_response("disable_stage_transition", {},
+                          {**HELD, "reason": pipeline.HOLD_REASON})
+        stub.add_response("enable_stage_transition", {}, HELD)
+        with pytest.raises(KeyboardInterrupt):
+            pipeline.hold_first_run(project)
+        stub.assert_no_pending_responses()
+
+
+def test_creating_the_pipeline_holds_its_first_run(project_for, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    held: list[str] = []
+    monkeypatch.setattr(pipeline, "hold_first_run", lambda p: held.append(pipeline.name(p)))
+    project = project_for(GITHUB)
+    [change] = pipeline.plan(project)
+    assert "codepipeline.DisableStageTransition" in change.calls
+    converge(project)
+    assert held == ["dromedary-delivery"]

@@ -83,3 +83,45 @@ def test_a_missing_site_directory_at_deploy_is_a_configuration_error(  # type: i
     result = sdeliver("deploy", "--env", "test", cwd=project_dir)
     assert result.code == 2, result.output
     assert "site.source public/ does not exist in" in result.stderr
+
+
+
+def build_in(project_dir: Path, runner: str) -> None:
+    path = project_dir / "sdeliver.yaml"
+    text = path.read_text().rstrip("\n")
+    assert text.splitlines()[-1].startswith("  approval:")  # pipeline: is the last section
+    path.write_text(text + f"\n  build: {runner}\n")
+
+
+def test_commands_needing_pip_and_pytest_warn_when_the_pipeline_builds_in_lambda(sdeliver, project_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    build_in(project_dir, "lambda")
+    result = validate(sdeliver, project_dir)
+    assert result.code == 0, result.output
+    assert f"sdeliver.yaml:{line_of(project_dir, '- python -m pip')}: build.commands.0: " \
+        "needs pip, which the pipeline's worker Lambda lacks" in result.stderr
+    assert "environments.test.e2e: needs pytest" in result.stderr
+    assert "use build: codebuild" in result.stderr
+
+
+def test_the_default_codebuild_runner_has_the_toolchains(sdeliver, project_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    result = validate(sdeliver, project_dir)
+    assert result.code == 0, result.output
+    assert "warning:" not in result.stderr
+
+
+def test_warnings_are_listed_in_the_json_document(sdeliver, project_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    build_in(project_dir, "lambda")
+    result = sdeliver("--json", "config", "validate", cwd=project_dir)
+    assert result.code == 0, result.output
+    warnings = json.loads(result.stdout)["warnings"]
+    assert [w.split(": ")[1] for w in warnings] == [
+        "build.commands.0", "environments.test.e2e", "environments.prod.e2e"]
+
+
+def test_a_command_the_lambda_has_does_not_warn() -> None:
+    from sdeliver.validate import NOT_IN_LAMBDA, _tools
+
+    assert not _tools("python tests/e2e/check.py") & NOT_IN_LAMBDA
+    assert _tools("cd web && npm ci; FOO=1 node build.js") >= {"npm", "node"}
