@@ -89,6 +89,112 @@ class Model(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
+# -- app resources ---------------------------------------------------------------------------
+
+# A table's key in sdeliver.yaml: part of the table's name (<app>-<env>-<key>) and of its
+# stage variable (TABLE_<KEY>, '-' as '_'), so '_' is left out: `a-b` and `a_b` would clash.
+TableKeyName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,39}$")]
+IndexName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{3,255}$")]
+# API Gateway's rules for stage variables: names [A-Za-z0-9_], values from this set, 512 max.
+STAGE_VARIABLE_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+STAGE_VARIABLE_VALUE = re.compile(r"^[A-Za-z0-9\-._~:/?#&=,]{1,512}$")
+STAGE_VARIABLE_RESERVED = "alias"  # selects the function alias; sdeliver sets it
+# An action names one service and one operation (`s3:GetObject`) or a prefix of some
+# (`s3:Get*`); `*` alone or a whole service (`s3:*`) is refused.
+IAM_ACTION = re.compile(r"^[a-z0-9-]+:[A-Za-z0-9]+\*?$")
+
+
+class TableAttribute(Model):
+    name: Annotated[str, Field(min_length=1, max_length=255)]
+    type: Literal["S", "N", "B"] = "S"
+
+
+class TableIndex(Model):
+    """A global secondary index, projecting every attribute."""
+
+    key: TableAttribute
+    sort_key: TableAttribute | None = None
+
+
+class Table(Model):
+    """A DynamoDB table per environment, on-demand billing, named <app>-<env>-<key>."""
+
+    key: TableAttribute
+    sort_key: TableAttribute | None = None
+    ttl: Annotated[str, Field(min_length=1, max_length=255)] | None = Field(
+        default=None, description="The attribute holding each item's expiry (epoch seconds)."
+    )
+    stream: Literal["KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES"] | None = Field(
+        default=None, description="The DynamoDB stream's view type; none without it."
+    )
+    indexes: dict[IndexName, TableIndex] = Field(
+        default_factory=dict, description="Global secondary indexes (projection ALL)."
+    )
+
+    @model_validator(mode="after")
+    def _attribute_types(self) -> Table:
+        """One attribute, one type: DynamoDB refuses a table whose definitions disagree."""
+        if self.sort_key is not None and self.sort_key.name == self.key.name:
+            raise ValueError("sort_key must differ from key")
+        seen: dict[str, str] = {}
+        keys = [self.key, self.sort_key]
+        keys += [k for index in self.indexes.values() for k in (index.key, index.sort_key)]
+        for attribute in keys:
+            if attribute is None:
+                continue
+            if seen.setdefault(attribute.name, attribute.type) != attribute.type:
+                raise ValueError(f"attribute {attribute.name!r} is declared as both "
+                                 f"{seen[attribute.name]} and {attribute.type}")
+        return self
+
+
+class Permission(Model):
+    """An extra statement for the function's execution role (an Allow)."""
+
+    sid: Annotated[str, Field(pattern=r"^[A-Za-z0-9]{1,100}$")] | None = None
+    actions: list[str] = Field(min_length=1)
+    resources: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    allow_any_resource: bool = Field(
+        default=False,
+        description="Let resources be '*': only for actions AWS cannot scope to a resource "
+        "(xray:PutTraceSegments, cloudwatch:PutMetricData ...).",
+    )
+    condition: dict[str, dict[str, Any]] | None = None
+
+    @field_validator("actions")
+    @classmethod
+    def _actions(cls, value: list[str]) -> list[str]:
+        for action in value:
+            if action == "*" or action.endswith(":*"):
+                raise ValueError(f"action {action!r} allows every action of a service; "
+                                 "name the actions the function calls")
+            if not IAM_ACTION.match(action):
+                raise ValueError(f"action {action!r} is not service:Operation")
+        return value
+
+    @model_validator(mode="after")
+    def _resources(self) -> Permission:
+        for resource in self.resources:
+            if resource != "*" and not resource.startswith("arn:"):
+                raise ValueError(f"resource {resource!r} is not an ARN (or '*')")
+            if resource == "*" and not self.allow_any_resource:
+                raise ValueError("resource '*' needs allow_any_resource: true (only for "
+                                 "actions AWS cannot scope to a resource)")
+        return self
+
+
+def _stage_variables(value: dict[str, str]) -> dict[str, str]:
+    for key, item in value.items():
+        if not STAGE_VARIABLE_NAME.match(key):
+            raise ValueError(f"variable name {key!r} is not valid: letters, digits and '_'")
+        if key == STAGE_VARIABLE_RESERVED:
+            raise ValueError(f"variable {key!r} is set by sdeliver (it selects the alias)")
+        if not STAGE_VARIABLE_VALUE.match(item):
+            raise ValueError(f"variable {key}'s value is not valid for a stage variable: "
+                             "1 to 512 of letters, digits and - . _ ~ : / ? # & = ,")
+    return value
+
+
 class Function(Model):
     name: Annotated[str | None, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")] = None
     runtime: Annotated[
@@ -105,6 +211,10 @@ class Function(Model):
     secrets: list[str] = Field(
         default_factory=list,
         description="Names of `environment` keys whose values are never printed or recorded.",
+    )
+    permissions: list[Permission] = Field(
+        default_factory=list,
+        description="Extra statements for the execution role (test and prod share it).",
     )
 
     @field_validator("environment")
@@ -173,6 +283,16 @@ class Environment(Model):
         description="The site's URL for status and e2e, where sdeliver cannot derive it "
         "(an emulator it does not know); not used with --local.",
     )
+    variables: dict[str, EnvValue] = Field(
+        default_factory=dict,
+        description="Stage variables of this environment's stage (event.stageVariables), "
+        "beside alias and TABLE_<NAME> which sdeliver sets.",
+    )
+
+    @field_validator("variables")
+    @classmethod
+    def _variables(cls, value: dict[str, str]) -> dict[str, str]:
+        return _stage_variables(value)
 
     @field_validator("domain")
     @classmethod
@@ -289,6 +409,10 @@ class Config(Model):
     dns: Dns | None = None
     pipeline: Pipeline | None = None
     artifacts: Artifacts = Field(default_factory=Artifacts)
+    tables: dict[TableKeyName, Table] = Field(
+        default_factory=dict,
+        description="DynamoDB tables, one per environment, named <app>-<env>-<name>.",
+    )
 
     # Where the file was read from; not part of the document.
     _path: Path = Path(DEFAULT_CONFIG_NAME)
@@ -524,10 +648,21 @@ def _check_semantics(config: Config, lines: _Lines, path: Path) -> None:
             fail(loc, "a domain needs dns.zone (the hosted zone its record goes in)")
         elif not (env.domain == config.dns.zone or env.domain.endswith("." + config.dns.zone)):
             fail(loc, f"{env.domain} is not inside dns.zone {config.dns.zone}")
+    table_variables = {table_variable(name) for name in config.tables}
+    for name, env in config.environments.items():
+        for key in env.variables:
+            if key in table_variables:
+                fail(("environments", name, "variables", key),
+                     "is set by sdeliver to the name of a table declared in tables")
     if config.site is not None and config.function.source.rstrip("/") == config.site.source.rstrip(
         "/"
     ):
         fail(("site", "source"), "must not be the same directory as function.source")
+
+
+def table_variable(name: str) -> str:
+    """The stage variable that carries a table's name: TABLE_<NAME>, '-' as '_'."""
+    return "TABLE_" + name.upper().replace("-", "_")
 
 
 def load_config(path: Path | str) -> Config:

@@ -91,6 +91,25 @@ class Project:
     def api_name(self) -> str:
         return self.config.api_name
 
+    def table_name(self, env: str, table: str) -> str:
+        """A declared table's name in one environment: <app>-<env>-<table>."""
+        return f"{self.app}-{env}-{table}"
+
+    def table_arn(self, env: str, table: str) -> str:
+        return self.arn("dynamodb", f"table/{self.table_name(env, table)}")
+
+    def stage_variables(self, env: str) -> dict[str, str]:
+        """Everything an environment's stage carries: the alias it invokes, each table's
+        name (TABLE_<NAME>) and the environment's own variables. Test and prod run the
+        same function versions, so what differs between them comes from here."""
+        from .config import table_variable
+
+        return {
+            "alias": env,
+            **{table_variable(t): self.table_name(env, t) for t in self.config.tables},
+            **self.config.env(env).variables,
+        }
+
     @property
     def prefix(self) -> str:
         """Where sdeliver keeps its state in the artifact bucket."""

@@ -11,8 +11,8 @@ from ._shared import confirm, epilog
 from .reconcile import SkipOption, project_skipping
 
 EPILOG = epilog(
-    "sdeliver destroy --yes            # everything but the artifact bucket (the ledger)",
-    "sdeliver destroy --yes --purge    # the release ledger and artifacts too",
+    "sdeliver destroy --yes            # everything but the artifact bucket and the tables",
+    "sdeliver destroy --yes --purge    # the release ledger, artifacts and tables too",
     "sdeliver destroy --yes --skip pipeline  # where the endpoint has no CodePipeline",
 )
 
@@ -20,12 +20,13 @@ EPILOG = epilog(
 def destroy(
     ctx: typer.Context,
     purge: Annotated[
-        bool, typer.Option("--purge", help="Also delete the artifact bucket: ledger and artifacts.")
+        bool, typer.Option("--purge", help="Also delete the artifact bucket (ledger and "
+                           "artifacts) and the app's DynamoDB tables (their items)."),
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be deleted.")] = False,
     skip: SkipOption = None,
 ) -> None:
-    """Delete every resource of the app; the artifact bucket only with --purge."""
+    """Delete every resource of the app; the artifact bucket and tables only with --purge."""
     from ..operations import reconcile as op
     from ..output import emit_json, info
     from ..render import plan_table

@@ -59,6 +59,11 @@ CODEBUILD_ACTIONS = [
     "codebuild:CreateProject", "codebuild:UpdateProject", "codebuild:DeleteProject",
     "codebuild:BatchGetProjects",
 ]
+TABLE_ACTIONS = [
+    "dynamodb:CreateTable", "dynamodb:DescribeTable", "dynamodb:UpdateTable",
+    "dynamodb:DeleteTable", "dynamodb:DescribeTimeToLive", "dynamodb:UpdateTimeToLive",
+    "dynamodb:ListTagsOfResource", "dynamodb:TagResource",
+]
 APIGATEWAY_ACTIONS = [
     "apigateway:GET", "apigateway:POST", "apigateway:PUT", "apigateway:PATCH",
     "apigateway:DELETE",
@@ -99,6 +104,10 @@ def operator_policy(project: Project) -> dict[str, Any]:
             f"arn:{partition}:apigateway:{region}::/tags/*",
         ]),
     ]
+    if project.config.tables:
+        statements.append(_statement("Tables", TABLE_ACTIONS, [
+            project.table_arn(env, key)
+            for key in project.config.tables for env in project.config.environments]))
     statements += _dns(project)
     statements += _pipeline(project)
     alarms = sorted({name for env in project.config.environments.values() for name in env.alarms})

@@ -1,6 +1,6 @@
 """Reconcile: read what exists, compare it with sdeliver.yaml, plan, apply.
 
-Resource kinds are planned in dependency order (bucket, roles, function and aliases, API
+Resource kinds are planned in dependency order (bucket, tables, roles, function and aliases, API
 and stages and permissions, site buckets, DNS, the pipeline's worker and CodeBuild project,
 the pipeline); a change that needs a value an earlier
 change creates (a role's ARN, a new API's id) finds it in `project.facts` or derives it.
@@ -49,10 +49,11 @@ def kinds() -> list[ModuleType]:
         pipeline,
         site,
         source,
+        tables,
         worker,
     )
 
-    return [artifacts, iam, function, api, site, dns, worker, codebuild, source, pipeline]
+    return [artifacts, tables, iam, function, api, site, dns, worker, codebuild, source, pipeline]
 
 
 def waves() -> list[list[ModuleType]]:
@@ -99,12 +100,17 @@ def apply(project: Project, plan: Plan) -> None:
 
 
 def destroy_plan(project: Project, *, purge: bool) -> Plan:
-    from ..resources import artifacts
+    """Everything of the app, in reverse order; what holds data (the artifact bucket, the
+    tables) only with purge: the tables are then listed unchanged, as kept."""
+    from ..resources import artifacts, tables
 
     result = Plan()
     with project.progress.waiting("reading what exists in AWS"):
         for kind in reversed(kinds()):
             if kind is artifacts and not purge:
+                continue
+            if kind is tables and not purge:
+                result.extend(tables.kept(project))
                 continue
             result.extend(kind.destroy(project))
     return result

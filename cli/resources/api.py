@@ -390,6 +390,7 @@ def _plan_stage(
     found: the stage as `stage` read it (None: missing, or no API)."""
     name = f"{project.api_name}/{env}"
     want_tags = project.tags(env)
+    want_variables = project.stage_variables(env)
     have = found
     if have is None:
 
@@ -397,7 +398,7 @@ def _plan_stage(
             api_id = api_id_of(p)
             params: dict[str, Any] = {
                 "restApiId": api_id, "stageName": env, "deploymentId": first_deployment(p, api_id),
-                "variables": {"alias": env}, "tags": want_tags,
+                "variables": want_variables, "tags": want_tags,
             }
             res = f"stage {env} of REST API {api_id}"
             # Conflict: our own first attempt made it (its answer was lost; the variables and
@@ -408,15 +409,21 @@ def _plan_stage(
                 p.aws.call("apigateway", "create_stage", resource=res, retry=(APIGW_BUSY,),
                            **params)
 
-        fields = [FieldChange("variables.alias", None, env), FieldChange("tags", None, want_tags)]
+        fields = [FieldChange(f"variables.{key}", None, value)
+                  for key, value in want_variables.items()]
+        fields.append(FieldChange("tags", None, want_tags))
         calls = ["apigateway.CreateDeployment"] if first else []
         calls.append("apigateway.CreateStage")
         return Change(KIND_STAGE, name, "create", fields, calls, create)
     api_id = str(api["id"]) if api is not None else ""
-    fields = []
-    have_alias = (have.get("variables") or {}).get("alias")
-    if have_alias != env:
-        fields.append(FieldChange("variables.alias", have_alias, env))
+    # The stage carries exactly the variables sdeliver.yaml declares: one no longer declared
+    # (a table removed) is removed, so the function never reads a stale name.
+    have_variables = dict(have.get("variables") or {})
+    fields = [
+        FieldChange(f"variables.{key}", have_variables.get(key), want_variables.get(key))
+        for key in sorted(set(have_variables) | set(want_variables), key=_alias_first)
+        if have_variables.get(key) != want_variables.get(key)
+    ]
     have_tags = dict(have.get("tags") or {})
     merged = _merged_tags(have_tags, want_tags)
     if merged != have_tags:
@@ -425,20 +432,31 @@ def _plan_stage(
         return Change(KIND_STAGE, name, "none")
     changing = {f.field for f in fields}
 
+    patches = [
+        {"op": "remove", "path": f"/variables/{f.field.removeprefix('variables.')}"}
+        if f.new is None else
+        {"op": "replace", "path": f"/variables/{f.field.removeprefix('variables.')}",
+         "value": f.new}
+        for f in fields if f.field.startswith("variables.")
+    ]
+
     def update(p: Project) -> None:
-        if "variables.alias" in changing:
+        if patches:
             p.aws.call(
                 "apigateway", "update_stage", resource=f"stage {env} of REST API {api_id}",
-                retry=(APIGW_BUSY,), restApiId=api_id, stageName=env,
-                patchOperations=[{"op": "replace", "path": "/variables/alias", "value": env}],
+                retry=(APIGW_BUSY,), restApiId=api_id, stageName=env, patchOperations=patches,
             )
         if "tags" in changing:
             _tag_stage(p, api_id, env, want_tags)
 
-    calls = (["apigateway.UpdateStage"] if "variables.alias" in changing else []) + (
+    calls = (["apigateway.UpdateStage"] if patches else []) + (
         ["apigateway.TagResource"] if "tags" in changing else []
     )
     return Change(KIND_STAGE, name, "update", fields, calls, update)
+
+
+def _alias_first(key: str) -> tuple[bool, str]:
+    return (key != "alias", key)
 
 
 def _tag_stage(project: Project, api_id: str, env: str, tags: dict[str, str]) -> None:

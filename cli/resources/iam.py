@@ -23,6 +23,21 @@ from ..project import TAG_APP, Project
 KIND = "iam-role"
 PATH = "/sdeliver/"
 LOGS_POLICY = "sdeliver-logs"
+TABLES_POLICY = "sdeliver-tables"
+PERMISSIONS_POLICY = "sdeliver-permissions"
+# What a function does with its tables' items; control-plane actions (CreateTable,
+# DeleteTable, UpdateTable) are sdeliver's, never the function's. Transactions need no
+# action of their own: IAM checks each item's action.
+TABLE_ACTIONS = [
+    "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
+    "dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem",
+    "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem",
+]
+INDEX_ACTIONS = ["dynamodb:Query", "dynamodb:Scan"]
+# What reading a table's stream takes (an event source mapping uses the function's role).
+# ListStreams cannot be scoped to a table: an app that needs it declares it under
+# function.permissions with allow_any_resource.
+STREAM_ACTIONS = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"]
 # Inline policies with this prefix are sdeliver's: one no longer declared is removed.
 OWN_POLICY_PREFIX = "sdeliver-"
 
@@ -77,12 +92,56 @@ def log_group_policy(project: Project, group_name: str) -> dict[str, Any]:
     }
 
 
+def tables_policy(project: Project) -> dict[str, Any] | None:
+    """Items of exactly the declared tables, in every environment (test and prod run the
+    same function under one role); their indexes and streams where declared."""
+    config = project.config
+    if not config.tables:
+        return None
+    envs = list(config.environments)
+
+    def arns(keys: list[str], suffix: str = "") -> list[str]:
+        return [project.table_arn(env, key) + suffix for key in keys for env in envs]
+
+    statements = [
+        {"Sid": "TableItems", "Effect": "Allow", "Action": TABLE_ACTIONS,
+         "Resource": arns(list(config.tables))},
+    ]
+    indexed = [key for key, table in config.tables.items() if table.indexes]
+    if indexed:
+        statements.append({"Sid": "TableIndexes", "Effect": "Allow", "Action": INDEX_ACTIONS,
+                           "Resource": arns(indexed, "/index/*")})
+    streamed = [key for key, table in config.tables.items() if table.stream]
+    if streamed:
+        statements.append({"Sid": "TableStreams", "Effect": "Allow", "Action": STREAM_ACTIONS,
+                           "Resource": arns(streamed, "/stream/*")})
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def permissions_policy(project: Project) -> dict[str, Any] | None:
+    """The statements sdeliver.yaml adds under function.permissions (validated there)."""
+    declared = project.config.function.permissions
+    if not declared:
+        return None
+    statements = []
+    for number, permission in enumerate(declared, start=1):
+        statement: dict[str, Any] = {
+            "Sid": permission.sid or f"Declared{number}", "Effect": "Allow",
+            "Action": list(permission.actions), "Resource": list(permission.resources),
+        }
+        if permission.condition:
+            statement["Condition"] = permission.condition
+        statements.append(statement)
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
 def execution_role(project: Project) -> Role:
-    return Role(
-        name=project.execution_role,
-        service="lambda.amazonaws.com",
-        policies={LOGS_POLICY: logs_policy(project, project.function_name)},
-    )
+    policies = {LOGS_POLICY: logs_policy(project, project.function_name)}
+    for name, document in ((TABLES_POLICY, tables_policy(project)),
+                           (PERMISSIONS_POLICY, permissions_policy(project))):
+        if document is not None:
+            policies[name] = document
+    return Role(name=project.execution_role, service="lambda.amazonaws.com", policies=policies)
 
 
 def roles(project: Project) -> list[Role]:

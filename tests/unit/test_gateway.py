@@ -42,7 +42,8 @@ def handler(event, context):
                                 "resource": event["resource"], "query": event["queryStringParameters"],
                                 "stage": event["requestContext"]["stage"],
                                 "level": os.environ.get("LOG_LEVEL"),
-                                "params": event["pathParameters"], "body": event["body"]}})}}
+                                "params": event["pathParameters"], "body": event["body"],
+                                "variables": event["stageVariables"]}})}}
 """
 
 ROUTES = {
@@ -130,9 +131,9 @@ class App:
                 FunctionName=self.name, Name=env, FunctionVersion=version, RoutingConfig=routing
             )
 
-    def stage(self, env: str) -> None:
+    def stage(self, env: str, variables: dict[str, str] | None = None) -> None:
         self.apigw.create_deployment(
-            restApiId=self.api_id, stageName=env, variables={"alias": env}
+            restApiId=self.api_id, stageName=env, variables={"alias": env, **(variables or {})}
         )
 
     def site(self, env: str, files: dict[str, tuple[str, str]], *, website: bool = True) -> str:
@@ -201,6 +202,17 @@ def test_api_runs_the_version_the_alias_points_to(app, gateway):
     assert got["query"] == {"name": "x"}
     assert got["stage"] == "test"
     assert got["level"] == "info"
+
+
+def test_the_stages_variables_reach_the_handler_as_stage_variables(app, gateway):
+    app.alias("test", app.publish("v1"))
+    app.alias("prod", app.publish("v2"))
+    app.stage("test", {"TABLE_ITEMS": "gw-test-items", "GREETING": "hi"})
+    app.stage("prod", {"TABLE_ITEMS": "gw-prod-items"})
+    assert answer(gateway, "/test/api/hello")["variables"] == {
+        "alias": "test", "TABLE_ITEMS": "gw-test-items", "GREETING": "hi"}
+    assert answer(gateway, "/prod/api/hello")["variables"] == {
+        "alias": "prod", "TABLE_ITEMS": "gw-prod-items"}
 
 
 def test_moving_the_alias_changes_the_code_served_without_restart(app, gateway):
