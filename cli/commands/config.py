@@ -32,10 +32,13 @@ def validate(ctx: typer.Context) -> None:
 
     g = state(ctx)
     config = g.config()
-    check_files(config)
+    warnings = check_files(config)
     if g.json:
-        emit_json({"valid": True, "path": str(config.path), "app": config.app})
+        emit_json({"valid": True, "path": str(config.path), "app": config.app,
+                   "warnings": warnings})
     else:
+        for warning in warnings:
+            g.reporter.warn(warning)
         envs = ", ".join(config.environments)
         info(f"{config.path}: valid (app {config.app}, environments {envs})")
 

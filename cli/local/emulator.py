@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from .gateway import Gateway
 
 HOST = "127.0.0.1"
+# The name the gateway's API answers under: the same server, another origin than the site's
+# (http://127.0.0.1:<port>), so a browser applies its CORS checks locally as on AWS, where
+# the site and execute-api are two origins.
+API_HOST = "localhost"
 STATE_FILE = Path(".sdeliver") / "local.json"
 DUMMY_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "local",
@@ -86,12 +90,38 @@ def start_emulator(port: int = 0) -> Emulator:
             hint="pip install 'sdeliver[local]'",
         ) from None
     _ignore_policy_conditions()
+    allow_mock_integrations()
     # werkzeug logs every request to stderr unless its logger has a level of its own.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
     server.start()
     host, bound = server.get_host_and_port()
     return Emulator(endpoint=f"http://{host}:{bound}", stop=server.stop)
+
+
+def allow_mock_integrations() -> None:
+    """Make moto import a MOCK integration without `uri` and `httpMethod`, as AWS does.
+
+    moto's PutRestApi passes both positionally and fails (500) when a mock integration, as
+    AWS documents it, has neither. Applied where moto runs in this process (the emulator,
+    the in-process mock of the tests); a no-op without moto."""
+    try:
+        from moto.apigateway.models import APIGatewayBackend
+    except ImportError:  # pragma: no cover - moto is installed with sdeliver
+        return
+    build = APIGatewayBackend._build_integration_args
+    if getattr(build, "_sdeliver", False):
+        return
+
+    def build_args(self: Any, integration: dict[str, Any]) -> dict[str, Any]:
+        args: dict[str, Any] = build(self, integration)
+        if str(args.get("integration_type") or "").lower() == "mock":
+            args["uri"] = args.get("uri") or ""
+            args["integration_method"] = args.get("integration_method") or "POST"
+        return args
+
+    build_args._sdeliver = True  # type: ignore[attr-defined]
+    APIGatewayBackend._build_integration_args = build_args  # type: ignore[method-assign]
 
 
 def _ignore_policy_conditions() -> None:
@@ -331,4 +361,9 @@ def local_urls(project: Project, env: str) -> tuple[str, str] | None:
     base = gateway_url(project)
     if base is None:
         return None
-    return f"{base}/{env}/api/", f"{base}/{env}/site/"
+    return f"{api_base(base)}/{env}/api/", f"{base}/{env}/site/"
+
+
+def api_base(gateway: str) -> str:
+    """The gateway's base URL for the API: its host named API_HOST (another origin)."""
+    return gateway.replace(f"//{HOST}:", f"//{API_HOST}:", 1)
