@@ -143,6 +143,7 @@ def test_no_environment_serves_before_its_first_release(
         test_answer = _request(test_api + "hello")
         prod_answer = _request(api + "hello")
         status = sdeliver("--json", "status", cwd=directory)
+        table = sdeliver("status", cwd=directory)
 
     assert before[0] == 503 and json.loads(before[2]) == {"message": "no release yet"}
     assert config["release"] is None and config["status"] == "no release yet"
@@ -150,7 +151,8 @@ def test_no_environment_serves_before_its_first_release(
     assert prod_answer[0] == 503  # test's release is not prod's until promoted
     prod = json.loads(status.stdout)
     prod = prod["environments"]["prod"]
-    assert prod["release"] is None
+    assert prod["release"] is None and prod["no_release"] is True
+    assert "no release yet" in table.stdout
 
 
 FOREIGN = """\
