@@ -24,7 +24,7 @@ SERVE_EPILOG = epilog(
     "sdeliver local serve &                       # emulator on :4566, gateway on :4567",
     "export SDELIVER_ENDPOINT_URL=http://127.0.0.1:4566",
     "sdeliver --local init --yes && sdeliver --local deploy --env test",
-    "curl http://127.0.0.1:4567/test/api/hello    # the test alias's code answers",
+    "curl http://localhost:4567/test/api/hello    # the test alias's code answers",
 )
 
 
@@ -40,8 +40,9 @@ def serve(
 
     Records itself in .sdeliver/local.json beside sdeliver.yaml, so commands run with
     --local use it. Creates the hosted zone of dns.zone when the config declares one.
-    The gateway serves http://127.0.0.1:GATEWAY/ENV/api/... (the version ENV's alias points
-    to) and http://127.0.0.1:GATEWAY/ENV/site/... (ENV's site bucket).
+    The gateway serves http://localhost:GATEWAY/ENV/api/... (the version ENV's alias points
+    to) and http://127.0.0.1:GATEWAY/ENV/site/... (ENV's site bucket): two origins, as on
+    AWS, so a browser's CORS checks apply (see api.cors).
     """
     from ..local import emulator
 
@@ -77,6 +78,7 @@ def serve(
 
 
 def _announce(as_json: bool, endpoint: str, gateway: str, config: Any) -> None:
+    from ..local import emulator
     from ..output import info
 
     if as_json:
@@ -89,7 +91,7 @@ def _announce(as_json: bool, endpoint: str, gateway: str, config: Any) -> None:
         )
     sys.stdout.flush()  # a script reading a pipe must see it now, not at exit
     for env in config.environments if config is not None else []:
-        info(f"  {env}: {gateway}/{env}/api/  {gateway}/{env}/site/")
+        info(f"  {env}: {emulator.api_base(gateway)}/{env}/api/  {gateway}/{env}/site/")
     info("serving; Ctrl-C to stop")
 
 
