@@ -71,10 +71,12 @@ def _foreign(config: Config, document: dict[str, Any], lines: _Lines) -> list[st
     from .openapi import foreign_integrations, stage_variables, to_openapi3
 
     assert config.api.openapi is not None
-    found = foreign_integrations(
-        to_openapi3(document, config.api.openapi), region=config.region, account=None,
-        known=stage_variables(config),
-    )
+    try:
+        converted = to_openapi3(document, config.api.openapi)
+    except ConfigError:  # deploy reports it, with the rest of the conversion
+        return []
+    found = foreign_integrations(converted, region=config.region, account=None,
+                                 known=stage_variables(config))
     where = _where(config.path, lines.line_of(("api", "openapi")))
     allowed = config.api.allow_foreign_integrations
     then = "allowed by api.allow_foreign_integrations" if allowed else (
