@@ -217,7 +217,6 @@ def test_a_browser_shows_the_api_answer_from_the_site_across_origins(
 ) -> None:  # type: ignore[no-untyped-def]
     with new_app(sdeliver, tmp_path, endpoint, "browser", "") as directory:
         _no_e2e(directory)
-        _with_cors(directory)
         script = directory / "site" / "app.js"
         # A request a browser preflights (a JSON content type), as a real app's would be.
         script.write_text(script.read_text().replace('fetch(config.apiBaseurl + "hello")',
@@ -225,9 +224,15 @@ def test_a_browser_shows_the_api_answer_from_the_site_across_origins(
         assert PREFLIGHTED in script.read_text()
         _init_and_deploy(sdeliver, directory)
         _, site = _urls(directory, "test")
+        without = _chromium(site, tmp_path / "profile")
+        _with_cors(directory)
+        result = sdeliver("deploy", "--env", "test", cwd=directory)
+        assert result.code == 0, result.output
 
-        dom = _chromium(site, tmp_path / "profile")
+        dom = _chromium(site, tmp_path / "profile2")
 
+    # Without api.cors the browser refuses the API's answer, as it would on AWS.
+    assert "the API did not answer" in without, without
     assert "Hello, world! (API v1)" in dom, dom
     assert "test · release" in dom
 
