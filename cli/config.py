@@ -241,10 +241,37 @@ class Function(Model):
         return self
 
 
+ORIGIN = r"^(\*|https?://[^\s/]+)$"
+
+
+class Cors(Model):
+    """Cross-origin access to the API (browsers on the site's origin calling execute-api)."""
+
+    origins: list[Annotated[str, Field(pattern=ORIGIN)]] | None = Field(
+        default=None,
+        description="Origins allowed to call the API (scheme://host[:port], or '*'); "
+        "default: every environment's site origin.",
+    )
+    methods: list[Annotated[str, Field(pattern=r"^[A-Z]+$")]] = Field(
+        default_factory=lambda: ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    )
+    headers: list[Annotated[str, Field(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")]] = Field(
+        default_factory=lambda: ["Content-Type", "Authorization", "X-Api-Key",
+                                 "X-Amz-Date", "X-Amz-Security-Token"]
+    )
+    max_age: int = Field(default=600, ge=0, le=86400)
+
+
 class Api(Model):
     name: Annotated[str | None, Field(min_length=1, max_length=128)] = None
     openapi: RelPath | None = None
     description: str = "managed by sdeliver"
+    cors: Cors | None = None
+    allow_foreign_integrations: bool = Field(
+        default=False,
+        description="Deploy operations whose own integration names another account or "
+        "region, or stage variables sdeliver does not set (refused by default).",
+    )
 
 
 class Site(Model):

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from .errors import ConfigError
 from .yamlsafe import YamlProblem
@@ -52,7 +54,42 @@ def build_definition(project: Project) -> Definition:
         document = default_document()
     else:
         document = to_openapi3(load_document(project, source), source)
+        refuse_foreign(project, document)
     document = wire(project, document)
+    body = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
+    return Definition(document, body, hashlib.sha256(body).hexdigest())
+
+
+NO_RELEASE_MESSAGE = "no release yet"
+
+
+def no_release_definition(project: Project) -> Definition:
+    """What a stage serves before its environment's first release: every route answered by
+    API Gateway itself (MOCK) with 503 {"message": "no release yet"}, never the function
+    (whose version 1, the source as `init` found it, no one has tested)."""
+    mock = {
+        "type": "mock",
+        "requestTemplates": {"application/json": '{"statusCode": 503}'},
+        "passthroughBehavior": "when_no_match",
+        "responses": {"default": {
+            "statusCode": "503",
+            "responseTemplates": {
+                "application/json": json.dumps({"message": NO_RELEASE_MESSAGE}),
+            },
+        }},
+    }
+    answer = {"503": {"description": NO_RELEASE_MESSAGE}}
+    proxy = {"name": "proxy", "in": "path", "required": True, "schema": {"type": "string"}}
+    document = {
+        "openapi": "3.0.1",
+        "info": {"title": project.api_name, "version": "1.0",
+                 "description": project.config.api.description},
+        "paths": {
+            "/": {ANY_METHOD: {"responses": answer, INTEGRATION: mock}},
+            "/{proxy+}": {ANY_METHOD: {"parameters": [proxy], "responses": answer,
+                                       INTEGRATION: mock}},
+        },
+    }
     body = json.dumps(document, sort_keys=True, separators=(",", ":")).encode()
     return Definition(document, body, hashlib.sha256(body).hexdigest())
 
@@ -328,4 +365,209 @@ def wire(project: Project, doc: dict[str, Any]) -> dict[str, Any]:
             raise _fail(source, f"paths.{route} declares no operation")
         paths[route] = ops
     doc["paths"] = paths
+    return add_cors(project, doc)
+
+
+# -- foreign integrations -----------------------------------------------------------------
+
+# `arn:<partition>:apigateway:<region>:lambda:path/.../functions/<function ARN>/invocations`
+LAMBDA_URI = re.compile(
+    r"^arn:[^:]+:apigateway:(?P<region>[^:]*):lambda:path/[^/]+/functions/"
+    r"(?P<function>.+?)/invocations$"
+)
+FUNCTION_ARN = re.compile(r"^arn:[^:]+:lambda:(?P<region>[^:]*):(?P<account>[^:]*):function:")
+STAGE_VARIABLE = re.compile(r"\$\{stageVariables\.([A-Za-z0-9_]+)\}")
+
+
+def stage_variables(config: Any) -> set[str]:
+    """The stage variables sdeliver sets on every stage: `alias`, and each environment's
+    declared variables (when the config declares any)."""
+    names = {"alias"}
+    for env in config.environments.values():
+        names.update(getattr(env, "variables", None) or {})
+    return names
+
+
+def foreign_integrations(
+    document: dict[str, Any], *, region: str, account: str | None, known: set[str]
+) -> list[str]:
+    """`METHOD /path: why` for each operation whose own integration names another region or
+    account (None: not checked), or a stage variable sdeliver does not set."""
+    found = []
+    for route, item in (document.get("paths") or {}).items():
+        if not isinstance(item, dict):
+            continue
+        for key, op in item.items():
+            if key not in OPERATIONS or not isinstance(op, dict):
+                continue
+            integration = op.get(INTEGRATION)
+            if not isinstance(integration, dict):
+                continue
+            reasons = _foreign(integration, region=region, account=account, known=known)
+            if reasons:
+                method = "ANY" if key == ANY_METHOD else key.upper()
+                found.append(f"{method} {route}: {'; '.join(reasons)}")
+    return found
+
+
+def _foreign(
+    integration: dict[str, Any], *, region: str, account: str | None, known: set[str]
+) -> list[str]:
+    text = json.dumps(integration)
+    reasons = []
+    unknown = sorted({v for v in STAGE_VARIABLE.findall(text) if v not in known})
+    if unknown:
+        names = ", ".join(f"${{stageVariables.{v}}}" for v in unknown)
+        reasons.append(f"uses stage variables sdeliver does not set ({names})")
+    uri = str(integration.get("uri") or "")
+    matched = LAMBDA_URI.match(uri)
+    regions = {matched["region"]} if matched else set()
+    function = FUNCTION_ARN.match(matched["function"]) if matched else None
+    if function:
+        regions.add(function["region"])
+        if account is not None and function["account"] not in ("", account):
+            reasons.append(f"names account {function['account']}")
+    other = sorted(r for r in regions if r and "${" not in r and r != region)
+    if other:
+        reasons.append(f"names region {', '.join(other)} (the app's is {region})")
+    credentials = str(integration.get("credentials") or "")
+    owner = credentials.split(":")[4] if credentials.count(":") >= 5 else ""
+    if account is not None and owner and owner != account:
+        reasons.append(f"its credentials name account {owner}")
+    return reasons
+
+
+def refuse_foreign(project: Project, document: dict[str, Any]) -> None:
+    """Deploy refuses a definition with foreign integrations unless the config allows them."""
+    if project.config.api.allow_foreign_integrations:
+        return
+    found = foreign_integrations(
+        document, region=project.region, account=project.account,
+        known=stage_variables(project.config),
+    )
+    if found:
+        more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+        raise ConfigError(
+            f"api.openapi: {project.config.api.openapi}: {found[0]}{more}",
+            hint="remove the operation's own x-amazon-apigateway-integration (sdeliver wires "
+            "it to this function), or set api.allow_foreign_integrations: true",
+        )
+
+
+# -- CORS ---------------------------------------------------------------------------------
+
+CORS_ORIGIN = "Access-Control-Allow-Origin"
+
+
+def cors_origins(project: Project) -> list[str]:
+    """The origins allowed to call the API: declared, or every environment's site origin."""
+    cors = project.config.api.cors
+    assert cors is not None
+    if cors.origins is not None:
+        return list(dict.fromkeys(cors.origins))
+    return sorted({site_origin(project, env) for env in project.config.environments})
+
+
+def site_origin(project: Project, env: str) -> str:
+    """scheme://host[:port] of the environment's site (the local gateway's, locally)."""
+    url = None
+    if project.aws.endpoint_url:
+        from .local.emulator import local_urls
+
+        found = local_urls(project, env)
+        url = found[1] if found else None
+    parts = urlsplit(url or project.site_url(env))
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def origin_template(origins: list[str]) -> str:
+    """The mock's response template: it sets Access-Control-Allow-Origin to the request's
+    Origin when that is one of several allowed (one origin, or '*', is a static header).
+    The local gateway reads the list back from this exact shape (`template_origins`)."""
+    test = " || ".join(f'$origin == "{o}"' for o in origins)
+    return (
+        '#set($origin = $input.params("Origin"))\n'
+        f"#if({test})\n"
+        f"#set($context.responseOverride.header.{CORS_ORIGIN} = $origin)\n"
+        "#end\n"
+    )
+
+
+def template_origins(template: str) -> list[str]:
+    if f"responseOverride.header.{CORS_ORIGIN}" not in template:
+        return []
+    return re.findall(r'\$origin == "([^"]*)"', template)
+
+
+def cors_headers(project: Project) -> dict[str, str]:
+    """The preflight's static headers (Allow-Origin only when one value fits every request)."""
+    cors = project.config.api.cors
+    assert cors is not None
+    origins = cors_origins(project)
+    headers = {
+        "Access-Control-Allow-Methods": ",".join(cors.methods),
+        "Access-Control-Allow-Headers": ",".join(cors.headers),
+        "Access-Control-Max-Age": str(cors.max_age),
+    }
+    if "*" in origins:
+        headers[CORS_ORIGIN] = "*"
+    elif len(origins) == 1:
+        headers[CORS_ORIGIN] = origins[0]
+    else:
+        headers["Vary"] = "Origin"
+    return headers
+
+
+def preflight_operation(project: Project) -> dict[str, Any]:
+    """OPTIONS answered by API Gateway itself (a MOCK integration), never by the function."""
+    headers = cors_headers(project)
+    origins = cors_origins(project)
+    template = "" if CORS_ORIGIN in headers else origin_template(origins)
+    declared = {**headers, CORS_ORIGIN: ""}
+    return {
+        "summary": "CORS preflight (sdeliver)",
+        "responses": {"200": {
+            "description": "CORS preflight",
+            "headers": {name: {"schema": {"type": "string"}} for name in declared},
+        }},
+        INTEGRATION: {
+            "type": "mock",
+            "requestTemplates": {"application/json": '{"statusCode": 200}'},
+            "passthroughBehavior": "when_no_match",
+            "responses": {"default": {
+                "statusCode": "200",
+                "responseParameters": {
+                    f"method.response.header.{name}": f"'{value}'"
+                    for name, value in headers.items()
+                },
+                "responseTemplates": {"application/json": template},
+            }},
+        },
+    }
+
+
+def gateway_responses(project: Project) -> dict[str, Any]:
+    """API Gateway's own error answers (403, 429, 502, 504...) readable by the site too:
+    only with one allowed origin (a gateway response cannot choose among several)."""
+    origin = cors_headers(project).get(CORS_ORIGIN)
+    if origin is None:
+        return {}
+    parameters = {f"gatewayresponse.header.{CORS_ORIGIN}": f"'{origin}'"}
+    return {kind: {"responseParameters": parameters} for kind in ("DEFAULT_4XX", "DEFAULT_5XX")}
+
+
+def add_cors(project: Project, doc: dict[str, Any]) -> dict[str, Any]:
+    """A preflight on every path that declares no OPTIONS of its own, and gateway responses."""
+    if project.config.api.cors is None:
+        return doc
+    preflight = preflight_operation(project)
+    doc["paths"] = {
+        route: ops if "options" in ops else {**ops, "options": json.loads(json.dumps(preflight))}
+        for route, ops in doc["paths"].items()
+    }
+    responses = gateway_responses(project)
+    if responses:
+        doc["x-amazon-apigateway-gateway-responses"] = {
+            **responses, **(doc.get("x-amazon-apigateway-gateway-responses") or {})
+        }
     return doc

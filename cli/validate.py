@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 from .config import Config, _Lines, _where
 from .errors import ConfigError
@@ -85,10 +86,13 @@ def _tools(command: str) -> set[str]:
     return tools
 
 
-def check_files(config: Config) -> None:
-    """Raise one ConfigError listing every problem (file:line: key: problem), or return."""
+
+def check_files(config: Config) -> list[str]:
+    """Raise one ConfigError listing every problem (file:line: key: problem), or return the
+    warnings (what deploy may refuse, e.g. foreign integrations)."""
     lines = _lines(config.path)
     problems: list[str] = []
+    warnings: list[str] = []
 
     def problem(*loc: str, message: str) -> None:
         problems.append(f"{_where(config.path, lines.line_of(loc))}: {'.'.join(loc)}: {message}")
@@ -105,13 +109,35 @@ def check_files(config: Config) -> None:
         from .openapi import load_document
 
         try:  # the same loader deploy uses: what passes here builds there
-            load_document(SimpleNamespace(config=config), config.api.openapi)  # type: ignore[arg-type]
+            document = load_document(SimpleNamespace(config=config), config.api.openapi)  # type: ignore[arg-type]
         except ConfigError as err:
             problem("api", "openapi", message=err.message.removeprefix("api.openapi: "))
+        else:
+            warnings += _foreign(config, document, lines)
     if len(problems) == 1:
         raise ConfigError(problems[0])
     if problems:
         raise ConfigError(f"{config.path}: {len(problems)} errors:\n  " + "\n  ".join(problems))
+    return warnings
+
+
+def _foreign(config: Config, document: dict[str, Any], lines: _Lines) -> list[str]:
+    """Operations whose own integration deploy refuses (unless allowed). The account is
+    not known without AWS: deploy checks it."""
+    from .openapi import foreign_integrations, stage_variables, to_openapi3
+
+    assert config.api.openapi is not None
+    try:
+        converted = to_openapi3(document, config.api.openapi)
+    except ConfigError:  # deploy reports it, with the rest of the conversion
+        return []
+    found = foreign_integrations(converted, region=config.region, account=None,
+                                 known=stage_variables(config))
+    where = _where(config.path, lines.line_of(("api", "openapi")))
+    allowed = config.api.allow_foreign_integrations
+    then = "allowed by api.allow_foreign_integrations" if allowed else (
+        "deploy refuses it unless api.allow_foreign_integrations is true")
+    return [f"{where}: api.openapi: {config.api.openapi}: {item} ({then})" for item in found]
 
 
 def _directory(config: Config, section: str, key: str, value: str, problem) -> None:  # type: ignore[no-untyped-def]

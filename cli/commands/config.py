@@ -33,8 +33,7 @@ def validate(ctx: typer.Context) -> None:
 
     g = state(ctx)
     config = g.config()
-    check_files(config)
-    warnings = runner_warnings(config)
+    warnings = [*check_files(config), *runner_warnings(config)]
     if g.json:
         emit_json({"valid": True, "path": str(config.path), "app": config.app,
                    "warnings": warnings})

@@ -24,7 +24,7 @@ SERVE_EPILOG = epilog(
     "sdeliver local serve &                       # emulator on :4566, gateway on :4567",
     "export SDELIVER_ENDPOINT_URL=http://127.0.0.1:4566",
     "sdeliver --local init --yes && sdeliver --local deploy --env test",
-    "curl http://127.0.0.1:4567/test/api/hello    # the test alias's code answers",
+    "curl http://localhost:4567/test/api/hello    # the test alias's code answers",
 )
 
 
@@ -46,10 +46,11 @@ def serve(
 
     Records itself in .sdeliver/local.json beside sdeliver.yaml, so commands run with
     --local use it. Creates the hosted zone of dns.zone when the config declares one.
-    The gateway serves http://127.0.0.1:GATEWAY/ENV/api/... (the Lambda version ENV's
-    alias points to) and http://127.0.0.1:GATEWAY/ENV/site/... (ENV's site bucket), and
-    logs each request to stderr and to .sdeliver/gateway.log (`sdeliver logs --local`).
-    Without a `local serve`, the first --local command starts the same in the background.
+    The gateway serves http://localhost:GATEWAY/ENV/api/... (the Lambda version ENV's alias
+    points to) and http://127.0.0.1:GATEWAY/ENV/site/... (ENV's site bucket): two origins, as
+    on AWS, so a browser's CORS checks apply (see api.cors). It logs each request to stderr
+    and to .sdeliver/gateway.log (`sdeliver logs --local`). Without a `local serve`, the
+    first --local command starts the same in the background.
     """
     from ..local import background as bg
     from ..local import emulator
@@ -101,6 +102,7 @@ def serve(
 
 
 def _announce(as_json: bool, endpoint: str, gateway: str, config: Any) -> None:
+    from ..local import emulator
     from ..output import info
 
     if as_json:
@@ -113,7 +115,7 @@ def _announce(as_json: bool, endpoint: str, gateway: str, config: Any) -> None:
         )
     sys.stdout.flush()  # a script reading a pipe must see it now, not at exit
     for env in config.environments if config is not None else []:
-        info(f"  {env}: {gateway}/{env}/api/  {gateway}/{env}/site/")
+        info(f"  {env}: {emulator.api_base(gateway)}/{env}/api/  {gateway}/{env}/site/")
     info("serving; Ctrl-C to stop")
 
 

@@ -68,7 +68,7 @@ def render(document: dict[str, Any]) -> None:
         table.add_row(
             name,
             version,
-            env.get("release") or "-",
+            env.get("release") or ("no release yet" if env.get("no_release") else "-"),
             deployed,
             env.get("e2e", "-"),
             env.get("api_url") or "-",

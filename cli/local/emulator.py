@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from .gateway import Gateway
 
 HOST = "127.0.0.1"
+# The name the gateway's API answers under: the same server, another origin than the site's
+# (http://127.0.0.1:<port>), so a browser applies its CORS checks locally as on AWS, where
+# the site and execute-api are two origins.
+API_HOST = "localhost"
 STATE_FILE = Path(".sdeliver") / "local.json"
 DUMMY_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "local",
@@ -88,6 +92,7 @@ def start_emulator(port: int = 0, on_request: Callable[[], None] | None = None) 
             hint="pip install 'sdeliver[local]'",
         ) from None
     _ignore_policy_conditions()
+    allow_mock_integrations()
     # werkzeug logs every request to stderr unless its logger has a level of its own.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = (
@@ -102,13 +107,14 @@ def start_emulator(port: int = 0, on_request: Callable[[], None] | None = None) 
 
 def _watched_server(on_request: Callable[[], None]) -> Any:
     """ThreadedMotoServer with its WSGI app wrapped to call `on_request` per request."""
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
+    from moto.moto_server import werkzeug_app
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from moto.server import ThreadedMotoServer
     from werkzeug.serving import make_server
+
+    # moto 5.2.5 serves with a request handler of its own; earlier versions with werkzeug's.
+    handler = getattr(werkzeug_app, "MotoRequestHandler", None)
+    options = {"request_handler": handler} if handler is not None else {}
 
     class Watched(ThreadedMotoServer):  # type: ignore[misc]
         def _server_entry(self) -> None:
@@ -118,13 +124,36 @@ def _watched_server(on_request: Callable[[], None]) -> Any:
                 on_request()
                 return moto_app(environ, start_response)
 
-            self._server = make_server(
-                self._ip_address, self._port, app, True, request_handler=MotoRequestHandler
-            )
+            self._server = make_server(self._ip_address, self._port, app, True, **options)
             self._server_ready_event.set()
             self._server.serve_forever()
 
     return Watched
+
+
+def allow_mock_integrations() -> None:
+    """Make moto import a MOCK integration without `uri` and `httpMethod`, as AWS does.
+
+    moto's PutRestApi passes both positionally and fails (500) when a mock integration, as
+    AWS documents it, has neither. Applied where moto runs in this process (the emulator,
+    the in-process mock of the tests); a no-op without moto."""
+    try:
+        from moto.apigateway.models import APIGatewayBackend
+    except ImportError:  # pragma: no cover - moto is installed with sdeliver
+        return
+    build = APIGatewayBackend._build_integration_args
+    if getattr(build, "_sdeliver", False):
+        return
+
+    def build_args(self: Any, integration: dict[str, Any]) -> dict[str, Any]:
+        args: dict[str, Any] = build(self, integration)
+        if str(args.get("integration_type") or "").lower() == "mock":
+            args["uri"] = args.get("uri") or ""
+            args["integration_method"] = args.get("integration_method") or "POST"
+        return args
+
+    build_args._sdeliver = True  # type: ignore[attr-defined]
+    APIGatewayBackend._build_integration_args = build_args  # type: ignore[method-assign]
 
 
 def _ignore_policy_conditions() -> None:
@@ -357,4 +386,9 @@ def local_urls(project: Project, env: str) -> tuple[str, str] | None:
     base = gateway_url(project)
     if base is None:
         return None
-    return f"{base}/{env}/api/", f"{base}/{env}/site/"
+    return f"{api_base(base)}/{env}/api/", f"{base}/{env}/site/"
+
+
+def api_base(gateway: str) -> str:
+    """The gateway's base URL for the API: its host named API_HOST (another origin)."""
+    return gateway.replace(f"//{HOST}:", f"//{API_HOST}:", 1)

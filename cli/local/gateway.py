@@ -17,7 +17,14 @@ Answers follow API Gateway's (REST API, Lambda proxy integration):
   - a request body over 10 MB → 413; a body that does not match its framing (bad or
     negative Content-Length, a short body, bad chunks) → 400, never a blocked thread;
   - a path or method the API does not declare → 403 `Missing Authentication Token`.
-An environment with no stage yet is not API Gateway's to answer: 404 `Not Found`.
+An environment with no stage yet is not API Gateway's to answer: 404 `Not Found`; one whose
+stage still serves sdeliver's "no release yet" deployment → 503 `no release yet`.
+Integrations: `aws_proxy` to this function runs the handler; `mock` (CORS preflights) answers
+its integration response (static headers, the allowed-origin template sdeliver writes);
+any other type, or a function not this app's, → 501 naming it, never a proxied call.
+The API answers under API_HOST (`localhost`), the site under HOST (`127.0.0.1`): two
+origins, as on AWS, so a site that forgets CORS fails here too. The gateway adds no CORS
+header to the function's answers (API Gateway does not, for proxy integrations).
 A configuration fault (no alias, no function) → 500; a runtime the gateway cannot run →
 502 whose body says why. Every request is logged (method, path, status, ms, and why an
 error answer was given, with the tail of the handler's output) on `sdeliver.gateway`.
@@ -38,8 +45,10 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from ..errors import AwsError
-from .emulator import HOST
+from ..openapi import CORS_ORIGIN, gateway_responses, template_origins
+from .emulator import HOST, api_base
 from .proxy import (
+    ANY_METHODS,
     MalformedResponse,
     Request,
     Response,
@@ -173,7 +182,8 @@ class Gateway:
             "endpoint": self.endpoint,
             "app": config.app if config is not None else None,
             "environments": {
-                env: {"api": f"{self.url}/{env}/api/", "site": f"{self.url}/{env}/site/"}
+                env: {"api": f"{api_base(self.url)}/{env}/api/",
+                      "site": f"{self.url}/{env}/site/"}
                 for env in envs
             },
         }
@@ -193,6 +203,17 @@ class Gateway:
     # -- the API
 
     def api(self, project: Project, env: str, request: Request) -> Response:
+        response = self._api(project, env, request)
+        if response.status >= 400 and not response.from_function and project.config.api.cors:
+            # The gateway responses (DEFAULT_4XX/5XX) sdeliver adds with CORS.
+            parameters = (gateway_responses(project).get("DEFAULT_4XX") or {}).get(
+                "responseParameters") or {}
+            origin = parameters.get(f"gatewayresponse.header.{CORS_ORIGIN}")
+            if origin:
+                response.headers.append((CORS_ORIGIN, origin.strip("'")))
+        return response
+
+    def _api(self, project: Project, env: str, request: Request) -> Response:
         aws = project.aws
         api_id = self._rest_api_id(project)
         if api_id is None:
@@ -200,20 +221,45 @@ class Gateway:
         stage = _read(aws, "apigateway", "get_stage", restApiId=api_id, stageName=env)
         if stage is None:
             return Response.message(404, "Not Found")
-        routes = {
-            r["path"]: {m.upper() for m in r.get("resourceMethods") or {}}
-            for r in aws.paginate("apigateway", "get_resources", "items", restApiId=api_id)
-        }
+        if self._unreleased(aws, api_id, stage):
+            return Response.message(503, "no release yet",
+                                    f"stage {env} serves no release yet (deploy or promote)")
+        resources = list(aws.paginate("apigateway", "get_resources", "items", restApiId=api_id))
+        routes = {r["path"]: {m.upper() for m in r.get("resourceMethods") or {}}
+                  for r in resources}
         route = match_route(routes, request.path, request.method)
         if route is None:
             return forbidden()
+        resource = next(r for r in resources if r["path"] == route[0])
+        methods = {m.upper(): m for m in resource.get("resourceMethods") or {}}
+        method = methods.get(request.method) or next(
+            methods[m] for m in methods if m in ANY_METHODS)
+        integration = _read(aws, "apigateway", "get_integration", restApiId=api_id,
+                            resourceId=resource["id"], httpMethod=method)
+        kind = str((integration or {}).get("type") or "").upper()
+        where = f"{request.method} {route[0]}"
+        if integration is None:
+            return internal_error(f"{where} has no integration")
+        if kind == "MOCK":
+            return mock_response(integration, request)
         variables = dict(stage.get("variables") or {})
-        qualifier = variables.get("alias")
+        target = _lambda_target(str(integration.get("uri") or ""), variables)
+        if kind != "AWS_PROXY" or target is None:
+            return not_implemented(
+                f"{where}: the local gateway runs only aws_proxy integrations of this app's "
+                f"function (this one is {kind.lower() or 'untyped'}"
+                f"{' to ' + str(integration.get('uri')) if integration.get('uri') else ''})"
+            )
+        function, qualifier = target
+        if function != project.function_name:
+            return not_implemented(
+                f"{where}: the integration invokes function {function}, not this app's "
+                f"{project.function_name}; the local gateway runs only this app's function"
+            )
         if not qualifier:
             return internal_error(
                 f"stage {env} of API {project.api_name} has no 'alias' stage variable"
             )
-        function = project.function_name
         version = self.pick_version(aws, function, qualifier)
         if version is None:
             return internal_error(f"function {function} has no alias or version {qualifier}")
@@ -270,6 +316,18 @@ class Gateway:
         except MalformedResponse as err:
             return bad_gateway(f"{name}: Malformed Lambda proxy response: {err}")
 
+    def _unreleased(self, aws: Aws, api_id: str, stage: dict[str, Any]) -> bool:
+        """The stage serves sdeliver's "no release yet" deployment. moto keeps no snapshot
+        of a deployment, so the gateway knows that one by its description."""
+        from ..resources.api import NO_RELEASE
+
+        deployment_id = stage.get("deploymentId")
+        if not deployment_id:
+            return False
+        found = _read(aws, "apigateway", "get_deployment", restApiId=api_id,
+                      deploymentId=deployment_id)
+        return found is not None and found.get("description") == NO_RELEASE
+
     def _rest_api_id(self, project: Project) -> str | None:
         for api in project.aws.paginate("apigateway", "get_rest_apis", "items"):
             if api.get("name") == project.api_name:
@@ -309,6 +367,50 @@ class Gateway:
         if page is not None:
             return _object_response(404, page)
         return Response(404, b"404 Not Found\n", [("Content-Type", "text/plain; charset=utf-8")])
+
+
+def not_implemented(detail: str) -> Response:
+    """What the local gateway answers for an integration it cannot run (AWS would)."""
+    document = {"message": "Not Implemented", "sdeliver": detail}
+    return Response(501, json.dumps(document).encode(), [("Content-Type", "application/json")],
+                    detail=detail)
+
+
+def mock_response(integration: dict[str, Any], request: Request) -> Response:
+    """A MOCK integration's answer: its default integration response's status, static
+    header values and template (the allowed-origin check sdeliver writes is honoured; any
+    other template line starting with # is dropped, the rest is the body)."""
+    answers = integration.get("integrationResponses") or {}
+    chosen = next((r for r in answers.values() if not r.get("selectionPattern")), None)
+    if chosen is None:
+        return internal_error("the MOCK integration has no default integration response")
+    headers = [("Content-Type", "application/json")]
+    prefix = "method.response.header."
+    for key, value in (chosen.get("responseParameters") or {}).items():
+        text = str(value)
+        if key.startswith(prefix) and len(text) >= 2 and text[0] == text[-1] == "'":
+            headers.append((key[len(prefix):], text[1:-1]))
+    template = str((chosen.get("responseTemplates") or {}).get("application/json") or "")
+    origin = next((v for k, v in request.headers if k.lower() == "origin"), None)
+    if origin is not None and origin in template_origins(template):
+        headers.append((CORS_ORIGIN, origin))
+    body = "\n".join(line for line in template.splitlines() if not line.lstrip().startswith("#"))
+    return Response(int(chosen.get("statusCode") or 200), body.strip().encode(), headers)
+
+
+def _lambda_target(uri: str, variables: dict[str, str]) -> tuple[str, str] | None:
+    """(function name, qualifier) a Lambda integration URI invokes, stage variables put in;
+    None when the URI is not a Lambda function's."""
+    from ..openapi import LAMBDA_URI, STAGE_VARIABLE
+
+    matched = LAMBDA_URI.match(uri)
+    if matched is None:
+        return None
+    function = STAGE_VARIABLE.sub(lambda m: variables.get(m.group(1), ""), matched["function"])
+    parts = function.split(":")
+    if len(parts) < 7 or parts[5] != "function":
+        return (function, "$LATEST") if ":" not in function else None
+    return parts[6], parts[7] if len(parts) > 7 else "$LATEST"
 
 
 def log_request(method: str, target: str, response: Response, started: float) -> None:

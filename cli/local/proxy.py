@@ -28,6 +28,9 @@ class Response:
     headers: list[tuple[str, str]] = field(default_factory=list)
     # Why the answer is an error, for the request log; never sent.
     detail: str = field(default="", compare=False)
+    # The function's own answer (a proxy result), not one API Gateway made (its gateway
+    # responses, which CORS's DEFAULT_4XX/5XX headers apply to).
+    from_function: bool = field(default=False, compare=False)
 
     @classmethod
     def message(cls, status: int, message: str, detail: str = "") -> Response:
@@ -220,7 +223,7 @@ def proxy_response(result: Any) -> Response:
             raise MalformedResponse("body is not valid base64 (isBase64Encoded)") from None
     else:
         body = raw.encode("utf-8")
-    return Response(status, body, headers)
+    return Response(status, body, headers, from_function=True)
 
 
 def _result_headers(result: dict[str, Any]) -> list[tuple[str, str]]:

@@ -60,6 +60,10 @@ def environment_status(project: Project, env: str) -> dict[str, Any]:
     )
     if ledger.problems():
         doc["ledger_problems"] = ledger.problems()
+    if entry is None and not differ:
+        # The stage serves sdeliver's "no release yet" deployment (503), whatever version
+        # the alias shows: nothing has been released here.
+        doc["no_release"] = True
     if entry is not None:
         doc.update(
             release=entry.release,

@@ -14,7 +14,7 @@ from typing import Any
 from .. import parallel
 from ..aws import APIGW_BUSY, FUNCTION_BUSY
 from ..errors import AwsError
-from ..openapi import ANY_METHOD, Definition, build_definition
+from ..openapi import ANY_METHOD, Definition, build_definition, no_release_definition
 from ..plan import Change, FieldChange
 from ..project import TAG_APP, Project
 
@@ -25,6 +25,8 @@ TAG_DEFINITION = "sdeliver:definition"
 ENDPOINT = "REGIONAL"
 # API Gateway answers NotFoundException, which aws.NOT_FOUND does not list.
 APIGW_MISSING = ("NotFoundException",)
+# The description of the deployment new stages start on (the local gateway knows it by this).
+NO_RELEASE = "sdeliver: no release yet"
 
 
 def api_arn(project: Project, api_id: str) -> str:
@@ -201,6 +203,9 @@ def apply_definition(project: Project, api_id: str, definition: Definition) -> N
 
 
 def _put_definition(project: Project, api_id: str, definition: Definition) -> None:
+    from ..local.emulator import allow_mock_integrations
+
+    allow_mock_integrations()  # where moto runs in this process
     project.aws.call(
         "apigateway", "put_rest_api", resource=f"REST API {api_id}", retry=(APIGW_BUSY,),
         restApiId=api_id, mode="overwrite", failOnWarnings=False, body=definition.body,
@@ -238,6 +243,13 @@ def _repair_any_methods(project: Project, api_id: str) -> None:
                 integrationHttpMethod=integration.get("httpMethod") or "POST",
                 **{k: integration[k] for k in optional if integration.get(k)},
             )
+            for code, answer in (integration.get("integrationResponses") or {}).items():
+                project.aws.call(
+                    "apigateway", "put_integration_response", resource=res, **ids,
+                    httpMethod="ANY", statusCode=code,
+                    **{k: answer[k] for k in ("selectionPattern", "responseParameters",
+                                              "responseTemplates") if answer.get(k)},
+                )
         project.aws.call("apigateway", "delete_method", resource=res, **ids, httpMethod=wrong)
 
 
@@ -262,11 +274,14 @@ def create_deployment(project: Project, api_id: str, env: str, description: str)
 
 
 def first_deployment(project: Project, api_id: str) -> str:
-    """The deployment every stage created in this run starts on (a stage needs one)."""
+    """The deployment every stage created in this run starts on (a stage needs one): of the
+    "no release yet" definition, so no environment serves before its first deploy or
+    promote. The API keeps that definition (and its digest) until the next deploy applies
+    the app's; stages already serving keep their own deployments (snapshots)."""
     key = f"first_deployment:{api_id}"
     if key not in project.facts:
-        project.facts[key] = create_deployment(project, api_id, "new stages",
-                                               "sdeliver initial deployment")
+        apply_definition(project, api_id, no_release_definition(project))
+        project.facts[key] = create_deployment(project, api_id, "new stages", NO_RELEASE)
     return str(project.facts[key])
 
 

@@ -123,7 +123,8 @@ def desired_website() -> dict[str, Any]:
 
 
 def initial_config(project: Project, env: str) -> dict[str, Any]:
-    """The first `config.json`: the site's own keys, and no release yet."""
+    """The first `config.json`: the site's own keys, and no release yet (the stage answers
+    503 until then; `status` says the same)."""
     site = project.config.site
     return {
         **(site.config if site is not None else {}),
@@ -131,6 +132,7 @@ def initial_config(project: Project, env: str) -> dict[str, Any]:
         "env": env,
         "version": "",
         "release": None,
+        "status": "no release yet",
     }
 
 

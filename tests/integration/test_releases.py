@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sdeliver.local.emulator import api_base
 
 from tests.conftest import QUICK_BUILD, QUICK_E2E, client, quick_commands
 from tests.integration.helpers import CallLog
@@ -132,7 +133,8 @@ def test_deploy_promote_deploy_promote_rollback(sdeliver, example_app: Path, end
     config = after_first["test"]["config"]
     assert config["title"] == "Dromedary" and config["env"] == "test"
     assert config["release"] == r1["release"]
-    assert config["apiBaseurl"] == f"{gateway}/test/api/"
+    # The API answers on another origin than the site (localhost vs 127.0.0.1), as on AWS.
+    assert config["apiBaseurl"] == f"{api_base(gateway)}/test/api/"
     assert served(gateway, "test")["version"] == "v1"
 
     promoted = sdeliver("promote", "test->prod", "--json", cwd=app)

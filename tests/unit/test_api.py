@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from botocore.stub import Stubber
 from sdeliver.errors import AwsError
-from sdeliver.openapi import build_definition
+from sdeliver.openapi import build_definition, no_release_definition
 from sdeliver.plan import Change
 from sdeliver.project import Project
 from sdeliver.resources import api
@@ -121,7 +121,10 @@ def test_the_api_is_tagged_with_the_digest_of_the_definition_applied_to_it(
     arn = api.api_arn(project, the_api(project)["id"])
     assert arn.startswith("arn:aws:apigateway:us-east-1::/restapis/")
     on_api = [params["tags"] for params in tagged if params["resourceArn"] == arn]
-    assert on_api == [{"sdeliver:definition": build_definition(project).sha256}]
+    # The app's definition, then the "no release yet" one the new stages' deployment is of:
+    # the API holds (and its tag names) that one until the first deploy applies the app's.
+    assert on_api == [{"sdeliver:definition": build_definition(project).sha256},
+                      {"sdeliver:definition": no_release_definition(project).sha256}]
 
 
 def test_an_api_without_a_recorded_digest_has_an_unknown_definition():
@@ -130,7 +133,7 @@ def test_an_api_without_a_recorded_digest_has_an_unknown_definition():
 
 
 def test_the_created_api_has_the_methods_of_the_definition(project):
-    converge(project)
+    api.create_api(project, build_definition(project))
 
     resources = project.aws.call(
         "apigateway", "get_resources", restApiId=the_api(project)["id"]
@@ -143,7 +146,7 @@ def test_the_created_api_has_the_methods_of_the_definition(project):
 def test_the_default_definition_imports_a_catch_all_any_method(make_project, project):
     text = EXAMPLE.read_text().replace("  openapi: api/openapi.yaml", "")
     project = make_project(text, zone=False)
-    converge(project)
+    api.create_api(project, build_definition(project))
 
     api_id = the_api(project)["id"]
     resources = project.aws.call("apigateway", "get_resources", restApiId=api_id)["items"]
@@ -408,7 +411,8 @@ def test_new_stages_share_one_deployment_and_carry_their_variables_and_tags(proj
     assert [c.calls for c in stages] == [
         ["apigateway.CreateDeployment", "apigateway.CreateStage"], ["apigateway.CreateStage"]]
     assert project.aws.stats.operations["CreateDeployment"] == 1
-    assert project.aws.stats.operations["TagResource"] == 1  # the API's definition digest
+    # The API's definition digest: the app's, then the "no release yet" definition's.
+    assert project.aws.stats.operations["TagResource"] == 2
     rest_api = the_api(project)["id"]
     found = [api.stage(project, rest_api, env) for env in ENVS]
     assert all(s is not None for s in found)
@@ -446,3 +450,22 @@ def test_a_stage_whose_creation_answer_was_lost_is_taken_as_made(project):
     create.apply(project)
 
     assert [c.action for c in api.plan(fresh(project)) if c.kind == "api-stage"] == ["none"] * 2
+
+
+def test_new_stages_serve_no_release_until_the_first_deploy(project):
+    converge(project)
+
+    rest_api = the_api(project)["id"]
+    stage = api.stage(project, rest_api, "prod")
+    assert stage is not None
+    deployment = project.aws.call("apigateway", "get_deployment", restApiId=rest_api,
+                                  deploymentId=stage["deploymentId"])
+    assert deployment["description"] == api.NO_RELEASE
+    resources = project.aws.call("apigateway", "get_resources", restApiId=rest_api)["items"]
+    root = next(r for r in resources if r["path"] == "/")
+    integration = project.aws.call("apigateway", "get_integration", restApiId=rest_api,
+                                   resourceId=root["id"], httpMethod="ANY")
+    assert integration["type"] == "MOCK"
+    answer = integration["integrationResponses"]["503"]
+    assert json.loads(answer["responseTemplates"]["application/json"]) == {
+        "message": "no release yet"}

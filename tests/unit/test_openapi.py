@@ -248,3 +248,97 @@ def test_an_alias_bomb_in_the_api_file_is_refused_like_one_in_sdeliver_yaml(
     assert problem in message
     assert "\n" not in message
 
+
+
+# -- CORS (issue 15) ------------------------------------------------------------------------
+
+
+def with_cors(cors: str) -> str:
+    text = config_with_openapi("api/openapi.yaml")
+    return text.replace("  openapi: api/openapi.yaml", "  openapi: api/openapi.yaml\n" + cors)
+
+
+def test_cors_adds_a_mock_preflight_to_every_path_and_gateway_responses(make_project):
+    project = make_project(with_cors("  cors:\n    origins: [https://shop.example]\n"))
+    document = build_definition(project).document
+
+    for route in ("/hello", "/health"):
+        preflight = document["paths"][route]["options"]
+        integration = preflight[INTEGRATION]
+        assert integration["type"] == "mock"  # API Gateway answers it, never the function
+        headers = integration["responses"]["default"]["responseParameters"]
+        assert headers["method.response.header.Access-Control-Allow-Origin"] == (
+            "'https://shop.example'")
+        assert "Access-Control-Allow-Origin" in preflight["responses"]["200"]["headers"]
+        assert document["paths"][route]["get"][INTEGRATION]["type"] == "aws_proxy"
+    responses = document["x-amazon-apigateway-gateway-responses"]
+    assert set(responses) == {"DEFAULT_4XX", "DEFAULT_5XX"}
+    assert responses["DEFAULT_4XX"]["responseParameters"] == {
+        "gatewayresponse.header.Access-Control-Allow-Origin": "'https://shop.example'"}
+
+
+def test_without_cors_the_definition_has_no_preflight(make_project):
+    document = build_definition(make_project()).document
+
+    assert all("options" not in item for item in document["paths"].values())
+    assert "x-amazon-apigateway-gateway-responses" not in document
+
+
+def test_cors_origins_default_to_each_environments_site_origin(make_project):
+    from sdeliver.openapi import cors_origins, template_origins
+
+    project = make_project(with_cors("  cors: {}\n"))
+    origins = cors_origins(project)
+    preflight = build_definition(project).document["paths"]["/hello"]["options"]
+
+    assert origins == sorted({f"http://{d}" for d in
+                              ("dromedary.example.com", "test.dromedary.example.com")})
+    answer = preflight[INTEGRATION]["responses"]["default"]
+    # Two origins: the template echoes the request's when it is one of them.
+    assert "method.response.header.Access-Control-Allow-Origin" not in answer[
+        "responseParameters"]
+    assert template_origins(answer["responseTemplates"]["application/json"]) == origins
+
+
+# -- foreign integrations (issue 15) ---------------------------------------------------------
+
+FOREIGN_URI = (
+    "arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/"
+    "arn:aws:lambda:eu-west-1:999999999999:function:other:${stageVariables.lambdaAlias}"
+    "/invocations"
+)
+
+
+def test_foreign_integrations_name_region_account_and_unknown_stage_variables():
+    from sdeliver.openapi import foreign_integrations
+
+    document = {"paths": {
+        "/a": {"get": {INTEGRATION: {"type": "aws_proxy", "uri": FOREIGN_URI}}},
+        "/b": {"get": {INTEGRATION: {"type": "aws_proxy", "uri": ALIAS_URI}}},
+        "/c": {"post": {"responses": {}}},
+    }}
+
+    found = foreign_integrations(document, region="us-east-1", account="123456789012",
+                                 known={"alias"})
+
+    assert len(found) == 1 and found[0].startswith("GET /a: ")
+    for part in ("${stageVariables.lambdaAlias}", "account 999999999999", "region eu-west-1"):
+        assert part in found[0]
+
+
+def test_deploy_refuses_a_foreign_integration_unless_allowed(make_project, project_dir):
+    (project_dir / "api" / "foreign.yaml").write_text(
+        "openapi: 3.0.1\ninfo: {title: x, version: '1'}\npaths:\n  /x:\n    get:\n"
+        "      responses: {'200': {description: ok}}\n"
+        f"      x-amazon-apigateway-integration: {{type: aws_proxy, uri: '{FOREIGN_URI}'}}\n"
+    )
+    text = config_with_openapi("api/foreign.yaml")
+    with pytest.raises(ConfigError) as refused:
+        build_definition(make_project(text))
+    allowed = text.replace("  openapi: api/foreign.yaml",
+                           "  openapi: api/foreign.yaml\n  allow_foreign_integrations: true")
+    definition = build_definition(make_project(allowed))
+
+    assert "GET /x" in refused.value.message
+    assert "allow_foreign_integrations" in (refused.value.hint or "")
+    assert definition.document["paths"]["/x"]["get"][INTEGRATION]["uri"] == FOREIGN_URI

@@ -107,6 +107,7 @@ def test_a_first_config_json_holds_the_site_keys_and_no_release(make_project) ->
         "env": "prod",
         "version": "",
         "release": None,
+        "status": "no release yet",
     }
     head = s3().head_object(Bucket=PROD, Key="config.json")
     assert head["ContentType"].startswith("application/json")

@@ -125,3 +125,21 @@ def test_a_command_the_lambda_has_does_not_warn() -> None:
 
     assert not _tools("python tests/e2e/check.py") & NOT_IN_LAMBDA
     assert _tools("cd web && npm ci; FOO=1 node build.js") >= {"npm", "node"}
+
+
+def test_a_foreign_integration_is_a_warning_not_an_error(sdeliver, project_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    uri = ("arn:aws:apigateway:eu-west-1:lambda:path/2015-03-31/functions/arn:aws:lambda:"
+           "eu-west-1:999999999999:function:other:${stageVariables.lambdaAlias}/invocations")
+    path = project_dir / "api" / "openapi.yaml"
+    path.write_text(path.read_text().replace(
+        "  /hello:\n    get:\n",
+        f"  /hello:\n    get:\n      x-amazon-apigateway-integration: {{type: aws_proxy, "
+        f"uri: '{uri}'}}\n", 1))
+    assert "x-amazon-apigateway-integration" in path.read_text()
+
+    result = validate(sdeliver, project_dir)
+
+    assert result.code == 0, result.output
+    assert "warning" in result.output and "GET /hello" in result.output
+    assert "${stageVariables.lambdaAlias}" in result.output and "eu-west-1" in result.output
+    assert "deploy refuses it unless api.allow_foreign_integrations is true" in result.output
