@@ -1,7 +1,8 @@
 """Reconcile: read what exists, compare it with sdeliver.yaml, plan, apply.
 
 Resource kinds are planned in dependency order (bucket, roles, function and aliases, API
-and stages and permissions, site buckets, DNS, the pipeline's worker and CodeBuild project,
+and stages and permissions, site buckets, CloudFront (HTTPS hosting),
+DNS, the pipeline's worker and CodeBuild project,
 the pipeline); a change that needs a value an earlier
 change creates (a role's ARN, a new API's id) finds it in `project.facts` or derives it.
 Reconcile never moves a release pointer: it only makes sure the pointers exist.
@@ -39,9 +40,20 @@ def leave_out(config: Config, skip: Sequence[str]) -> tuple[Config, list[str]]:
 
 
 def kinds() -> list[ModuleType]:
-    from ..resources import api, artifacts, codebuild, dns, function, iam, pipeline, site, worker
+    from ..resources import (
+        api,
+        artifacts,
+        cdn,
+        codebuild,
+        dns,
+        function,
+        iam,
+        pipeline,
+        site,
+        worker,
+    )
 
-    return [artifacts, iam, function, api, site, dns, worker, codebuild, pipeline]
+    return [artifacts, iam, function, api, site, cdn, dns, worker, codebuild, pipeline]
 
 
 def waves() -> list[list[ModuleType]]:
