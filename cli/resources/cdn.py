@@ -753,6 +753,19 @@ def _plan_records(project: Project, env: str, zone_id: str) -> Change:
                   upsert)
 
 
+def check_crt() -> None:
+    """The KeyValueStore API (the live release) is signed with SigV4A, which botocore
+    does only with its CRT extra installed: say so before anything is made."""
+    import botocore.regions
+
+    if not botocore.regions.HAS_CRT:
+        raise OperationFailed(
+            "site.hosting cloudfront switches releases through a CloudFront KeyValueStore, "
+            "whose API botocore signs only with awscrt installed",
+            hint="pip install 'botocore[crt]' (in sdeliver's environment)",
+        )
+
+
 # -- plan, prune, destroy ------------------------------------------------------------------
 
 
@@ -761,6 +774,7 @@ def plan(project: Project) -> list[Change]:
 
     if not envs(project):
         return []
+    check_crt()
     zone_id = find_zone(project)
     assert zone_id is not None
     return [c for changes in parallel.each(lambda env: _plan_env(project, env, zone_id),
