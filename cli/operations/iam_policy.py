@@ -98,6 +98,19 @@ def operator_policy(project: Project) -> dict[str, Any]:
             f"arn:{partition}:apigateway:{region}::/tags/*",
         ]),
     ]
+    if project.config.site is not None and project.config.site.hosting == "cloudfront":
+        # Distributions, OACs, functions and stores get ids from AWS at creation; certificate
+        # ARNs too. Scoped to the services, as the ids cannot be known beforehand.
+        statements += [
+            _statement("CloudFrontHosting", ["cloudfront:*", "cloudfront-keyvaluestore:*"],
+                       ["*"]),
+            _statement("Certificates", [
+                "acm:ListCertificates", "acm:DescribeCertificate", "acm:RequestCertificate",
+                "acm:AddTagsToCertificate"], ["*"]),
+            _statement("ValidationAndAliasRecords", ["route53:ChangeResourceRecordSets",
+                                                     "route53:ListResourceRecordSets",
+                                                     "route53:GetChange"], ["*"]),
+        ]
     statements += _dns(project)
     statements += _pipeline(project)
     alarms = sorted({name for env in project.config.environments.values() for name in env.alarms})

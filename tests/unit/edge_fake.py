@@ -99,7 +99,7 @@ class EdgeFake:
             raise _Missing("EntityNotFound")
         return self.stores[name]
 
-    def cf_CreateKeyValueStore(self, Name: str, **_: Any) -> dict[str, Any]:  # noqa: N802,N803
+    def cf_CreateKeyValueStore(self, Name: str, **_: Any) -> dict[str, Any]:
         store_id = str(uuid.uuid4())
         self.stores[Name] = {"Name": Name, "Id": store_id, "Status": "READY", "data": {},
                              "ARN": f"arn:aws:cloudfront::{ACCOUNT}:key-value-store/{store_id}"}
@@ -110,10 +110,10 @@ class EdgeFake:
         return {k: store[k] for k in ("Name", "Id", "ARN", "Status")} | {
             "Comment": "", "LastModifiedTime": "2026-01-01T00:00:00Z"}
 
-    def cf_DescribeKeyValueStore(self, Name: str) -> dict[str, Any]:  # noqa: N802,N803
+    def cf_DescribeKeyValueStore(self, Name: str) -> dict[str, Any]:
         return {"KeyValueStore": self._public(self._store(Name)), "ETag": "E1"}
 
-    def cf_DeleteKeyValueStore(self, Name: str, IfMatch: str) -> dict[str, Any]:  # noqa: N802,N803
+    def cf_DeleteKeyValueStore(self, Name: str, IfMatch: str) -> dict[str, Any]:
         self._store(Name)
         del self.stores[Name]
         return {}
@@ -129,30 +129,30 @@ class EdgeFake:
                     "FunctionARN": f"arn:aws:cloudfront::{ACCOUNT}:function/{name}",
                     "Stage": stage, "LastModifiedTime": "2026-01-01T00:00:00Z"}}
 
-    def cf_CreateFunction(self, Name: str, FunctionConfig: Any, FunctionCode: bytes  # noqa: N802,N803
+    def cf_CreateFunction(self, Name: str, FunctionConfig: Any, FunctionCode: bytes
                           ) -> dict[str, Any]:
         self.functions[Name] = {"DEVELOPMENT": {"config": FunctionConfig, "code": FunctionCode}}
         return {"FunctionSummary": self._summary(Name, "DEVELOPMENT"), "ETag": "E1"}
 
-    def cf_UpdateFunction(self, Name: str, IfMatch: str, FunctionConfig: Any,  # noqa: N802,N803
+    def cf_UpdateFunction(self, Name: str, IfMatch: str, FunctionConfig: Any,
                           FunctionCode: bytes) -> dict[str, Any]:
         self._summary(Name, "DEVELOPMENT")
         self.functions[Name]["DEVELOPMENT"] = {"config": FunctionConfig, "code": FunctionCode}
         return {"FunctionSummary": self._summary(Name, "DEVELOPMENT"), "ETag": "E2"}
 
-    def cf_PublishFunction(self, Name: str, IfMatch: str) -> dict[str, Any]:  # noqa: N802,N803
+    def cf_PublishFunction(self, Name: str, IfMatch: str) -> dict[str, Any]:
         self._summary(Name, "DEVELOPMENT")
         self.functions[Name]["LIVE"] = dict(self.functions[Name]["DEVELOPMENT"])
         return {"FunctionSummary": self._summary(Name, "LIVE")}
 
-    def cf_DescribeFunction(self, Name: str, Stage: str = "DEVELOPMENT") -> dict[str, Any]:  # noqa: N802,N803
+    def cf_DescribeFunction(self, Name: str, Stage: str = "DEVELOPMENT") -> dict[str, Any]:
         return {"FunctionSummary": self._summary(Name, Stage), "ETag": "E1"}
 
-    def cf_GetFunction(self, Name: str, Stage: str = "DEVELOPMENT") -> dict[str, Any]:  # noqa: N802,N803
+    def cf_GetFunction(self, Name: str, Stage: str = "DEVELOPMENT") -> dict[str, Any]:
         self._summary(Name, Stage)
         return {"FunctionCode": io.BytesIO(self.functions[Name][Stage]["code"]), "ETag": "E1"}
 
-    def cf_DeleteFunction(self, Name: str, IfMatch: str) -> dict[str, Any]:  # noqa: N802,N803
+    def cf_DeleteFunction(self, Name: str, IfMatch: str) -> dict[str, Any]:
         self._summary(Name, "DEVELOPMENT")
         del self.functions[Name]
         return {}
@@ -165,19 +165,19 @@ class EdgeFake:
                 return store
         raise _Missing("ResourceNotFoundException")
 
-    def kvs_DescribeKeyValueStore(self, KvsARN: str) -> dict[str, Any]:  # noqa: N802,N803
+    def kvs_DescribeKeyValueStore(self, KvsARN: str) -> dict[str, Any]:
         store = self._by_arn(KvsARN)
         return {"KvsARN": KvsARN, "ItemCount": len(store["data"]), "TotalSizeInBytes": 0,
                 "Created": "2026-01-01T00:00:00Z", "ETag": f"E{len(self.puts)}"}
 
-    def kvs_GetKey(self, KvsARN: str, Key: str) -> dict[str, Any]:  # noqa: N802,N803
+    def kvs_GetKey(self, KvsARN: str, Key: str) -> dict[str, Any]:
         store = self._by_arn(KvsARN)
         if Key not in store["data"]:
             raise _Missing("ResourceNotFoundException")
         return {"Key": Key, "Value": store["data"][Key], "ItemCount": len(store["data"]),
                 "TotalSizeInBytes": 0}
 
-    def kvs_PutKey(self, KvsARN: str, Key: str, Value: str, IfMatch: str) -> dict[str, Any]:  # noqa: N802,N803
+    def kvs_PutKey(self, KvsARN: str, Key: str, Value: str, IfMatch: str) -> dict[str, Any]:
         store = self._by_arn(KvsARN)
         store["data"][Key] = Value
         self.puts.append((Key, Value))

@@ -122,7 +122,7 @@ def test_init_makes_certificate_distribution_oac_private_bucket_and_aliases(host
             target = aliases[rtype]["AliasTarget"]
             assert target["HostedZoneId"] == cdn.CLOUDFRONT_ZONE_ID
             assert target["DNSName"].rstrip(".") == dist["DomainName"]
-        assert fake.functions[f"dromedary-{name == PROD and 'prod' or 'test'}-site"]["LIVE"]
+        assert fake.functions[f"dromedary-{(name == PROD and 'prod') or 'test'}-site"]["LIVE"]
     oacs = boto3.client("cloudfront").list_origin_access_controls()
     assert len(oacs["OriginAccessControlList"]["Items"]) == 2
     assert set(fake.stores) == {"dromedary-test-release", "dromedary-prod-release"}
@@ -242,3 +242,13 @@ def test_destroy_disables_and_deletes_everything(hosted) -> None:  # type: ignor
         assert "A" not in records(name) and "AAAA" not in records(name)
     assert "waiting for CloudFront to disable" in " ".join(again.progress.lines)
     assert not reconcile.destroy_plan(fresh(project, fake), purge=False).pending
+
+
+def test_cloudfront_hosting_needs_a_domain_in_every_environment(tmp_path: Path) -> None:
+    from sdeliver.config import parse_config
+    from sdeliver.errors import ConfigError
+
+    text = cloudfront_config().replace("    domain: test.dromedary.example.com", "")
+    with pytest.raises(ConfigError, match="cloudfront needs a domain"):
+        parse_config(text, tmp_path / "sdeliver.yaml")
+    assert parse_config(EXAMPLE.read_text(), tmp_path / "x.yaml").site.hosting == "s3-website"
