@@ -247,11 +247,15 @@ class Aws:
     # -- clients -------------------------------------------------------------------------
 
     def client(self, service: str) -> Any:
+        """service: a boto3 service name, or "name@region" for a client of another region
+        (ACM certificates for CloudFront live in us-east-1 whatever the app's region)."""
         with self._lock:
             if service not in self._clients:
                 session: Any = self._session  # boto3-stubs' overloads want a literal name
+                name, _, region = service.partition("@")
                 client = session.client(
-                    service, endpoint_url=self.endpoint_url, config=self._config
+                    name, endpoint_url=self.endpoint_url, config=self._config,
+                    **({"region_name": region} if region else {}),
                 )
                 client.meta.events.register("before-call.*.*", self._count)
                 client.meta.events.register("after-call.*.*", self._log_retries)

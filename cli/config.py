@@ -276,6 +276,12 @@ class Api(Model):
 
 class Site(Model):
     source: RelPath = "site/"
+    hosting: Literal["s3-website", "cloudfront"] = Field(
+        default="s3-website",
+        description="s3-website: a public website bucket, plain HTTP. cloudfront: HTTPS through "
+        "a CloudFront distribution per environment (ACM certificate, private bucket, /api/* "
+        "to the API, each release under its own prefix, switched in one write).",
+    )
     config: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("config")
@@ -681,6 +687,11 @@ def _check_semantics(config: Config, lines: _Lines, path: Path) -> None:
             if key in table_variables:
                 fail(("environments", name, "variables", key),
                      "is set by sdeliver to the name of a table declared in tables")
+    if config.site is not None and config.site.hosting == "cloudfront":
+        for name, env in config.environments.items():
+            if env.domain is None:
+                fail(("environments", name), "site.hosting cloudfront needs a domain in every "
+                     "environment (its certificate and distribution alias)")
     if config.site is not None and config.function.source.rstrip("/") == config.site.source.rstrip(
         "/"
     ):

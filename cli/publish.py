@@ -174,6 +174,11 @@ class Published:
 
 def read_published(project: Project, bucket: str) -> Published:
     """One GET of config.json. Absent, not JSON or naming no release: trusted for nothing."""
+    from .resources import cdn
+
+    hosted = cdn.env_of_bucket(project, bucket)
+    if hosted is not None:  # CloudFront hosting: the live release is the store's one key
+        return Published(None, cdn.live_release(project, hosted), False)
     try:
         found = project.aws.call(
             "s3", "get_object", resource=f"s3://{bucket}/{CONFIG_JSON}", missing=True,
@@ -274,6 +279,13 @@ def add_new_files(
 
     Returns what the bucket then holds (for `publish`), or None when it holds the release
     already (nothing read but config.json)."""
+    from .resources import cdn
+
+    if cdn.env_of_bucket(project, bucket) is not None:
+        from .hosting import add_release_files
+
+        add_release_files(project, bucket, files, release_id, stop, added)
+        return None
     shown = read_published(project, bucket)
     if shown.release == release_id and not shown.dirty:
         return None  # the bucket holds this release already

@@ -131,6 +131,10 @@ def urls(project: Project, env: str) -> tuple[str, str]:
         found = local_urls(project, env)
         if found is not None:
             return found
+    if project.config.site is not None and project.config.site.hosting == "cloudfront":
+        # One origin: the distribution serves the site and routes /api/* to the stage.
+        domain = project.config.env(env).domain
+        return f"https://{domain}/api/", f"https://{domain}/"
     return project.api_url(api_id(project), env), project.site_url(env)
 
 
@@ -171,6 +175,11 @@ def publish_site(
         if site_zip is None:
             site_zip = ReleaseStore(project).download_site(release_id, Path(tmp))
         with files_from_zip(site_zip) as files:
+            if project.config.site.hosting == "cloudfront":
+                from ..hosting import publish_release
+
+                # The release's files under its own prefix, then ONE write makes it live.
+                return publish_release(project, env, files, config, release_id, force=force)
             return publish(project, bucket, files, config, force=force, prior=prior)
 
 

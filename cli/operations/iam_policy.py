@@ -108,6 +108,31 @@ def operator_policy(project: Project) -> dict[str, Any]:
         statements.append(_statement("Tables", TABLE_ACTIONS, [
             project.table_arn(env, key)
             for key in project.config.tables for env in project.config.environments]))
+    if project.config.site is not None and project.config.site.hosting == "cloudfront":
+        # Distributions, OACs, functions and stores get ids from AWS at creation; certificate
+        # ARNs too. Scoped to the services, as the ids cannot be known beforehand.
+        statements += [
+            _statement("CloudFrontHosting", [
+                f"cloudfront:{action}" for action in (
+                    "CreateDistribution", "CreateDistributionWithTags", "GetDistribution",
+                    "GetDistributionConfig", "UpdateDistribution", "DeleteDistribution",
+                    "ListDistributions", "TagResource", "ListTagsForResource",
+                    "CreateOriginAccessControl", "GetOriginAccessControl",
+                    "UpdateOriginAccessControl", "DeleteOriginAccessControl",
+                    "ListOriginAccessControls", "CreateFunction", "DescribeFunction",
+                    "GetFunction", "UpdateFunction", "PublishFunction", "DeleteFunction",
+                    "CreateKeyValueStore", "DescribeKeyValueStore", "DeleteKeyValueStore",
+                )] + [
+                f"cloudfront-keyvaluestore:{action}"
+                for action in ("DescribeKeyValueStore", "GetKey", "PutKey")
+            ], ["*"]),
+            _statement("Certificates", [
+                "acm:ListCertificates", "acm:DescribeCertificate", "acm:RequestCertificate",
+                "acm:AddTagsToCertificate"], ["*"]),
+            _statement("ValidationAndAliasRecords", ["route53:ChangeResourceRecordSets",
+                                                     "route53:ListResourceRecordSets",
+                                                     "route53:GetChange"], ["*"]),
+        ]
     statements += _dns(project)
     statements += _pipeline(project)
     alarms = sorted({name for env in project.config.environments.values() for name in env.alarms})

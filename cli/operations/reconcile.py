@@ -1,7 +1,8 @@
 """Reconcile: read what exists, compare it with sdeliver.yaml, plan, apply.
 
-Resource kinds are planned in dependency order (bucket, tables, roles, function and aliases, API
-and stages and permissions, site buckets, DNS, the pipeline's worker and CodeBuild project,
+Resource kinds are planned in dependency order (bucket, tables, roles, function and aliases,
+API and stages and permissions, site buckets, CloudFront (HTTPS hosting), DNS, the
+pipeline's worker and CodeBuild project,
 the pipeline); a change that needs a value an earlier
 change creates (a role's ARN, a new API's id) finds it in `project.facts` or derives it.
 Reconcile never moves a release pointer: it only makes sure the pointers exist.
@@ -42,6 +43,7 @@ def kinds() -> list[ModuleType]:
     from ..resources import (
         api,
         artifacts,
+        cdn,
         codebuild,
         dns,
         function,
@@ -53,17 +55,20 @@ def kinds() -> list[ModuleType]:
         worker,
     )
 
-    return [artifacts, tables, iam, function, api, site, dns, worker, codebuild, source, pipeline]
+    return [
+        artifacts, tables, iam, function, api, site, cdn, dns, worker, codebuild, source, pipeline
+    ]
 
 
 def waves() -> list[list[ModuleType]]:
     """kinds() in groups planned side by side: a kind whose plan needs a fact an earlier
     kind's plan learns comes in a later group. Planning the function, the worker, the
     CodeBuild project and the pipeline compares their role with the ARN the roles' plan
-    found (`iam.role_arn`); nothing else reads a fact another kind's plan sets."""
-    from ..resources import codebuild, function, pipeline, source, worker
+    found (`iam.role_arn`); CloudFront's reads the API's id and the site buckets' state the
+    first group learns; nothing else reads a fact another kind's plan sets."""
+    from ..resources import cdn, codebuild, function, pipeline, source, worker
 
-    after_roles = [function, worker, codebuild, source, pipeline]
+    after_roles = [function, cdn, worker, codebuild, source, pipeline]
     first = [kind for kind in kinds() if kind not in after_roles]
     return [first, [kind for kind in kinds() if kind in after_roles]]
 

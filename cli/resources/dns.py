@@ -30,6 +30,8 @@ def domains(project: Project) -> dict[str, str]:
     """Environment -> domain, for the environments that have one and a site to point at."""
     if project.config.dns is None or project.config.site is None:
         return {}
+    if project.config.site.hosting == "cloudfront":
+        return {}  # its records are aliases to the distributions, made by cdn.py
     return {env: e.domain for env, e in project.config.environments.items() if e.domain}
 
 

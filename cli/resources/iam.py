@@ -401,5 +401,19 @@ def site_statements(project: Project) -> list[dict[str, Any]]:
          "Resource": sites},
         # config.json names the release the bucket holds, or a publish under way: read first.
         {"Sid": "SiteConfig", "Effect": "Allow", "Action": "s3:GetObject",
-         "Resource": [f"{arn}/config.json" for arn in sites]},
+         "Resource": [f"{arn}/config.json" for arn in sites]
+         + ([f"{arn}/releases/*/config.json" for arn in sites]
+            if project.config.site.hosting == "cloudfront" else [])},
+        *_live_release_statements(project),
     ]
+
+
+def _live_release_statements(project: Project) -> list[dict[str, Any]]:
+    """CloudFront hosting: reading and switching the live release (cdn.switch_release)."""
+    if project.config.site is None or project.config.site.hosting != "cloudfront":
+        return []
+    stores = f"arn:{project.aws.partition}:cloudfront::{project.account}:key-value-store/*"
+    return [{"Sid": "LiveRelease", "Effect": "Allow", "Action": [
+        "cloudfront:DescribeKeyValueStore", "cloudfront-keyvaluestore:DescribeKeyValueStore",
+        "cloudfront-keyvaluestore:GetKey", "cloudfront-keyvaluestore:PutKey"],
+        "Resource": stores}]

@@ -136,7 +136,23 @@ def initial_config(project: Project, env: str) -> dict[str, Any]:
     }
 
 
+# CloudFront hosting (cdn.py): a private bucket, read only through the distribution's OAC.
+PRIVATE = {
+    "BlockPublicAcls": True,
+    "IgnorePublicAcls": True,
+    "BlockPublicPolicy": True,
+    "RestrictPublicBuckets": True,
+}
+
+
+def cloudfront(project: Project) -> bool:
+    return project.config.site is not None and project.config.site.hosting == "cloudfront"
+
+
 def desired(project: Project, env: str, bucket: str) -> dict[str, Any]:
+    if cloudfront(project):
+        # Its policy is the distribution's (cdn.py); its content lives under releases/.
+        return {"public_access_block": PRIVATE, "tags": project.tags(env)}
     return {
         "website": desired_website(),
         "public_access_block": PUBLIC_POLICY_ALLOWED,
@@ -275,7 +291,7 @@ def _check_owner(project: Project, env: str, bucket: str, have: dict[str, Any]) 
             f"site bucket {bucket} belongs to sdeliver app {owner!r}, not {project.app!r}",
             hint=f"give environment {env} another domain, or destroy app {owner!r} first",
         )
-    if have["website"] is None and not _is_empty(project, bucket):
+    if not cloudfront(project) and have["website"] is None and not _is_empty(project, bucket):
         # Making it a public website would publish whatever private objects it holds.
         raise OperationFailed(
             f"site bucket {bucket} already exists, holds objects and is not a website: "
@@ -297,7 +313,7 @@ ORDER = list(CALLS)  # tags first: a half-made bucket is still known as ours
 
 
 def plan(project: Project) -> list[Change]:
-    if envs(project):
+    if envs(project) and not cloudfront(project):
         check_account_allows_public_sites(project)
     return parallel.each(lambda env: _plan_env(project, env), envs(project))
 
@@ -328,7 +344,8 @@ def check_account_allows_public_sites(project: Project) -> None:
 
 def _plan_env(project: Project, env: str) -> Change:
     bucket = project.site_bucket(env)
-    website_zone(project.region)  # an unknown region fails here, before anything is made
+    if not cloudfront(project):
+        website_zone(project.region)  # an unknown region fails here, before anything is made
     want = desired(project, env, bucket)
     have = read(project, bucket)
     if have is not None:
@@ -396,7 +413,7 @@ def _apply_fields(
             "put_public_access_block",
             resource=res,
             Bucket=bucket,
-            PublicAccessBlockConfiguration=PUBLIC_POLICY_ALLOWED,
+            PublicAccessBlockConfiguration=new["public_access_block"],
         )
     if "website" in new:
         website = desired_website()
