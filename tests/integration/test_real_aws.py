@@ -147,3 +147,19 @@ def test_the_iam_policy_scopes_resources_to_the_apps_names(sdeliver, project_dir
     # Resources AWS cannot scope are named in the Sid.
     assert [s["Sid"] for s in by_sid.values() if "*" in s["Resource"]] == [
         "AccountWideListBucketsAndBlockPublicAccess", "FindHostedZone"]
+
+
+def test_the_readmes_iam_policy_line_runs_as_written(project_dir: Path, endpoint: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.integration.test_local import readme_block
+
+    [line] = readme_block("## Using it on AWS")
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["bash", "-c", f"set -e\n{line}"], cwd=project_dir, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    policy = json.loads((project_dir / "sdeliver-policy.json").read_text())
+    assert policy["Version"] == "2012-10-17" and policy["Statement"]
