@@ -38,7 +38,8 @@ def data_console() -> Console:
 
         _data_console = Console(highlight=False, soft_wrap=True)
         if not _data_console.is_terminal:
-            _data_console = Console(highlight=False, soft_wrap=True, width=160)
+            # A pipe or a file: whole lines, never a URL or an ARN cut with "…" (grep, awk).
+            _data_console = Console(highlight=False, soft_wrap=True, width=1000)
     return _data_console
 
 

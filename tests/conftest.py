@@ -66,9 +66,10 @@ def moto_server() -> Iterator[str]:
     # per fresh account, so no test loads them unless it asks (`managed_policies`).
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "false"
     from moto.server import ThreadedMotoServer
-    from sdeliver.local.emulator import _ignore_policy_conditions
+    from sdeliver.local.emulator import _ignore_policy_conditions, allow_mock_integrations
 
     _ignore_policy_conditions()  # as `sdeliver local serve` does: see its docstring
+    allow_mock_integrations()  # also for CLIs run as subprocesses against this server
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -78,3 +78,31 @@ def test_the_sample_app_is_delivered_through_localstack(
         gone = sdeliver("destroy", "--yes", "--purge")
         assert gone.code == 0, gone.output
         assert set(stub.refused) == {"s3 DeleteObject If-Match"}  # no CodePipeline, no CodeBuild
+
+
+def test_the_readmes_localstack_lines_run_as_written(
+    project_dir: Path, hosted_zone: str, endpoint: str,  # type: ignore[no-untyped-def]
+) -> None:
+    """The README's sdeliver lines for LocalStack, verbatim, against the stub (LocalStack's
+    own start, the aws CLI and the exports are its setup, done here by the fixtures)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.integration.test_local import readme_block
+
+    lines = [line for line in readme_block("## With LocalStack") if line.startswith("sdeliver ")]
+    assert [line.split("#")[0].split()[1] for line in lines] == [
+        "init", "deploy", "promote", "status", "destroy"]
+    (project_dir / "check_site.py").write_text(CHECK_SITE)
+    config = project_dir / "sdeliver.yaml"
+    config.write_text(config.read_text().replace("e2e: python -m pytest tests/e2e -q",
+                                                 "e2e: python check_site.py"))
+    with LocalStackStub(endpoint) as stub:
+        env = {**os.environ, "SDELIVER_ENDPOINT_URL": stub.url, "SDELIVER_SKIP": "pipeline",
+               "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        done = subprocess.run(["bash", "-c", "set -e\n" + "\n".join(lines)], cwd=project_dir,
+                              env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "pipeline: left out" in done.stderr
+    assert "s3-website.localhost.localstack.cloud" in done.stdout

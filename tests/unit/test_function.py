@@ -74,9 +74,10 @@ def test_a_converged_plan_is_all_none_and_writes_nothing(make_project) -> None: 
 
     changes = [*iam.plan(project), *function.plan(project)]
 
-    # The example declares a pipeline: its two roles are planned with the function's.
+    # The example declares a pipeline: its roles (the pipeline's, the worker's and the
+    # CodeBuild project's, the default runner) are planned with the function's.
     assert [(c.kind, c.action) for c in changes] == [
-        ("iam-role", "none"), ("iam-role", "none"), ("iam-role", "none"),
+        ("iam-role", "none"), ("iam-role", "none"), ("iam-role", "none"), ("iam-role", "none"),
         ("lambda-function", "none"), ("lambda-alias", "none"), ("lambda-alias", "none")]
     assert project.aws.stats.writes == writes
 
