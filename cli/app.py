@@ -64,7 +64,7 @@ app = typer.Typer(
     name="sdeliver",
     help=HELP,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
     pretty_exceptions_enable=False,
     # Plain help, as git and aws print it: typer's rich help imports rich's markdown and
     # syntax modules, which cost more than the rest of start-up together.

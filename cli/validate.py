@@ -14,6 +14,7 @@ from typing import Any
 
 from .config import Config, _Lines, _where
 from .errors import ConfigError
+from .local.runner import local_runtime_problem
 from .yamlsafe import compose
 
 # Runtimes AWS has deprecated: it applies no more security patches, and then blocks
@@ -102,6 +103,10 @@ def check_files(config: Config) -> list[str]:
         problem("function", "runtime",
                 message=f"{runtime} is deprecated: AWS no longer accepts it for new or updated "
                 "functions (python3.12, nodejs22.x, ... are current)")
+    elif (why := local_runtime_problem(runtime)) is not None:
+        # AWS may run it; sdeliver's local mode cannot: said now, refused by --local commands.
+        warnings.append(f"{_where(config.path, lines.line_of(('function', 'runtime')))}: "
+                        f"function.runtime: {why} (--local is refused for it)")
     _directory(config, "function", "source", config.function.source, problem)
     if config.site is not None:
         _directory(config, "site", "source", config.site.source, problem)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import OperationFailed
+from ..errors import ConfigError, OperationFailed
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -309,6 +309,12 @@ def local_endpoint(g: Globals, config: Config) -> str:
     serve`, or the background one an earlier `--local` command started), or a new
     background one that outlives this command."""
     from .background import ensure_server
+    from .runner import local_runtime_problem
+
+    why = local_runtime_problem(config.function.runtime)
+    if why is not None:
+        raise ConfigError(f"{config.path}: function.runtime: {why}",
+                          hint="run this app against AWS, or choose a runtime local mode runs")
 
     g.profile = None
     g._cleanups.append(use_dummy_credentials())

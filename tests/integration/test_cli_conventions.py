@@ -159,3 +159,13 @@ def test_every_declined_prompt_says_nothing_changed(capsys, monkeypatch) -> None
     monkeypatch.setattr(typer, "confirm", lambda *_a, **_k: False)
     assert _shared.confirm(Globals(), "Delete 3 resource(s)?") is False
     assert capsys.readouterr().err == "Nothing changed.\n"
+
+
+def test_shell_completion_is_offered() -> None:
+    import subprocess
+    import sys
+
+    shown = subprocess.run([sys.executable, "-m", "sdeliver", "--show-completion", "bash"],
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert shown.returncode == 0, shown.stderr
+    assert "_sdeliver_completion" in shown.stdout and "complete " in shown.stdout

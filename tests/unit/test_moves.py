@@ -304,3 +304,21 @@ def test_move_entered_twice_is_refused_while_held(app: Project) -> None:
     steps.deploy(app, "test")
     with Move(app, "test", "deploy"), pytest.raises(EnvironmentLocked):
         Move(app, "test", "rollback").__enter__()
+
+
+def test_a_second_ctrl_c_while_putting_back_stops_at_once_and_says_what_to_run(two_releases: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sdeliver.operations.rollback as rollback_op
+
+    project = two_releases
+
+    def interrupted(*_: Any, **__: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rollback_op, "publish_site", interrupted)  # the first Ctrl-C
+    monkeypatch.setattr(rollback_op, "put_back", interrupted)  # the second, while putting back
+    with pytest.raises(Interrupted) as stopped:
+        rollback(project, "test")
+    assert stopped.value.exit_code == 130
+    assert "interrupted again while putting test back" in stopped.value.message
+    assert "sdeliver status" in str(stopped.value.hint) and "sdeliver rollback --env test" in str(stopped.value.hint)
+    assert read_lock(project, "test") is None  # the lease is released all the same

@@ -143,3 +143,14 @@ def test_a_foreign_integration_is_a_warning_not_an_error(sdeliver, project_dir: 
     assert "warning" in result.output and "GET /hello" in result.output
     assert "${stageVariables.lambdaAlias}" in result.output and "eu-west-1" in result.output
     assert "deploy refuses it unless api.allow_foreign_integrations is true" in result.output
+
+
+def test_a_runtime_local_mode_cannot_run_is_a_warning_and_refused_by_local(sdeliver, project_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    path = project_dir / "sdeliver.yaml"
+    path.write_text(path.read_text().replace("runtime: python3.12", "runtime: java21"))
+    result = validate(sdeliver, project_dir)
+    assert result.code == 0, result.output
+    assert "function.runtime: the local gateway cannot run runtime java21" in result.stderr
+    refused = sdeliver("--local", "init", "--yes", cwd=project_dir)
+    assert refused.code == 2, refused.output
+    assert "cannot run runtime java21" in refused.stderr
