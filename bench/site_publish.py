@@ -95,7 +95,7 @@ config = {"title": "b", "release": "r-" + package.sha256_hex[:12]}
 with tempfile.TemporaryDirectory() as tmp:
     archive = Path(tmp) / "site.zip"
     archive.write_bytes(package.data)
-    project = SimpleNamespace(aws=aws, facts={})
+    project = SimpleNamespace(aws=aws, facts={}, config=SimpleNamespace(site=None, environments={}))
     result = publish(project, bucket, files_from_zip(archive), config, force=force)
 print(result.uploaded, result.unchanged, result.deleted, aws.stats.reads, aws.stats.writes,
       f"{packaged:.3f}", f"{time.process_time():.3f}")
