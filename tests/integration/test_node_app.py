@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -42,15 +43,16 @@ def _sdeliver(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
-def _config(directory: Path, env: str) -> tuple[dict, str]:
-    """(the API's /config answer, the CORS origin it allowed) for env's site origin."""
-    gateway = json.loads((directory / ".sdeliver" / "local.json").read_text())["gateway"]
-    origin = gateway.replace("localhost", "127.0.0.1")
-    api = gateway.replace("127.0.0.1", "localhost")
-    request = urllib.request.Request(f"{api}/{env}/api/config", headers={"Origin": origin})
+def _config(status: dict, env: str) -> dict:
+    """The API's /config answer to a request from env's site, which it allows (CORS)."""
+    doc = status["environments"][env]
+    site = urllib.parse.urlsplit(doc["site_url"])
+    origin = f"{site.scheme}://{site.netloc}"
+    request = urllib.request.Request(doc["api_url"] + "config", headers={"Origin": origin})
     with urllib.request.urlopen(request, timeout=30) as response:
-        allowed = response.headers.get("Access-Control-Allow-Origin")
-        return json.load(response), allowed
+        assert response.headers.get("Access-Control-Allow-Origin") == origin
+        assert origin.startswith("http://127.0.0.1:")  # not the API's origin (localhost)
+        return dict(json.load(response))
 
 
 def _status(directory: Path) -> dict:
@@ -80,20 +82,18 @@ def test_a_node_app_with_a_table_deploys_promotes_and_rolls_back_locally(tmp_pat
         _release(app, "v2")
         _sdeliver(app, "--local", "deploy", "--env", "test")
         _sdeliver(app, "--local", "promote", "test->prod")
-        assert _config(app, "prod")[0] == {"table": f"{APP}-prod-items", "version": "v2"}
+        assert _config(_status(app), "prod") == {"table": f"{APP}-prod-items", "version": "v2"}
 
         _sdeliver(app, "--local", "rollback", "--alias", "prod")
 
-        prod, allowed = _config(app, "prod")
-        test, _ = _config(app, "test")
         status = _status(app)
+        prod, test = _config(status, "prod"), _config(status, "test")
     finally:
         stopped = subprocess.run(["sdeliver", "local", "stop"], cwd=app, env=_env(),
                                  capture_output=True, text=True, timeout=60, check=False)
     assert stopped.returncode == 0, stopped.stderr
     assert prod == {"table": f"{APP}-prod-items", "version": "v1"}  # the first release again
     assert test == {"table": f"{APP}-test-items", "version": "v2"}
-    assert allowed is not None and allowed.startswith("http://127.0.0.1:")
     environments = status["environments"]
     assert set(environments) == {"test", "prod"}
     assert all(doc["in_sync"] for doc in environments.values()), status
