@@ -153,7 +153,7 @@ def allow_mock_integrations() -> None:
         return args
 
     build_args._sdeliver = True  # type: ignore[attr-defined]
-    APIGatewayBackend._build_integration_args = build_args  # type: ignore[method-assign]
+    APIGatewayBackend._build_integration_args = build_args  # type: ignore[method-assign,assignment]
 
 
 def _ignore_policy_conditions() -> None:

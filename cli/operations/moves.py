@@ -260,10 +260,8 @@ class Move:
         # Named after the pointers that moved (the site first: what visitors see); the
         # others still serve the ledger's release.
         moved = {d.pointer for d in differ}
-        release = next(
-            (found.of(p) for p in ("site", "alias", "stage") if p in moved and found.of(p)),
-            self.current.release,
-        )
+        named = [found.of(p) for p in ("site", "alias", "stage") if p in moved]
+        release = next((name for name in named if name), self.current.release)
         fields: dict[str, Any] = {"release": release}
         if release != self.current.release:
             manifest = ReleaseStore(self.project).manifest(release) or {}

@@ -30,11 +30,12 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from functools import partial
 from typing import Any
 
 from .. import parallel
 from ..errors import OperationFailed
-from ..plan import Change, FieldChange
+from ..plan import Action, Change, FieldChange
 from ..project import TAG_APP, Project
 
 ACM = "acm@us-east-1"
@@ -748,7 +749,7 @@ def _plan_records(project: Project, env: str, zone_id: str) -> Change:
             p.aws.wait("route53", "resource_record_sets_changed", resource=f"record {name}",
                        delay=5, max_attempts=120, Id=found["ChangeInfo"]["Id"])
 
-    action = "create" if not any(t in by_type for t in ("A", "AAAA")) else "update"
+    action: Action = "create" if not any(t in by_type for t in ("A", "AAAA")) else "update"
     return Change("dns-record", name, action, fields, ["route53.ChangeResourceRecordSets"],
                   upsert)
 
@@ -819,20 +820,20 @@ def destroy(project: Project) -> list[Change]:
                                  [FieldChange("id", dist["Id"], None)],
                                  ["cloudfront.UpdateDistribution",
                                   "cloudfront.DeleteDistribution"],
-                                 lambda p, i=dist["Id"]: _delete_distribution(p, i)))
+                                 partial(_delete_distribution, dist_id=dist["Id"])))
         fname = resource_name(project, env, "site")
         if _read_function(project, fname) is not None:
             result.append(Change("cloudfront-function", fname, "delete", [], [
-                "cloudfront.DeleteFunction"], lambda p, n=fname: _delete_function(p, n)))
+                "cloudfront.DeleteFunction"], partial(_delete_function, name=fname)))
         store = describe_store(project, env)
         if store is not None:
             result.append(Change("cloudfront-kvs", store["Name"], "delete", [], [
-                "cloudfront.DeleteKeyValueStore"], lambda p, n=store["Name"]: _delete_store(p, n)))
+                "cloudfront.DeleteKeyValueStore"], partial(_delete_store, name=store["Name"])))
         oac = _find_oac(project, resource_name(project, env, "site"))
         if oac is not None:
             result.append(Change("cloudfront-oac", oac["Name"], "delete", [], [
                 "cloudfront.DeleteOriginAccessControl"],
-                lambda p, i=oac["Id"]: _delete_oac(p, i)))
+                partial(_delete_oac, oac_id=oac["Id"])))
     return result
 
 
