@@ -174,6 +174,11 @@ class Ledger:
         self._seqs = found
         return found
 
+    @property
+    def newest_seq(self) -> int | None:
+        """The newest number this object has listed or written (None before any listing)."""
+        return self._newest
+
     def problems(self) -> list[str]:
         """What is wrong with the ledger's keys, as of the last listing (made now if none):
         keys that are not entries, numbers out of range, missing entries. Never raises for

@@ -256,6 +256,7 @@ class EnvironmentLock:
         self._stop_heartbeat = threading.Event()
         self._heartbeat: threading.Thread | None = None
         self.lost: EnvironmentLocked | None = None  # set when a renewal found it taken
+        self.waited = False  # whether acquiring had to wait for another holder
 
     # -- context manager -----------------------------------------------------------------
 
@@ -344,6 +345,7 @@ class EnvironmentLock:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is None or remaining <= 0:
                 raise self._locked(held)
+            self.waited = True
             self.project.aws.sleep(min(remaining, random.uniform(*POLL_SECONDS)))  # noqa: S311
 
     def _locked(self, held: Lease) -> EnvironmentLocked:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -75,17 +77,26 @@ def run_command(
 
 
 def stop_group(proc: subprocess.Popen[str], grace: float = 5.0) -> None:
-    """SIGTERM the command's process group, then SIGKILL what is left after `grace`."""
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, grace)):
+    """SIGTERM the command's process group, then SIGKILL the whole group after `grace`:
+    a child that ignores SIGTERM must not outlive the shell (it would keep the output pipe,
+    and this command with it, open)."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        proc.poll()  # reap the shell: a zombie still counts as the group's member
         try:
-            os.killpg(proc.pid, sig)
+            os.killpg(proc.pid, 0)  # anyone left in the group?
         except (ProcessLookupError, PermissionError):
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+            break
+        time.sleep(0.05)
+    else:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
 
 
 def source_revision(project_dir: Path, *, mark_dirty: bool = True) -> str | None:

@@ -189,6 +189,7 @@ def deploy_api(
     current, live_deployment = serving
     if (
         current is not None
+        and current.action in ("deploy", "promote", "rollback")  # its pointers all its own
         and live_deployment is not None
         and current.api_deployment_id == live_deployment
         and current.api_definition_sha256 == built.definition.sha256
@@ -365,12 +366,24 @@ def deploy(
                 env, "deploy", "unchanged", built.release_id, current.lambda_version,
                 current.api_deployment_id, current.e2e, current.seq,
             )
+        seen = ledger.newest_seq
         # The manifest (the release complete) is written beside taking the lease.
         move = Move(project, env, "deploy", toward=built.release_id, wait=wait, ledger=ledger,
                     beside=(lambda: store.store_manifest(built)) if stored else None)
         with move:
             if stored:
                 project.progress.step(f"stored release {built.release_id}")
+            if ledger.newest_seq != seen or move.lock.waited:
+                # Another command moved this environment between those reads and the lease:
+                # what was read then is read again.
+                latest = found = None
+                if not force and move.found is None and unchanged(move.current, built, move.live):
+                    current = move.current
+                    assert current is not None
+                    return ReleaseResult(
+                        env, "deploy", "unchanged", built.release_id, current.lambda_version,
+                        current.api_deployment_id, current.e2e, current.seq,
+                    )
             return _deploy_locked(
                 project, env, built, move, rollback_on_failure, force,
                 latest=latest, found=found, store=store,
@@ -393,7 +406,11 @@ def _deploy_locked(
 ) -> ReleaseResult:
     store = store or ReleaseStore(project)
     manifest = store.require(built.release_id)
+    # `before` is what a failure puts back; `live` what serves now (they differ for a
+    # re-run finishing its own cut-short move).
     current, before = move.current, move.before
+    assert move.live is not None
+    live = move.live.pointers
     fields = entry_fields(project, built, current)
     new_files = NewSiteFiles(project, env, built.release_id, manifest, built.site_zip)
     version: str | None = None
@@ -404,15 +421,15 @@ def _deploy_locked(
         # The function's new version beside the API's deployment: neither needs the other.
         version, deployment = parallel.together(
             lambda: publish_function(project, built, store, latest),
-            lambda: deploy_api(project, env, built, found, (current, before.deployment_id)),
+            lambda: deploy_api(project, env, built, found, (current, live.deployment_id)),
         )
         return version, deployment
 
     def failed(err: BaseException) -> None:
         # Any failure, ours or not (a stream cut mid-body, a bad zip, Ctrl-C): put
         # everything back and record the attempt before the error goes on to be reported.
+        put_back(project, env, before, current)  # first: the live site's files stay whole
         new_files.remove()
-        put_back(project, env, before, current)
         record_failure(move, fields, describe(err), version=version, deployment=deployment)
 
     move.on_failure = failed
@@ -423,8 +440,8 @@ def _deploy_locked(
         project.progress.detail(f"site: {len(new_files.added)} new files added")
     # The alias and the stage switch together (each is one call, neither needs the other).
     parallel.together(
-        lambda: switch_alias(project, env, new_version, before.alias_revision),
-        lambda: None if new_deployment == before.deployment_id
+        lambda: switch_alias(project, env, new_version, live.alias_revision),
+        lambda: None if new_deployment == live.deployment_id
         else point_stage(project, env, new_deployment),
     )
     move.confirm_early()  # beside the site's last writes: the entry follows them

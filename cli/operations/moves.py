@@ -29,7 +29,7 @@ from types import TracebackType
 from typing import Any
 
 from .. import parallel
-from ..errors import Interrupted, SdeliverError
+from ..errors import EnvironmentLocked, Interrupted, SdeliverError
 from ..ledger import Entry, Ledger
 from ..lock import EnvironmentLock
 from ..project import Project
@@ -205,6 +205,8 @@ class Move:
     lock: EnvironmentLock = field(init=False)
     _confirming: Future[None] | None = field(default=None, init=False, repr=False)
     _confirmed_at: float = field(default=0.0, init=False, repr=False)
+    _put_back_to: Pointers | None = field(default=None, init=False, repr=False)
+    put_back: bool = field(default=False, init=False)  # whether a failure was put back
 
     def __post_init__(self) -> None:
         if self.ledger is None:
@@ -224,6 +226,7 @@ class Move:
         except BaseException:
             if beside is not None:
                 beside.cancel()
+            self.lock.release()  # a Ctrl-C between writing the lease and holding it
             raise
         assert self.ledger is not None
         try:
@@ -246,15 +249,26 @@ class Move:
 
     @property
     def before(self) -> Pointers:
+        """What a failure puts back: what served when this command began — or, when it is a
+        re-run finishing its own cut-short move, what the ledger's entry served (the live
+        pointers are half moved then), with the live alias's revision."""
         assert self.live is not None
-        return self.live.pointers
+        return self._put_back_to or self.live.pointers
 
     def _record_found(self, differ: list[Difference]) -> None:
         """Record what is live, unless it is this command's own unfinished move."""
         assert self.live is not None and self.current is not None
         found = identify(self.project, self.live)
         if all(self._toward(d, found) for d in differ):
-            return  # a re-run of the move that was cut short: it finishes it now
+            # A re-run of the move that was cut short: it finishes it now, and a failure
+            # goes back to what the ledger's entry served, not to the half-made move.
+            current, now = self.current, self.live.pointers
+            self._put_back_to = Pointers(
+                version=current.lambda_version, weights=dict(current.weights or {}),
+                deployment_id=current.api_deployment_id or now.deployment_id,
+                alias_revision=now.alias_revision,
+            )
+            return
         names = [found.of(d.pointer) for d in differ]
         action = "interrupted" if all(names) or self.live.site_dirty else "drifted"
         # Named after the pointers that moved (the site first: what visitors see); the
@@ -335,9 +349,16 @@ class Move:
         lease is ever taken over.)"""
         assert self.ledger is not None
         confirming, self._confirming = self._confirming, None
+        fresh = False
         if confirming is not None:
-            confirming.result()
-        if confirming is None or time.monotonic() - self._confirmed_at > CONFIRM_FRESH:
+            try:
+                confirming.result()
+                fresh = time.monotonic() - self._confirmed_at <= CONFIRM_FRESH
+            except EnvironmentLocked:
+                raise
+            except SdeliverError:
+                fresh = False  # AWS did not answer then: ask again now
+        if not fresh:
             self._confirm_now()
         entry = self.ledger.append(**fields)
         self.recorded = entry
@@ -358,9 +379,15 @@ class Move:
             self.lock.__exit__(exc_type, exc, tb)
         if isinstance(exc, KeyboardInterrupt):
             where = f" (ledger #{self.recorded.seq})" if self.recorded is not None else ""
-            back = self.current.release if self.current is not None else "what it served"
+            if self.put_back:
+                back = self.current.release if self.current is not None else "what it served"
+                said = f"{self.env} put back on {back}{where}"
+            elif self.recorded is not None:
+                said = f"what it moved is recorded{where}"
+            else:
+                said = f"{self.env} may not be as it was: see 'sdeliver status'{where}"
             raise Interrupted(
-                f"{self.command} {self.env}: interrupted; {self.env} put back on {back}{where}",
+                f"{self.command} {self.env}: interrupted; {said}",
                 signal_name=getattr(exc, "signal_name", "SIGINT"),
             ) from None
 
@@ -369,13 +396,16 @@ class Move:
         try:
             # Putting back is a move too: never over another command that took the lease.
             self.lock.confirm()
-        except SdeliverError as err:
+        except EnvironmentLocked as err:
             self.project.progress.warn(
                 f"not putting {self.env} back: {err.message}; its new holder moves it now"
             )
             return
+        except SdeliverError as err:  # AWS unreachable for now: try to put back anyway
+            self.project.progress.warn(f"could not confirm the {self.env} lock: {err.message}")
         try:
             self.on_failure(exc)
+            self.put_back = True
         except KeyboardInterrupt:
             raise Interrupted(
                 f"{self.command} {self.env}: interrupted again while putting {self.env} back: "

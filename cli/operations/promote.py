@@ -23,7 +23,7 @@ from ..publish import Prior, listing
 from ..release import ReleaseStore
 from .deploy import put_back, restore
 from .environment import Pointers, api_id, move_alias, point_stage, publish_site, run_e2e
-from .moves import Move, describe
+from .moves import Move, describe, disagreements
 from .result import ReleaseResult
 
 
@@ -160,14 +160,17 @@ def _promote_locked(
     canary: Canary | None,
     rollback_on_failure: bool,
 ) -> ReleaseResult:
-    current, before = move.current, move.before
+    current, before = move.current, move.before  # before: what a failure puts back
+    assert move.live is not None
+    live = move.live.pointers
     if (
         current is not None
         and current.release == src.release
         and current.action in ("deploy", "promote", "rollback")
-        and before.version == src.lambda_version
-        and before.deployment_id == src.api_deployment_id
-        and not before.weights
+        and live.version == src.lambda_version
+        and live.deployment_id == src.api_deployment_id
+        and not live.weights
+        and not disagreements(move.live, current)  # a publish cut short is finished below
     ):
         return ReleaseResult(
             target,
@@ -192,13 +195,15 @@ def _promote_locked(
         move.append(**{**fields, "message": describe(err)}, outcome="failed")
 
     move.on_failure = failed
+    revision = live.alias_revision
     if canary is not None and before.version not in (None, src.lambda_version):
+        revision = None  # each step gave the alias a new revision; the lease is ours
         stopped = _canary(project, target, src, before, canary, move, fields)
         if stopped:
             return stopped
     version, deployment = src.lambda_version, src.api_deployment_id
     parallel.together(  # the alias and the stage switch together
-        lambda: move_alias(project, target, version, revision_id=before.alias_revision),
+        lambda: move_alias(project, target, version, revision_id=revision),
         lambda: point_stage(project, target, deployment),
     )
     move.confirm_early()  # beside the site's last writes: the entry follows them

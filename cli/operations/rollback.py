@@ -183,7 +183,9 @@ def _rollback_locked(
     if aimed is None or aimed.seq != target.seq or manifest is None:
         # What was read beside the lease is not where the rollback goes now: read it again.
         manifest, site_zip = store.require(site_release), None
-    before = move.before
+    before = move.before  # what a failure puts back
+    assert move.live is not None
+    live_revision = move.live.pointers.alias_revision
     fields: dict[str, Any] = {
         **target.release_fields(),
         "action": "rollback",
@@ -197,7 +199,7 @@ def _rollback_locked(
     move.on_failure = failed
     version, deployment = target.lambda_version, target.api_deployment_id
     parallel.together(  # the alias and the stage switch together
-        lambda: move_alias(project, env, version, revision_id=before.alias_revision),
+        lambda: move_alias(project, env, version, revision_id=live_revision),
         lambda: point_stage(project, env, deployment),
     )
     move.confirm_early()  # beside the site's last writes: the entry follows them

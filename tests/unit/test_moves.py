@@ -322,3 +322,40 @@ def test_a_second_ctrl_c_while_putting_back_stops_at_once_and_says_what_to_run(t
     assert "interrupted again while putting test back" in stopped.value.message
     assert "sdeliver status" in str(stopped.value.hint) and "sdeliver rollback --env test" in str(stopped.value.hint)
     assert read_lock(project, "test") is None  # the lease is released all the same
+
+
+def test_a_timeout_stops_a_child_that_ignores_sigterm(tmp_path: Path) -> None:
+    from sdeliver.progress import Silent
+
+    marker = tmp_path / "child.pid"
+    script = ("import os, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+              f"open({str(marker)!r}, 'w').write(str(os.getpid())); time.sleep(60)")
+    started = time.monotonic()
+    status = run_command(f"{sys.executable} -c \"{script}\"; echo done", cwd=tmp_path,
+                         progress=Silent(), timeout=1)
+    assert status == 124
+    assert time.monotonic() - started < 30  # SIGKILLed after the grace, not after 60 s
+    assert not _alive(int(marker.read_text()))
+
+
+def test_a_re_run_that_fails_puts_back_what_the_ledger_served_not_the_half_move(
+    two_releases: Project, project_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = two_releases
+    r2 = Ledger(project, "test").current()
+    assert r2 is not None
+    new_code(project_dir, "3")
+    built = steps.build(project)
+    store = steps.ReleaseStore(project)
+    store.store(built)
+    version = steps.publish_function(project, built, store)
+    # A deploy of r3 killed right after moving the alias: the alias is on r3's version.
+    boto3.client("lambda", region_name="us-east-1").update_alias(
+        FunctionName=project.function_name, Name="test", FunctionVersion=version)
+    monkeypatch.setattr(steps, "run_e2e", lambda *_a, **_k: "failed")
+
+    result = steps.deploy(project, "test")
+
+    assert result.outcome == "rolled-back"
+    assert read_live(project, "test").pointers.version == r2.lambda_version  # not r3's
+    assert environment_status(project, "test")["in_sync"] is True
