@@ -359,3 +359,25 @@ def test_a_re_run_that_fails_puts_back_what_the_ledger_served_not_the_half_move(
     assert result.outcome == "rolled-back"
     assert read_live(project, "test").pointers.version == r2.lambda_version  # not r3's
     assert environment_status(project, "test")["in_sync"] is True
+
+
+def test_a_canarys_last_switch_does_not_send_the_revision_its_own_steps_replaced(
+    two_releases: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each canary step's UpdateAlias gives the alias a new RevisionId (AWS checks it; moto
+    does not): the switch at 100 % must not send the one read before the first step."""
+    import sdeliver.operations.promote as promote_op
+    from sdeliver.operations.promote import Canary
+
+    project = two_releases
+    sent: list[tuple[str, str | None]] = []
+    real = promote_op.move_alias
+
+    def recording(p: Project, env: str, version: str, **kwargs: Any) -> None:
+        sent.append((version, kwargs.get("revision_id")))
+        real(p, env, version, **kwargs)
+
+    monkeypatch.setattr(promote_op, "move_alias", recording)
+    result = promote(project, "test", "prod", canary=Canary(percent=10, steps=2, interval=0))
+    assert result.outcome == "succeeded", result
+    assert sent[-1] == (result.version, None)
