@@ -377,6 +377,7 @@ def deploy(
                 # Another command moved this environment between those reads and the lease:
                 # what was read then is read again.
                 latest = found = None
+                assert move.live is not None
                 if not force and move.found is None and unchanged(move.current, built, move.live):
                     current = move.current
                     assert current is not None

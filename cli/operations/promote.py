@@ -207,11 +207,9 @@ def _promote_locked(
         lambda: point_stage(project, target, deployment),
     )
     move.confirm_early()  # beside the site's last writes: the entry follows them
-    live, [found] = move.live, move.read_with
-    prior = (
-        Prior(live.published, found)
-        if live is not None and live.published is not None and found is not None else None
-    )
+    [found] = move.read_with
+    read = move.live.published
+    prior = Prior(read, found) if read is not None and found is not None else None
     published = publish_site(project, target, src.release, manifest, site_zip, prior=prior)
     e2e = run_e2e(project, target, manifest.get("version") or src.release)
     outcome, message = "succeeded", fields["message"]
