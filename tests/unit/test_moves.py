@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -31,29 +30,9 @@ from sdeliver.project import Project
 from sdeliver.resources import site
 from sdeliver.shell import run_command
 
-from tests.conftest import provisioned
+from tests.unit.test_deploy_steps import app, aws  # noqa: F401 - the same provisioned app
 
 TEST_SITE = "test.dromedary.example.com"
-
-
-@pytest.fixture
-def aws() -> Iterator[None]:
-    from moto import mock_aws
-    from sdeliver.local.emulator import _ignore_policy_conditions
-
-    _ignore_policy_conditions()
-    with mock_aws():
-        yield
-
-
-@pytest.fixture
-def app(project_dir: Path, aws: None) -> Project:
-    path = project_dir / "sdeliver.yaml"
-    text = path.read_text().replace(
-        "python -m pip install -r requirements.txt -t app/vendor --quiet", "python -c pass"
-    ).replace("e2e: python -m pytest tests/e2e -q", "e2e: python -c pass")
-    path.write_text(text)
-    return provisioned(path)  # type: ignore[no-any-return]
 
 
 def new_code(project_dir: Path, version: str) -> None:
