@@ -272,13 +272,15 @@ def add_new_files(
     release_id: str,
     stop: threading.Event,
     added: list[str],
+    shown: Published | None = None,
 ) -> Prior | None:
     """Upload only the files whose keys the bucket does not hold yet, appending each key to
     `added` once it is up: nothing links to them until the release's index.html and
     config.json are written by `publish`. Setting `stop` ends the uploads early.
 
     Returns what the bucket then holds (for `publish`), or None when it holds the release
-    already (nothing read but config.json)."""
+    already (nothing read but config.json). shown: config.json as the caller read it under
+    its lease (not read again)."""
     from .resources import cdn
 
     if cdn.env_of_bucket(project, bucket) is not None:
@@ -286,7 +288,7 @@ def add_new_files(
 
         add_release_files(project, bucket, files, release_id, stop, added)
         return None
-    shown = read_published(project, bucket)
+    shown = shown or read_published(project, bucket)
     if shown.release == release_id and not shown.dirty:
         return None  # the bucket holds this release already
     existing = listing(project, bucket)

@@ -413,7 +413,8 @@ def _deploy_locked(
     assert move.live is not None
     live = move.live.pointers
     fields = entry_fields(project, built, current)
-    new_files = NewSiteFiles(project, env, built.release_id, manifest, built.site_zip)
+    new_files = NewSiteFiles(project, env, built.release_id, manifest, built.site_zip,
+                             move.live.published)
     version: str | None = None
     deployment: str | None = None
 
@@ -503,8 +504,11 @@ class NewSiteFiles:
         release_id: str,
         manifest: dict[str, Any],
         site_zip: Path | None,
+        shown: site.Published | None = None,
     ) -> None:
+        """shown: config.json as the move read it under the lease."""
         self.project, self.release_id, self.site_zip = project, release_id, site_zip
+        self.shown = shown
         wanted = project.config.site is not None and bool(manifest.get("site_digest"))
         self.bucket = project.site_bucket(env) if wanted and site_zip is not None else None
         self.added: list[str] = []  # appended from the upload threads (list.append is atomic)
@@ -515,7 +519,7 @@ class NewSiteFiles:
             return
         with site.files_from_zip(self.site_zip) as files:
             self.prior = site.add_new_files(
-                self.project, self.bucket, files, self.release_id, stop, self.added
+                self.project, self.bucket, files, self.release_id, stop, self.added, self.shown
             )
 
     def remove(self) -> None:
