@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -16,30 +15,15 @@ from sdeliver.project import Project
 from sdeliver.release import build
 from sdeliver.resources import function
 
-from tests.conftest import provisioned
+from tests.unit.test_deploy_steps import app, aws  # noqa: F401 - the same provisioned app
 
 
 @pytest.fixture
-def aws() -> Iterator[None]:
-    from moto import mock_aws
-    from sdeliver.local.emulator import _ignore_policy_conditions
-
-    _ignore_policy_conditions()
-    with mock_aws(config={"iam": {"load_aws_managed_policies": False}}):
-        yield
-
-
-@pytest.fixture
-def config_path(project_dir: Path, aws: None) -> Path:
+def config_path(project_dir: Path, app: Project) -> Path:
     """The example app, provisioned, with quick offline commands and test deployed."""
-    path = project_dir / "sdeliver.yaml"
-    text = path.read_text().replace(
-        "python -m pip install -r requirements.txt -t app/vendor --quiet", "python -c pass"
-    ).replace("e2e: python -m pytest tests/e2e -q", "e2e: python -c pass")
-    path.write_text(text)
-    first = steps.deploy(provisioned(path), "test")
+    first = steps.deploy(app, "test")
     assert first.outcome == "succeeded" and first.version == "1"
-    return path
+    return project_dir / "sdeliver.yaml"
 
 
 def changed(path: Path, old: str, new: str) -> Project:
