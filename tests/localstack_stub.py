@@ -20,15 +20,14 @@ Everything else goes to moto unchanged.
 
 from __future__ import annotations
 
-import http.client
 import json
 import re
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from tests.reliability.faultproxy import HOP, _read_body, _service
+from tests.reliability.faultproxy import _read_body, _service, forward, reply, serve
 
 VERSION = "4.14.0"
 NOT_IN_PLAN = (
@@ -48,23 +47,7 @@ class LocalStackStub:
         self._lock = threading.Lock()
         self.api_tags: dict[str, dict[str, str]] = {}  # REST API id -> tags added after creation
         self.refused: list[str] = []  # "service Operation" answered 501
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True  # headers and body apart: no 40 ms delayed ACK
-
-            def do_request(self) -> None:
-                stub._handle(self)
-
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = do_request
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server, self._thread = serve(self._handle)
 
     @property
     def port(self) -> int:
@@ -151,17 +134,7 @@ class LocalStackStub:
 
     def _forward(self, method: str, path: str, body: bytes,
                  headers: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
-        conn = http.client.HTTPConnection(self._host, self._port, timeout=60)
-        try:
-            sent = {k: v for k, v in headers.items() if k.lower() not in HOP}
-            conn.request(method, path, body=body, headers=sent)
-            response = conn.getresponse()
-            answer = response.read()
-            kept = [(k, v) for k, v in response.getheaders()
-                    if k.lower() not in HOP and k.lower() != "content-length"]
-            return response.status, kept, answer
-        finally:
-            conn.close()
+        return forward(self._host, self._port, method, path, body, headers)
 
     def _json(self, request: BaseHTTPRequestHandler, status: int, document: Any,
               content_type: str = "application/json") -> None:
@@ -170,10 +143,4 @@ class LocalStackStub:
 
     def _reply(self, request: BaseHTTPRequestHandler, status: int,
                headers: list[tuple[str, str]], body: bytes) -> None:
-        request.send_response(status)
-        for name, value in headers:
-            request.send_header(name, value)
-        request.send_header("Content-Length", str(len(body)))
-        request.end_headers()
-        if request.command != "HEAD":
-            request.wfile.write(body)
+        reply(request, status, headers, body)

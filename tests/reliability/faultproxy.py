@@ -25,7 +25,7 @@ import json
 import random
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -65,22 +65,7 @@ class FaultProxy:
         self._targeted: Counter[str] = Counter()
         target = urlsplit(self.upstream)
         self._host, self._port = target.hostname or "127.0.0.1", target.port or 80
-        proxy = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_request(self) -> None:
-                proxy._handle(self)
-
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = do_request
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._server, self._thread = serve(self._handle)
 
     @property
     def url(self) -> str:
@@ -155,27 +140,61 @@ class FaultProxy:
         self._reply(request, *_error(fault.kind, service))
 
     def _forward(self, request: BaseHTTPRequestHandler, body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
-        conn = http.client.HTTPConnection(self._host, self._port, timeout=60)
-        try:
-            headers = {k: v for k, v in request.headers.items()
-                       if k.lower() not in HOP and k.lower() != OPERATION_HEADER.lower()}
-            conn.request(request.command, request.path, body=body, headers=headers)
-            response = conn.getresponse()
-            answer = response.read()
-            kept = [(k, v) for k, v in response.getheaders()
-                    if k.lower() not in HOP and k.lower() != "content-length"]
-            return response.status, kept, answer
-        finally:
-            conn.close()
+        headers = {k: v for k, v in request.headers.items() if k.lower() != OPERATION_HEADER.lower()}
+        return forward(self._host, self._port, request.command, request.path, body, headers)
 
     def _reply(self, request: BaseHTTPRequestHandler, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
-        request.send_response(status)
-        for name, value in headers:
-            request.send_header(name, value)
-        request.send_header("Content-Length", str(len(body)))
-        request.end_headers()
-        if request.command != "HEAD":
-            request.wfile.write(body)
+        reply(request, status, headers, body)
+
+
+# -- what every loopback proxy of the tests does (this one and tests/localstack_stub.py) ----
+
+
+def serve(handle: Callable[[BaseHTTPRequestHandler], None]) -> tuple[ThreadingHTTPServer, threading.Thread]:
+    """A threaded HTTP/1.1 server on a free loopback port passing every request to
+    `handle`, and the thread to run it in (not started)."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body apart: no 40 ms delayed ACK
+
+        def do_request(self) -> None:
+            handle(self)
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = do_request
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    return server, threading.Thread(target=server.serve_forever, daemon=True)
+
+
+def forward(host: str, port: int, method: str, path: str, body: bytes,
+            headers: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
+    """The request passed on upstream: its answer's status, headers and body."""
+    conn = http.client.HTTPConnection(host, port, timeout=60)
+    try:
+        sent = {k: v for k, v in headers.items() if k.lower() not in HOP}
+        conn.request(method, path, body=body, headers=sent)
+        response = conn.getresponse()
+        answer = response.read()
+        kept = [(k, v) for k, v in response.getheaders()
+                if k.lower() not in HOP and k.lower() != "content-length"]
+        return response.status, kept, answer
+    finally:
+        conn.close()
+
+
+def reply(request: BaseHTTPRequestHandler, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
+    request.send_response(status)
+    for name, value in headers:
+        request.send_header(name, value)
+    request.send_header("Content-Length", str(len(body)))
+    request.end_headers()
+    if request.command != "HEAD":
+        request.wfile.write(body)
 
 
 def _read_body(request: BaseHTTPRequestHandler) -> bytes:
