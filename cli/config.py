@@ -240,6 +240,17 @@ class Function(Model):
             raise ValueError(f"secrets names keys missing from environment: {', '.join(unknown)}")
         return self
 
+    def settings(self) -> dict[str, Any]:
+        """The declared settings a published Lambda version snapshots, in sdeliver.yaml's
+        names (the role is derived from the app, not declared)."""
+        return {
+            "runtime": self.runtime,
+            "handler": self.handler,
+            "memory": self.memory,
+            "timeout": self.timeout,
+            "environment": dict(self.environment),
+        }
+
 
 ORIGIN = r"^(\*|https?://[^\s/]+)$"
 

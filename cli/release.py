@@ -72,15 +72,7 @@ def release_id_for(
 def function_settings(config: Any) -> dict[str, Any]:
     """What of sdeliver.yaml a published Lambda version snapshots (the execution role is
     not written there: sdeliver derives it from the app)."""
-    fn = config.function
-    return {
-        "runtime": fn.runtime,
-        "handler": fn.handler,
-        "memory": fn.memory,
-        "timeout": fn.timeout,
-        "environment": dict(fn.environment),
-        "architecture": fn.architecture,
-    }
+    return {**config.function.settings(), "architecture": config.function.architecture}
 
 
 def run_build_commands(project: Project) -> None:

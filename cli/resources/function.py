@@ -180,13 +180,8 @@ def mask(environment: dict[str, str] | None, secrets: list[str]) -> dict[str, st
 
 
 def desired(project: Project) -> dict[str, Any]:
-    fn = project.config.function
     return {
-        "runtime": fn.runtime,
-        "handler": fn.handler,
-        "memory": fn.memory,
-        "timeout": fn.timeout,
-        "environment": dict(fn.environment),
+        **project.config.function.settings(),
         "role": iam.role_arn(project, project.execution_role),
         "tags": project.tags(),
     }
