@@ -116,7 +116,7 @@ def _watched_server(on_request: Callable[[], None]) -> Any:
     handler = getattr(werkzeug_app, "MotoRequestHandler", None)
     options = {"request_handler": handler} if handler is not None else {}
 
-    class Watched(ThreadedMotoServer):  # type: ignore[misc]
+    class Watched(ThreadedMotoServer):
         def _server_entry(self) -> None:
             moto_app = DomainDispatcherApplication(create_backend_app)
 

@@ -63,7 +63,7 @@ def find_api(project: Project, *, digest: bool = True) -> dict[str, Any] | None:
     candidates = sorted(ours or untagged, key=lambda api: str(api.get("createdDate", "")))
     if not candidates:
         return None
-    found = candidates[0]
+    found: dict[str, Any] = candidates[0]
     if digest and TAG_DEFINITION not in (found.get("tags") or {}):
         found = {**found, "tags": {**(found.get("tags") or {}), **read_tags(project, found)}}
     return found
