@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 from .aws import Aws
 from .config import Config
@@ -130,7 +129,7 @@ class Project:
         """Where the environment's site answers: the configured `site_url`; on LocalStack its
         website host; else the domain, or the bucket's S3 website endpoint."""
         from .aws import LOCALSTACK
-        from .resources.site import website_endpoint
+        from .names import localstack_website, website_endpoint
 
         settings = self.config.env(env)
         if settings.site_url:
@@ -141,10 +140,3 @@ class Project:
         if settings.domain:
             return f"http://{settings.domain}/"
         return f"http://{website_endpoint(self.site_bucket(env), self.region)}/"
-
-
-def localstack_website(bucket: str, endpoint_url: str) -> str:
-    """LocalStack serves a website bucket at <bucket>.s3-website.localhost.localstack.cloud, on
-    the endpoint's port (the name resolves to 127.0.0.1)."""
-    port = urlsplit(endpoint_url).port or 4566
-    return f"http://{bucket}.s3-website.localhost.localstack.cloud:{port}/"

@@ -35,13 +35,13 @@ from typing import Any
 
 from .. import parallel
 from ..errors import OperationFailed
+from ..names import CLOUDFRONT_ZONE_ID
 from ..plan import Action, Change, FieldChange
 from ..project import TAG_APP, Project
 
 ACM = "acm@us-east-1"
 CLOUDFRONT = "cloudfront"
 KVS = "cloudfront-keyvaluestore"
-CLOUDFRONT_ZONE_ID = "Z2FDTNDATAQYW2"  # every CloudFront distribution's alias target zone
 RELEASE_KEY = "release"  # the KeyValueStore key naming the live release
 RELEASES = "releases"  # the bucket prefix under which each release's site lives
 
