@@ -20,16 +20,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .. import parallel
+from .. import parallel, sites
 from .. import publish as site
 from ..aws import FUNCTION_BUSY
 from ..errors import SdeliverError
 from ..ledger import Entry, Ledger
 from ..project import Project
 from ..release import Build, ReleaseStore, build
+from ..resources.api import rest_api_id as api_id
 from .environment import (
     Pointers,
-    api_id,
     move_alias,
     point_stage,
     publish_site,
@@ -518,7 +518,7 @@ class NewSiteFiles:
         if self.bucket is None or self.site_zip is None:
             return
         with site.files_from_zip(self.site_zip) as files:
-            self.prior = site.add_new_files(
+            self.prior = sites.add_new_files(
                 self.project, self.bucket, files, self.release_id, stop, self.added, self.shown
             )
 

@@ -33,9 +33,11 @@ from ..errors import EnvironmentLocked, Interrupted, SdeliverError
 from ..ledger import Entry, Ledger
 from ..lock import EnvironmentLock
 from ..project import Project
-from ..publish import Published, read_published
+from ..publish import Published
 from ..release import ReleaseStore
-from .environment import Pointers, api_id, read_pointers
+from ..resources.api import rest_api_id as api_id
+from ..sites import read_published
+from .environment import Pointers, read_pointers
 
 RELEASE_MARK = "sdeliver release "  # how versions and deployments name their release
 # An early confirmation of the lease (beside the last site writes) stands for this long;

@@ -19,10 +19,10 @@ from ..lock import Lease
 from ..project import Project
 from ..publish import Prior, listing
 from ..release import ReleaseStore
+from ..resources.api import rest_api_id as api_id
 from .deploy import put_back
 from .environment import (
     Pointers,
-    api_id,
     move_alias,
     point_stage,
     publish_site,

@@ -13,7 +13,7 @@ from typing import Any
 
 from .. import parallel
 from ..aws import APIGW_BUSY, FUNCTION_BUSY
-from ..errors import AwsError
+from ..errors import AwsError, OperationFailed
 from ..openapi import ANY_METHOD, Definition, build_definition, no_release_definition
 from ..plan import Change, FieldChange
 from ..project import TAG_APP, Project
@@ -67,6 +67,20 @@ def find_api(project: Project, *, digest: bool = True) -> dict[str, Any] | None:
     if digest and TAG_DEFINITION not in (found.get("tags") or {}):
         found = {**found, "tags": {**(found.get("tags") or {}), **read_tags(project, found)}}
     return found
+
+
+def rest_api_id(project: Project) -> str:
+    """The id of the app's REST API (cached in project.facts); a one-line error when
+    `init` has not made it yet."""
+    if "rest_api_id" not in project.facts:
+        found = find_api(project, digest=False)
+        if found is None:
+            raise OperationFailed(
+                f"REST API {project.api_name} does not exist",
+                hint="run 'sdeliver init' (or reconcile) first",
+            )
+        project.facts["rest_api_id"] = found["id"]
+    return str(project.facts["rest_api_id"])
 
 
 def read_tags(project: Project, api: dict[str, Any]) -> dict[str, str]:
@@ -131,19 +145,6 @@ def _permits(project: Project, env: str, want_arn: str) -> bool:
 # -- writes used by reconcile and by the release commands ---------------------------------
 
 
-def api_id_of(project: Project) -> str:
-    """The API's id: learnt by an earlier change in this run, or read now."""
-    if "rest_api_id" not in project.facts:
-        api = find_api(project)
-        if api is None:
-            from ..errors import OperationFailed
-
-            raise OperationFailed(f"REST API {project.api_name} does not exist",
-                                  hint="run 'sdeliver reconcile' to create it")
-        project.facts["rest_api_id"] = api["id"]
-    return str(project.facts["rest_api_id"])
-
-
 def create_api(project: Project, definition: Definition) -> str:
     """CreateRestApi (tagged) then the definition, rather than ImportRestApi then TagResource.
 
@@ -203,9 +204,6 @@ def apply_definition(project: Project, api_id: str, definition: Definition) -> N
 
 
 def _put_definition(project: Project, api_id: str, definition: Definition) -> None:
-    from ..local.emulator import allow_mock_integrations
-
-    allow_mock_integrations()  # where moto runs in this process
     project.aws.call(
         "apigateway", "put_rest_api", resource=f"REST API {api_id}", retry=(APIGW_BUSY,),
         restApiId=api_id, mode="overwrite", failOnWarnings=False, body=definition.body,
@@ -410,7 +408,7 @@ def _plan_stage(
     if have is None:
 
         def create(p: Project) -> None:
-            api_id = api_id_of(p)
+            api_id = rest_api_id(p)
             params: dict[str, Any] = {
                 "restApiId": api_id, "stageName": env, "deploymentId": first_deployment(p, api_id),
                 "variables": want_variables, "tags": want_tags,
@@ -498,7 +496,7 @@ def _plan_permission(
     def apply(p: Project) -> None:
         if have is not None:
             remove_permission(p, env)
-        want = source_arn(p, api_id_of(p), env)
+        want = source_arn(p, rest_api_id(p), env)
         try:
             p.aws.call(
                 "lambda", "add_permission", resource=f"function {fn}:{env}",
