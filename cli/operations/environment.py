@@ -12,6 +12,7 @@ from typing import Any
 from .. import parallel
 from ..aws import FUNCTION_BUSY
 from ..errors import AwsError, OperationFailed
+from ..ledger import E2e
 from ..project import Project
 from ..publish import Prior, PublishResult, files_from_zip, publish
 from ..release import ReleaseStore
@@ -170,7 +171,7 @@ def publish_site(
             return publish(project, bucket, files, config, force=force, prior=prior)
 
 
-def run_e2e(project: Project, env: str, version: str) -> str:
+def run_e2e(project: Project, env: str, version: str) -> E2e:
     """Run the environment's e2e command: "passed", "failed" or "skipped"."""
     declared = project.config.env(env)
     command = declared.e2e
