@@ -26,7 +26,7 @@ from ..aws import FUNCTION_BUSY
 from ..errors import SdeliverError
 from ..ledger import Entry, EntryFields, Ledger, Outcome
 from ..project import Project
-from ..release import Build, ReleaseStore, build
+from ..release import Release, ReleaseStore, build
 from ..resources.api import rest_api_id as api_id
 from .environment import (
     Pointers,
@@ -54,7 +54,7 @@ VERSION_FIELDS = (
 
 
 def publish_function(
-    project: Project, built: Build, store: ReleaseStore, latest: dict[str, Any] | None = None
+    project: Project, built: Release, store: ReleaseStore, latest: dict[str, Any] | None = None
 ) -> str:
     """The version that runs `built`: the code is uploaded and a version published only
     when needed. latest: $LATEST as the caller read it already (else read here)."""
@@ -173,7 +173,7 @@ def _matching_version(project: Project, latest: dict[str, Any]) -> str | None:
 def deploy_api(
     project: Project,
     env: str,
-    built: Build,
+    built: Release,
     found: dict[str, Any] | None = None,
     serving: tuple[Entry | None, str | None] = (None, None),
 ) -> str:
@@ -236,7 +236,7 @@ def switch_alias(project: Project, env: str, version: str, revision_id: str | No
     project.progress.step(f"alias {env} → version {version}")
 
 
-def entry_fields(project: Project, release: Build, current: Entry | None) -> EntryFields:
+def entry_fields(project: Project, release: Release, current: Entry | None) -> EntryFields:
     """What every ledger entry of a deploy says about its release."""
     store_key = ReleaseStore(project).key(release.release_id, "site.zip")
     return {
@@ -317,7 +317,7 @@ def logs_command(project: Project, env: str) -> str:
     return f"sdeliver{local} logs --env {env}"
 
 
-def unchanged(current: Entry | None, built: Build, live: Live) -> bool:
+def unchanged(current: Entry | None, built: Release, live: Live) -> bool:
     """Whether the environment serves `built` exactly as its last deploy left it: same
     release, e2e not failed, and every live pointer (config.json's release included, so a
     lost site is published again) where the ledger says."""
@@ -386,7 +386,7 @@ def deploy(
 def _deploy_locked(
     project: Project,
     env: str,
-    built: Build,
+    built: Release,
     move: Move,
     rollback_on_failure: bool,
     force: bool = False,

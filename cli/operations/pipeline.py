@@ -33,8 +33,7 @@ from ..errors import OperationFailed
 from ..openapi import Definition
 from ..progress import Progress
 from ..project import Project
-from ..release import Build as Release
-from ..release import ReleaseStore, build, run_build_commands
+from ..release import Release, ReleaseStore, build, run_build_commands
 from . import deploy as steps
 from .environment import point_stage, publish_site, read_pointers
 from .moves import Move, describe
@@ -126,7 +125,7 @@ def release_in(project: Project) -> str:
 
 
 def stored_release(project: Project, release_id: str) -> tuple[Release, dict[str, Any]]:
-    """A stored release as a `Build` the deploy pieces take (no function bytes needed)."""
+    """A stored release as a `Release` the deploy pieces take (no function bytes needed)."""
     store = ReleaseStore(project)
     manifest = store.require(release_id)
     body = store.read(release_id, "openapi.json")

@@ -14,7 +14,7 @@ from typing import Any
 from .. import parallel
 from ..aws import APIGW_BUSY, FUNCTION_BUSY
 from ..errors import AwsError, OperationFailed
-from ..openapi import ANY_METHOD, Definition, build_definition, no_release_definition
+from ..openapi import Definition, build_definition, no_release_definition
 from ..plan import Change, FieldChange
 from ..project import TAG_APP, Project
 
@@ -208,47 +208,6 @@ def _put_definition(project: Project, api_id: str, definition: Definition) -> No
         "apigateway", "put_rest_api", resource=f"REST API {api_id}", retry=(APIGW_BUSY,),
         restApiId=api_id, mode="overwrite", failOnWarnings=False, body=definition.body,
     )
-    _repair_any_methods(project, api_id)
-
-
-def _repair_any_methods(project: Project, api_id: str) -> None:
-    """Rename moto's misfiled catch-all method to ANY; on AWS there is never one to rename."""
-    wrong = ANY_METHOD.upper()
-    res = f"REST API {api_id}"
-    for resource in project.aws.paginate(
-        "apigateway", "get_resources", "items", resource=res, restApiId=api_id, embed=["methods"]
-    ):
-        method = (resource.get("resourceMethods") or {}).get(wrong)
-        if method is None:
-            continue
-        ids = {"restApiId": api_id, "resourceId": resource["id"]}
-        project.aws.call(
-            "apigateway", "put_method", resource=res, **ids, httpMethod="ANY",
-            authorizationType=method.get("authorizationType") or "NONE",
-            **({"requestParameters": method["requestParameters"]}
-               if method.get("requestParameters") else {}),
-        )
-        for code in method.get("methodResponses") or {}:
-            project.aws.call("apigateway", "put_method_response", resource=res, **ids,
-                             httpMethod="ANY", statusCode=code)
-        integration = method.get("methodIntegration")
-        if integration:
-            optional = ("uri", "passthroughBehavior", "requestParameters", "requestTemplates",
-                        "contentHandling", "timeoutInMillis", "credentials", "connectionType")
-            project.aws.call(
-                "apigateway", "put_integration", resource=res, **ids, httpMethod="ANY",
-                type=str(integration["type"]).upper(),
-                integrationHttpMethod=integration.get("httpMethod") or "POST",
-                **{k: integration[k] for k in optional if integration.get(k)},
-            )
-            for code, answer in (integration.get("integrationResponses") or {}).items():
-                project.aws.call(
-                    "apigateway", "put_integration_response", resource=res, **ids,
-                    httpMethod="ANY", statusCode=code,
-                    **{k: answer[k] for k in ("selectionPattern", "responseParameters",
-                                              "responseTemplates") if answer.get(k)},
-                )
-        project.aws.call("apigateway", "delete_method", resource=res, **ids, httpMethod=wrong)
 
 
 def tag_api(project: Project, api_id: str, tags: dict[str, str]) -> None:
