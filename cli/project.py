@@ -7,8 +7,9 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from .aws import Aws
-from .config import Config
+from .aws import LOCALSTACK, Aws
+from .config import Config, table_variable
+from .names import localstack_website, website_endpoint
 from .progress import Progress, Silent
 
 TAG_APP = "sdeliver:app"
@@ -101,7 +102,6 @@ class Project:
         """Everything an environment's stage carries: the alias it invokes, each table's
         name (TABLE_<NAME>) and the environment's own variables. Test and prod run the
         same function versions, so what differs between them comes from here."""
-        from .config import table_variable
 
         return {
             "alias": env,
@@ -128,8 +128,6 @@ class Project:
     def site_url(self, env: str) -> str:
         """Where the environment's site answers: the configured `site_url`; on LocalStack its
         website host; else the domain, or the bucket's S3 website endpoint."""
-        from .aws import LOCALSTACK
-        from .names import localstack_website, website_endpoint
 
         settings = self.config.env(env)
         if settings.site_url:

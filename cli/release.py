@@ -18,7 +18,8 @@ from typing import Any
 
 from . import parallel
 from .errors import OperationFailed
-from .openapi import Definition
+from .openapi import Definition, build_definition
+from .package import package_directory
 from .project import Project
 from .shell import run_command, source_revision
 
@@ -92,8 +93,6 @@ def run_build_commands(project: Project) -> None:
 
 def build(project: Project) -> Release:
     """Run the build commands, then package function, API definition and site."""
-    from .openapi import build_definition
-    from .package import package_directory
 
     run_build_commands(project)
     config = project.config

@@ -21,6 +21,7 @@ from typing import Any
 from ..names import pipeline_name, source_rule_name, worker_name
 from ..project import Project
 from ..resources import codebuild, dns, iam
+from ..resources import source as sources
 
 S3_BUCKET_ACTIONS = [
     "s3:CreateBucket", "s3:DeleteBucket", "s3:ListBucket", "s3:ListBucketVersions",
@@ -179,7 +180,6 @@ def _pipeline(project: Project) -> list[dict[str, Any]]:
             _statement("BuildProject", CODEBUILD_ACTIONS, [codebuild.project_arn(project)]))
     source = pipeline.source
     if source.provider == "github" and not source.connection_arn:
-        from ..resources import source as sources
 
         connections = project.arn(sources.CONNECTIONS, "connection/*")
         found.append(_statement("MakeConnection", [
@@ -187,7 +187,6 @@ def _pipeline(project: Project) -> list[dict[str, Any]]:
             "codestar-connections:GetConnection", "codestar-connections:TagResource",
             "codestar-connections:PassConnection"], [connections]))
     if source.provider == "s3":
-        from ..resources import source as sources
 
         found.append(_statement("SourceEvents", [
             "events:DescribeRule", "events:PutRule", "events:ListTargetsByRule",

@@ -34,6 +34,7 @@ from ..openapi import Definition
 from ..progress import Progress
 from ..project import Project
 from ..release import Release, ReleaseStore, build, run_build_commands
+from ..resources import function
 from . import deploy as steps
 from .environment import point_stage, publish_site, read_pointers
 from .moves import Move, describe
@@ -180,7 +181,6 @@ def deploy_app(project: Project, env: str, release_id: str, *, wait: bool = True
     wait=False (the worker): when the function is still busy with an earlier update, raise
     FunctionBusy at once instead of spending the invocation waiting.
     """
-    from ..resources import function
 
     with releasing(project, env, release_id, "DeployApp") as (release, _, _ledger):
         if not wait:

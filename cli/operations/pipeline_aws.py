@@ -6,6 +6,8 @@ from typing import Any
 
 from ..errors import OperationFailed, UsageError
 from ..project import Project
+from ..resources import pipeline
+from ..resources.source import connection_status
 
 
 def pipeline_name(project: Project) -> str:
@@ -59,8 +61,6 @@ def status(project: Project) -> dict[str, Any]:
                 "actions": actions,
             }
         )
-    from ..resources.source import connection_status
-
     return {"pipeline": name, "version": found.get("pipelineVersion"),
             "connection": connection_status(project), "stages": stages}
 
@@ -72,8 +72,6 @@ def start(project: Project) -> str:
 
 def show(project: Project) -> dict[str, Any]:
     """The pipeline sdeliver would create (the data reconcile compares; tokens masked)."""
-    from ..resources import pipeline
-
     pipeline_name(project)
     return pipeline.declaration(project)
 
