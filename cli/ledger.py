@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Literal, TypedDict, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .aws import error_code
+from .aws import error_code, s3
 from .errors import AwsError, OperationFailed
 
 if TYPE_CHECKING:
@@ -247,13 +247,10 @@ class Ledger:
         if seq in self._cache:
             return self._cache[seq]
         key = self.key(seq)
-        found = self.project.aws.call(
-            "s3", "get_object", resource=f"s3://{self.bucket}/{key}", missing=True,
-            Bucket=self.bucket, Key=key,
-        )
-        if found is None:
+        body = s3.get_bytes(self.project.aws, self.bucket, key)
+        if body is None:
             return None
-        entry = self._parse(found["Body"].read(), key, seq)
+        entry = self._parse(body, key, seq)
         self._cache[seq] = entry  # entries are immutable: a read is good forever
         return entry
 

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .aws import error_code
+from .aws import error_code, s3
 from .errors import AwsError, EnvironmentLocked, OperationFailed
 from .ledger import is_conflict, iso, parse_iso, utc_now
 
@@ -137,13 +137,10 @@ def _where(project: Project, env: str) -> str:
 
 def _read(project: Project, env: str) -> tuple[Lease, str] | None:
     """The lease and its ETag, or None when the environment is not locked."""
-    found = project.aws.call(
-        "s3", "get_object", resource=_where(project, env), missing=True,
-        Bucket=project.artifact_bucket, Key=lock_key(project, env),
-    )
+    found = s3.get(project.aws, project.artifact_bucket, lock_key(project, env))
     if found is None:
         return None
-    return Lease.parse(found["Body"].read(), _where(project, env)), str(found["ETag"])
+    return Lease.parse(found.body, _where(project, env)), found.etag
 
 
 def _delete_if(
@@ -190,19 +187,16 @@ def read_lock(project: Project, env: str) -> Lease | None:
 
 def inspect_lock(project: Project, env: str) -> tuple[Lease | UnreadableLease, str] | None:
     """What the lock object holds, readable or not, and its ETag; None when unlocked."""
-    found = project.aws.call(
-        "s3", "get_object", resource=_where(project, env), missing=True,
-        Bucket=project.artifact_bucket, Key=lock_key(project, env),
-    )
+    found = s3.get(project.aws, project.artifact_bucket, lock_key(project, env))
     if found is None:
         return None
-    raw, where = found["Body"].read(), _where(project, env)
+    raw, where = found.body, _where(project, env)
     try:
         held: Lease | UnreadableLease = Lease.parse(raw, where)
     except OperationFailed as err:
         problem = err.message.removeprefix(f"the lock {where} is unreadable: ")
         held = UnreadableLease(where, " ".join(problem.split()), raw)
-    return held, str(found["ETag"])
+    return held, found.etag
 
 
 def force_unlock(

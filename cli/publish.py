@@ -25,8 +25,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import IO, Any
 
-import botocore.exceptions
-
+from .aws import s3
 from .project import Project
 
 CONFIG_JSON = "config.json"
@@ -175,26 +174,18 @@ class Published:
 def read_published(project: Project, bucket: str) -> Published:
     """One GET of config.json. Absent, not JSON or naming no release: trusted for nothing.
     (An S3 website's bucket; sites.read_published knows both hostings.)"""
-    try:
-        found = project.aws.call(
-            "s3", "get_object", resource=f"s3://{bucket}/{CONFIG_JSON}", missing=True,
-            Bucket=bucket, Key=CONFIG_JSON,
-        )
-        body = None if found is None else bytes(found["Body"].read())
-    except botocore.exceptions.BotoCoreError as err:  # the body's stream cut short
-        raise project.aws.translate(
-            err, "s3", "get_object", f"s3://{bucket}/{CONFIG_JSON}"
-        ) from None
-    # Any other error (access denied, throttled) goes on: a publish that cannot read
-    # config.json cannot mark it either, and an unmarked publish cut short would be trusted.
-    if found is None or body is None:
+    # Any error (access denied, throttled, a body cut short) goes on: a publish that cannot
+    # read config.json cannot mark it either, and an unmarked publish cut short would be
+    # trusted.
+    found = s3.get(project.aws, bucket, CONFIG_JSON)
+    if found is None:
         return Published(None, None, False)
     try:
-        release = json.loads(body).get("release")
+        release = json.loads(found.body).get("release")
     except (ValueError, AttributeError):
         release = None
-    dirty = PUBLISHING in (found.get("Metadata") or {})
-    return Published(body, release if isinstance(release, str) else None, dirty)
+    dirty = PUBLISHING in found.metadata
+    return Published(found.body, release if isinstance(release, str) else None, dirty)
 
 
 def publish(

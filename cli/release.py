@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from . import parallel
+from .aws import s3
 from .errors import OperationFailed
 from .openapi import Definition, build_definition
 from .package import package_directory
@@ -144,18 +145,12 @@ class ReleaseStore:
     def manifest(self, release_id: str) -> dict[str, Any] | None:
         if release_id in self._manifests:
             return self._manifests[release_id]
-        found = self.project.aws.call(
-            "s3",
-            "get_object",
-            resource=f"release {release_id}",
-            missing=True,
-            Bucket=self.bucket,
-            Key=self.key(release_id, MANIFEST),
-        )
-        if found is None:
+        body = s3.get_bytes(self.project.aws, self.bucket, self.key(release_id, MANIFEST),
+                            resource=f"release {release_id}")
+        if body is None:
             return None
         try:
-            manifest = dict(json.loads(found["Body"].read()))
+            manifest = dict(json.loads(body))
         except (ValueError, TypeError):
             raise OperationFailed(
                 f"release {release_id}: its manifest in s3://{self.bucket} is corrupt"
@@ -218,14 +213,8 @@ class ReleaseStore:
         self.project.aws.add_uploaded(len(body))
 
     def read(self, release_id: str, name: str) -> bytes:
-        found = self.project.aws.call(
-            "s3",
-            "get_object",
-            resource=f"release {release_id} {name}",
-            Bucket=self.bucket,
-            Key=self.key(release_id, name),
-        )
-        return bytes(found["Body"].read())
+        return s3.read(self.project.aws, self.bucket, self.key(release_id, name),
+                       resource=f"release {release_id} {name}")
 
     def download_site(self, release_id: str, directory: Path) -> Path:
         target = directory / f"{release_id}-site.zip"

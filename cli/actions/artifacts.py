@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..aws import Aws
+from ..aws import Aws, s3
 from ..errors import OperationFailed
 from ..package import DEFAULT_EXCLUDE, package_directory
 from ..release import CACHE
@@ -33,12 +33,9 @@ def artifact_aws(credentials: Credentials, *, region: str, endpoint_url: str | N
 def download(aws: Aws, artifact: Artifact, target: Path) -> Path:
     """Fetch the artifact's zip and extract it into `target` (safely)."""
     archive = target.with_name(f"{target.name}.zip")
-    found = aws.call(
-        "s3", "get_object", resource=f"input artifact {artifact.name}",
-        Bucket=artifact.bucket, Key=artifact.key,
-    )
     with archive.open("wb") as fh:
-        shutil.copyfileobj(found["Body"], fh, 1024 * 1024)
+        s3.download(aws, artifact.bucket, artifact.key, fh,
+                    resource=f"input artifact {artifact.name}")
     extract(archive, target)
     archive.unlink()
     return target

@@ -34,7 +34,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from .errors import AwsError, ConfigError
+from ..errors import AwsError, ConfigError
 
 READ_PREFIXES = (
     "Get", "List", "Describe", "Head", "Lookup", "Search", "Test", "Select", "BatchGet",
@@ -595,7 +595,7 @@ def error_code(err: BaseException) -> str:
     if isinstance(err, AwsError):
         return err.code
     if isinstance(err, botocore.exceptions.ClientError):
-        return _code(err)
+        return str(_code(err))
     return ""
 
 
