@@ -115,7 +115,8 @@ def _announce(as_json: bool, endpoint: str, gateway: str, config: Any) -> None:
         )
     sys.stdout.flush()  # a script reading a pipe must see it now, not at exit
     for env in config.environments if config is not None else []:
-        info(f"  {env}: {emulator.api_base(gateway)}/{env}/api/  {gateway}/{env}/site/")
+        api_url, site_url = emulator.env_urls(gateway, config, env)
+        info(f"  {env}: {api_url}  {site_url}")
     info("serving; Ctrl-C to stop")
 
 
