@@ -207,6 +207,7 @@ def _store(arn: str) -> Any:
     account = arn.split(":")[4]
     partition = arn.split(":")[1]
     backend = cloudfront_backends[account][partition]
+    store: Any
     for store in backend.key_value_stores.values():
         if store.arn == arn:
             if not hasattr(store, "_sdeliver_items"):

@@ -8,6 +8,10 @@ deploy, a promotion or a rollback changes what it serves at once):
                       the alias points to (RoutingConfig weights honoured) → that version's
                       Python handler, run in a subprocess with a REST proxy event
   /<env>/site/<path>  the environment's site bucket, with S3 website rules
+  /<env>/<path>       (site.hosting cloudfront) what the environment's distribution answers:
+                      /<env>/api/... the API as above, anything else the live release's
+                      object releases/<id>/<path> (`/` + index.html), the release read from
+                      the environment's KeyValueStore on every request (see `distribution`)
 
 Answers follow API Gateway's (REST API, Lambda proxy integration):
   - a handler that raises, times out (Lambda's "Task timed out"), answers over Lambda's
@@ -22,9 +26,10 @@ stage still serves sdeliver's "no release yet" deployment → 503 `no release ye
 Integrations: `aws_proxy` to this function runs the handler; `mock` (CORS preflights) answers
 its integration response (static headers, the allowed-origin template sdeliver writes);
 any other type, or a function not this app's, → 501 naming it, never a proxied call.
-The API answers under API_HOST (`localhost`), the site under HOST (`127.0.0.1`): two
-origins, as on AWS, so a site that forgets CORS fails here too. The gateway adds no CORS
-header to the function's answers (API Gateway does not, for proxy integrations).
+With s3-website hosting the API answers under API_HOST (`localhost`), the site under HOST
+(`127.0.0.1`): two origins, as on AWS, so a site that forgets CORS fails here too; with
+cloudfront hosting both are on HOST, one origin, as behind the distribution. The gateway
+adds no CORS header to the function's answers (API Gateway does not, for proxy integrations).
 A configuration fault (no alias, no function) → 500; a runtime the gateway cannot run →
 502 whose body says why. Every request is logged (method, path, status, ms, and why an
 error answer was given, with the tail of the handler's output) on `sdeliver.gateway`.
