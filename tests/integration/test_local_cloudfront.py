@@ -174,3 +174,47 @@ def test_only_the_emulators_endpoints_sign_the_store_without_awscrt(emulator: st
         pytest.skip("awscrt is installed: botocore signs SigV4A itself")
     with pytest.raises(OperationFailed, match="awscrt"):  # AWS's own endpoint, no awscrt
         cdn.check_crt(Project(config=config, aws=Aws(region="us-east-1")))
+
+
+def test_the_gateway_answers_as_the_distribution_before_and_after_a_release(  # type: ignore[no-untyped-def]
+    emulator: str, tmp_path: Path
+) -> None:
+    from sdeliver.aws import Aws
+    from sdeliver.config import parse_config
+    from sdeliver.local.gateway import Gateway
+    from sdeliver.project import Project
+    from sdeliver.resources import cdn
+
+    text = (Path(__file__).parents[2] / "cli" / "templates" / "python-api" / "sdeliver.yaml"
+            ).read_text().replace("{{app}}", "shop")
+    config = parse_config(text, tmp_path / "sdeliver.yaml")
+    gateway = Gateway(endpoint=emulator, config=lambda: config)
+    assert gateway.handle("GET", "/test/", [], b"").status == 503  # no store: not reconciled
+
+    project = Project(config=config, aws=Aws(region="us-east-1", endpoint_url=emulator))
+    boto3.client("cloudfront", region_name="us-east-1", endpoint_url=emulator
+                 ).create_key_value_store(Name=cdn.resource_name(project, "test", "release"))
+    first = gateway.handle("GET", "/test/", [], b"")
+    assert (first.status, json.loads(first.body)["message"]) == (503, "No release published yet")
+
+    s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=emulator)
+    s3.create_bucket(Bucket="test.shop.example.com")
+    for key, body in {"index.html": "one", "docs/index.html": "docs of one"}.items():
+        s3.put_object(Bucket="test.shop.example.com", Key=f"releases/r-1/{key}", Body=body,
+                      ContentType="text/html")
+    s3.put_object(Bucket="test.shop.example.com", Key="releases/r-2/index.html", Body="two")
+    assert cdn.switch_release(project, "test", "r-1")
+
+    assert gateway.handle("GET", "/test/", [], b"").body == b"one"
+    assert gateway.handle("GET", "/test/docs/", [], b"").body == b"docs of one"
+    redirect = gateway.handle("GET", "/test", [], b"")
+    assert (redirect.status, redirect.headers) == (302, [("Location", "/test/")])
+    assert gateway.handle("GET", "/test/missing.js", [], b"").status == 403  # as S3 via OAC
+    assert gateway.handle("POST", "/test/index.html", [], b"").status == 403
+    assert gateway.handle("GET", "/test/site/", [], b"").status == 403  # no /site/ here
+    assert cdn.switch_release(project, "test", "r-2")
+    assert gateway.handle("GET", "/test/", [], b"").body == b"two"  # the next request
+    assert gateway.handle("GET", "/test/docs/", [], b"").status == 403  # nothing of r-1 mixed in
+    index = json.loads(gateway.handle("GET", "/", [], b"").body)
+    assert index["environments"]["test"] == {"api": f"{gateway.url}/test/api/",
+                                             "site": f"{gateway.url}/test/"}
