@@ -46,7 +46,8 @@ def test_new_writes_a_config_that_validates(sdeliver, tmp_path):
 def test_new_apps_use_https_hosting_and_files_without_the_key_keep_s3_website(sdeliver, tmp_path):
     from sdeliver.config import parse_config
 
-    sdeliver("new", "shop", cwd=tmp_path)
+    result = sdeliver("new", "shop", cwd=tmp_path)
+    assert "first set dns.zone (example.com) and the domains" in result.stderr
     path = tmp_path / "shop" / "sdeliver.yaml"
     config = load_config(path)
     assert config.site is not None and config.site.hosting == "cloudfront"
