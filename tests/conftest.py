@@ -100,6 +100,23 @@ def endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     return moto_server
 
 
+@pytest.fixture
+def emulator(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """sdeliver's own emulator, as `local serve` runs it: moto plus what HTTPS hosting needs
+    and moto lacks (local/edge.py), on the fresh account of `endpoint` (one moto per
+    process), with the hosted zone example.com; SDELIVER_ENDPOINT_URL points at it."""
+    from sdeliver.local.emulator import start_emulator
+
+    server = start_emulator()
+    client(server.endpoint, "route53").create_hosted_zone(
+        Name="example.com", CallerReference="sdeliver-tests")
+    monkeypatch.setenv("SDELIVER_ENDPOINT_URL", server.endpoint)
+    try:
+        yield server.endpoint
+    finally:
+        server.stop()
+
+
 def client(endpoint: str, service: str, region: str = "us-east-1"):  # type: ignore[no-untyped-def]
     import boto3
 

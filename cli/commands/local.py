@@ -48,7 +48,9 @@ def serve(
     --local use it. Creates the hosted zone of dns.zone when the config declares one.
     The gateway serves http://localhost:GATEWAY/ENV/api/... (the Lambda version ENV's alias
     points to) and http://127.0.0.1:GATEWAY/ENV/site/... (ENV's site bucket): two origins, as
-    on AWS, so a browser's CORS checks apply (see api.cors). It logs each request to stderr
+    on AWS, so a browser's CORS checks apply (see api.cors). With site.hosting cloudfront it
+    answers as ENV's distribution, on one origin: http://127.0.0.1:GATEWAY/ENV/... the live
+    release's site, http://127.0.0.1:GATEWAY/ENV/api/... the API. It logs each request to stderr
     and to .sdeliver/gateway.log (`sdeliver logs --local`). Without a `local serve`, the
     first --local command starts the same in the background.
     """
@@ -115,7 +117,8 @@ def _announce(as_json: bool, endpoint: str, gateway: str, config: Any) -> None:
         )
     sys.stdout.flush()  # a script reading a pipe must see it now, not at exit
     for env in config.environments if config is not None else []:
-        info(f"  {env}: {emulator.api_base(gateway)}/{env}/api/  {gateway}/{env}/site/")
+        api_url, site_url = emulator.env_urls(gateway, config, env)
+        info(f"  {env}: {api_url}  {site_url}")
     info("serving; Ctrl-C to stop")
 
 

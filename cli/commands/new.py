@@ -50,7 +50,7 @@ def new(
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise UsageError(f"{target} exists and is not empty: choose another name or --dir")
     written = scaffold(templates().joinpath(template), target, name)
-    load_config(target / "sdeliver.yaml")  # what we wrote must be what sdeliver accepts
+    config = load_config(target / "sdeliver.yaml")  # what we wrote must be what sdeliver accepts
     if g.json:
         emit_json({"app": name, "template": template, "path": str(target), "files": written})
         return
@@ -59,3 +59,6 @@ def new(
     info(f"  cd {target}")
     info("  sdeliver --local init --yes")
     info("  sdeliver --local deploy --env test")
+    if config.site is not None and config.site.hosting == "cloudfront" and config.dns:
+        info(f"on AWS, HTTPS at each environment's domain: first set dns.zone "
+             f"({config.dns.zone}) and the domains in {target}/sdeliver.yaml to yours")

@@ -86,51 +86,56 @@ def start_emulator(port: int = 0, on_request: Callable[[], None] | None = None) 
     # attaches no AWS-managed policy, and loading moto's copies costs seconds per account.
     os.environ.setdefault("MOTO_IAM_LOAD_MANAGED_POLICIES", "false")
     try:
-        from moto.server import ThreadedMotoServer
+        import moto.server  # noqa: F401
     except ImportError:
         raise OperationFailed(
             "the local emulator is not installed",
             hint="pip install 'sdeliver[local]'",
         ) from None
+    from .edge import install_client, install_server
+
     _ignore_policy_conditions()
     allow_mock_integrations()
     file_any_methods()
+    install_server()  # what CloudFront hosting needs and moto lacks (see edge.py)
     # werkzeug logs every request to stderr unless its logger has a level of its own.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    server = (
-        ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
-        if on_request is None
-        else _watched_server(on_request)(ip_address=HOST, port=port, verbose=False)
-    )
+    server = _server_class(on_request)(ip_address=HOST, port=port, verbose=False)
     server.start()
     host, bound = server.get_host_and_port()
-    return Emulator(endpoint=f"http://{host}:{bound}", stop=server.stop)
+    endpoint = f"http://{host}:{bound}"
+    install_client(endpoint)  # the gateway's reads of the live release, in this process
+    return Emulator(endpoint=endpoint, stop=server.stop)
 
 
-def _watched_server(on_request: Callable[[], None]) -> Any:
-    """ThreadedMotoServer with its WSGI app wrapped to call `on_request` per request."""
+def _server_class(on_request: Callable[[], None] | None) -> Any:
+    """ThreadedMotoServer with its WSGI app wrapped: the KeyValueStore data plane moto
+    lacks in front (edge.wsgi), and `on_request` called per request when given."""
     from moto.moto_server import werkzeug_app
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from moto.server import ThreadedMotoServer
     from werkzeug.serving import make_server
 
+    from .edge import wsgi
+
     # moto 5.2.5 serves with a request handler of its own; earlier versions with werkzeug's.
     handler = getattr(werkzeug_app, "MotoRequestHandler", None)
     options = {"request_handler": handler} if handler is not None else {}
 
-    class Watched(ThreadedMotoServer):
+    class Served(ThreadedMotoServer):
         def _server_entry(self) -> None:
-            moto_app = DomainDispatcherApplication(create_backend_app)
+            moto_app = wsgi(DomainDispatcherApplication(create_backend_app))
 
             def app(environ: Any, start_response: Any) -> Any:
-                on_request()
+                if on_request is not None:
+                    on_request()
                 return moto_app(environ, start_response)
 
             self._server = make_server(self._ip_address, self._port, app, True, **options)
             self._server_ready_event.set()
             self._server.serve_forever()
 
-    return Watched
+    return Served
 
 
 def allow_mock_integrations() -> None:
@@ -323,6 +328,9 @@ def local_endpoint(g: Globals, config: Config) -> str:
     running = ensure_server(config.project_dir, g.config_path, announce=g.reporter.step)
     endpoint, gateway_base = str(running["endpoint"]), str(running["gateway"])
     g._cleanups.append(register_gateway(endpoint, gateway_base))
+    from .edge import install_client
+
+    install_client(endpoint)  # its KeyValueStore data plane, without awscrt (see edge.py)
     ensure_hosted_zone(endpoint, config)
     return endpoint
 
@@ -394,7 +402,16 @@ def local_urls(project: Project, env: str) -> tuple[str, str] | None:
     base = gateway_url(project)
     if base is None:
         return None
-    return f"{api_base(base)}/{env}/api/", f"{base}/{env}/site/"
+    return env_urls(base, project.config, env)
+
+
+def env_urls(gateway: str, config: Config | None, env: str) -> tuple[str, str]:
+    """(api_url, site_url) of `env` at the gateway. s3-website: two origins, as on AWS (the
+    API under API_HOST, the site at /<env>/site/). cloudfront: one origin, as its
+    distribution (the live release's site at /<env>/, the API at /<env>/api/)."""
+    if config is not None and config.site is not None and config.site.hosting == "cloudfront":
+        return f"{gateway}/{env}/api/", f"{gateway}/{env}/"
+    return f"{api_base(gateway)}/{env}/api/", f"{gateway}/{env}/site/"
 
 
 def api_base(gateway: str) -> str:

@@ -8,6 +8,10 @@ deploy, a promotion or a rollback changes what it serves at once):
                       the alias points to (RoutingConfig weights honoured) → that version's
                       Python handler, run in a subprocess with a REST proxy event
   /<env>/site/<path>  the environment's site bucket, with S3 website rules
+  /<env>/<path>       (site.hosting cloudfront) what the environment's distribution answers:
+                      /<env>/api/... the API as above, anything else the live release's
+                      object releases/<id>/<path> (`/` + index.html), the release read from
+                      the environment's KeyValueStore on every request (see `distribution`)
 
 Answers follow API Gateway's (REST API, Lambda proxy integration):
   - a handler that raises, times out (Lambda's "Task timed out"), answers over Lambda's
@@ -22,9 +26,10 @@ stage still serves sdeliver's "no release yet" deployment → 503 `no release ye
 Integrations: `aws_proxy` to this function runs the handler; `mock` (CORS preflights) answers
 its integration response (static headers, the allowed-origin template sdeliver writes);
 any other type, or a function not this app's, → 501 naming it, never a proxied call.
-The API answers under API_HOST (`localhost`), the site under HOST (`127.0.0.1`): two
-origins, as on AWS, so a site that forgets CORS fails here too. The gateway adds no CORS
-header to the function's answers (API Gateway does not, for proxy integrations).
+With s3-website hosting the API answers under API_HOST (`localhost`), the site under HOST
+(`127.0.0.1`): two origins, as on AWS, so a site that forgets CORS fails here too; with
+cloudfront hosting both are on HOST, one origin, as behind the distribution. The gateway
+adds no CORS header to the function's answers (API Gateway does not, for proxy integrations).
 A configuration fault (no alias, no function) → 500; a runtime the gateway cannot run →
 502 whose body says why. Every request is logged (method, path, status, ms, and why an
 error answer was given, with the tail of the handler's output) on `sdeliver.gateway`.
@@ -44,9 +49,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from ..errors import AwsError
+from ..errors import AwsError, OperationFailed
 from ..openapi import CORS_ORIGIN, gateway_responses, template_origins
-from .emulator import HOST, api_base
+from ..resources import cdn
+from ..resources.cdn import is_cloudfront
+from .emulator import HOST, env_urls
 from .proxy import (
     ANY_METHODS,
     MalformedResponse,
@@ -110,6 +117,9 @@ class Gateway:
         self._code = CodeCache()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        from .edge import install_client
+
+        install_client(endpoint)  # reads of the live release (CloudFront hosting)
 
     # -- lifecycle
 
@@ -146,9 +156,19 @@ class Gateway:
         parts = url.path.split("/", 3)  # "", env, kind, rest
         if url.path in ("", "/"):
             return self._index()
+        env = parts[1]
+        try:
+            project = self._project()
+            if project is not None and env in project.config.environments and is_cloudfront(
+                project
+            ):
+                return self.distribution(project, env, method, url, headers, body, source_ip)
+        except Exception:  # one request's fault never stops the gateway
+            log.exception("%s %s failed", method, target)
+            return internal_error("the gateway failed (traceback above)")
         if len(parts) < 3 or parts[2] not in ("api", "site"):
             return Response.message(404, "Not Found")
-        env, kind = parts[1], parts[2]
+        kind = parts[2]
         if len(parts) == 3:
             if kind == "site":  # relative links in the site need the trailing slash
                 return Response(302, headers=[("Location", f"/{env}/site/")])
@@ -162,7 +182,6 @@ class Gateway:
             source_ip=source_ip,
         )
         try:
-            project = self._project()
             if project is None:
                 return Response.message(404, "no sdeliver.yaml: the local gateway has no app")
             if env not in project.config.environments:
@@ -177,15 +196,12 @@ class Gateway:
     def _index(self) -> Response:
         config = self.config()
         envs = list(config.environments) if config is not None else []
+        urls = {env: env_urls(self.url, config, env) for env in envs}
         document = {
             "gateway": "sdeliver local",
             "endpoint": self.endpoint,
             "app": config.app if config is not None else None,
-            "environments": {
-                env: {"api": f"{api_base(self.url)}/{env}/api/",
-                      "site": f"{self.url}/{env}/site/"}
-                for env in envs
-            },
+            "environments": {env: {"api": api, "site": site} for env, (api, site) in urls.items()},
         }
         return Response(200, json.dumps(document).encode(), [("Content-Type", "application/json")])
 
@@ -367,6 +383,45 @@ class Gateway:
         if page is not None:
             return _object_response(404, page)
         return Response(404, b"404 Not Found\n", [("Content-Type", "text/plain; charset=utf-8")])
+
+
+    # -- the distribution (site.hosting cloudfront)
+
+    def distribution(self, project: Project, env: str, method: str, url: Any,
+                     headers: list[tuple[str, str]], body: bytes, source_ip: str) -> Response:
+        """What the environment's CloudFront distribution answers, at /<env>/: `/api/...`
+        goes to the API stage with `/api` stripped, anything else to the private bucket at
+        `releases/<live release>/...` (`.../` + index.html), the live release read from the
+        environment's KeyValueStore on every request — cdn.FUNCTION_CODE's rewrite, so a
+        switch changes what is served in one step."""
+        prefix = f"/{env}"
+        path = url.path[len(prefix):]
+        if path == "":  # relative links in the site need the trailing slash
+            return Response(302, headers=[("Location", f"{prefix}/")])
+        if path == "/api" or path.startswith("/api/"):
+            request = Request(
+                method=method.upper(), path="/" + unquote(path[len("/api/"):]),
+                query=parse_qsl(url.query, keep_blank_values=True), headers=headers,
+                body=body, source_ip=source_ip,
+            )
+            return self.api(project, env, request)
+        if method.upper() not in ("GET", "HEAD"):  # the default behaviour allows GET, HEAD
+            return Response.message(403, "Forbidden", f"{method} is not allowed on the site")
+        try:
+            release = cdn.live_release(project, env)
+        except OperationFailed as err:  # no key value store yet: not reconciled
+            return Response.message(503, "Service Unavailable", str(err))
+        if release is None:
+            return Response.message(503, "No release published yet",
+                                    f"{env} serves no release yet (deploy or promote)")
+        key = cdn.release_prefix(release) + unquote(path[1:])
+        if key.endswith("/"):
+            key += "index.html"
+        found = _read(project.aws, "s3", "get_object", Bucket=project.site_bucket(env), Key=key)
+        if found is None:
+            # S3 answers CloudFront's OAC 403 for a missing key (it may not list the bucket).
+            return Response.message(403, "AccessDenied", f"no object {key}")
+        return _object_response(200, found)
 
 
 def not_implemented(detail: str) -> Response:

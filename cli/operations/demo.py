@@ -1,9 +1,11 @@
 """The demo: the whole delivery story on this machine, narrated and checked.
 
-In a temporary directory it scaffolds the sample app and, against an in-process emulator
-and local gateway: init, deploy to test (e2e over real HTTP), promote test->prod, change the
-app, deploy and promote again, roll prod back — checking after each step what the gateway
-serves and what the ledger says. It passes only if every check held.
+In a temporary directory it scaffolds the sample app (HTTPS hosting: a CloudFront
+distribution per environment, each release's site under its own prefix, switched in one
+write) and, against an in-process emulator and local gateway: init, deploy to test (e2e over
+real HTTP), promote test->prod, change the app, deploy and promote again, roll prod back —
+checking after each step what the gateway serves and what the ledger says. It passes only
+if every check held.
 """
 
 from __future__ import annotations
@@ -90,12 +92,15 @@ def run_demo(
     from ..aws import Aws
     from ..config import load_config
     from ..local.emulator import (
+        ensure_hosted_zone,
+        env_urls,
         register_gateway,
         start_emulator,
         start_gateway,
         use_dummy_credentials,
     )
     from ..project import Project
+    from ..resources import cdn
     from . import deploy as deploy_op
     from . import promote as promote_op
     from . import reconcile
@@ -113,6 +118,7 @@ def run_demo(
     config = load_config(target / "sdeliver.yaml")
     gateway = start_gateway(emulator.endpoint, lambda: config)
     unregister = register_gateway(emulator.endpoint, gateway.url)
+    ensure_hosted_zone(emulator.endpoint, config)  # the zone its domains live in
 
     def check(step: str, what: str, ok: bool, detail: str = "") -> None:
         report.checks.append(Check(step, what, ok, detail))
@@ -127,10 +133,13 @@ def run_demo(
         return Project(config=fresh, aws=aws, progress=progress)
 
     def served(env: str) -> Any:
-        return fetch_json(f"{gateway.url}/{env}/api/hello")
+        return fetch_json(env_urls(gateway.url, config, env)[0] + "hello")
 
     def site_config(env: str) -> Any:
-        return fetch_json(f"{gateway.url}/{env}/site/config.json")
+        return fetch_json(env_urls(gateway.url, config, env)[1] + "config.json")
+
+    def live(env: str) -> str | None:
+        return cdn.live_release(project(), env) if cdn.is_cloudfront(project()) else None
 
     def after(step: str, p: Project, envs: tuple[str, ...] = ("test", "prod")) -> None:
         if show is not None:
@@ -145,6 +154,10 @@ def run_demo(
         reconcile.apply(p, plan)
         check("init", "init creates every declared resource", bool(plan.pending))
         check("init", "a second init changes nothing", reconcile.plan(project()).converged)
+        if cdn.is_cloudfront(p):
+            check("init", "each environment has its HTTPS distribution (certificate, private "
+                  "bucket, /api/ on the site's origin)",
+                  all(cdn.distribution(p, env) for env in cdn.envs(p)))
 
         progress.step("2/6 deploy test: build, publish, run e2e against the local gateway")
         first = deploy_op.deploy(p := project(), "test")
@@ -229,6 +242,9 @@ def run_demo(
             site_config("prod").get("release") == first.release,
             str(site_config("prod")),
         )
+        if cdn.is_cloudfront(p):
+            check("rollback", "prod's distribution serves v1's release: one pointer moved back",
+                  live("prod") == first.release, str(live("prod")))
         check("rollback", "test still serves v2", served("test").get("version") == "v2")
         after("rollback", p)
     except SdeliverError as err:

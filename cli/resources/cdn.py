@@ -751,17 +751,25 @@ def _plan_records(project: Project, env: str, zone_id: str) -> Change:
                   upsert)
 
 
-def check_crt() -> None:
+def check_crt(project: Project) -> None:
     """The KeyValueStore API (the live release) is signed with SigV4A, which botocore
-    does only with its CRT extra installed: say so before anything is made."""
-    import botocore.regions
+    does only with its CRT extra installed: say so before anything is made. Asked of this
+    project's client, which resolves its endpoint without sending anything (an endpoint
+    URL's client may be set up to sign otherwise)."""
+    import botocore.exceptions
 
-    if not botocore.regions.HAS_CRT:
+    client = project.aws.client(KVS)
+    probe = f"arn:{project.aws.partition}:cloudfront::000000000000:key-value-store/probe"
+    try:
+        client._resolve_endpoint_ruleset(
+            client.meta.service_model.operation_model("GetKey"),
+            {"KvsARN": probe, "Key": RELEASE_KEY}, {})
+    except botocore.exceptions.MissingDependencyException:
         raise OperationFailed(
             "site.hosting cloudfront switches releases through a CloudFront KeyValueStore, "
             "whose API botocore signs only with awscrt installed",
             hint="pip install 'botocore[crt]' (in sdeliver's environment)",
-        )
+        ) from None
 
 
 # -- plan, prune, destroy ------------------------------------------------------------------
@@ -772,7 +780,7 @@ def plan(project: Project) -> list[Change]:
 
     if not envs(project):
         return []
-    check_crt()
+    check_crt(project)
     zone_id = find_zone(project)
     assert zone_id is not None
     return [c for changes in parallel.each(lambda env: _plan_env(project, env, zone_id),

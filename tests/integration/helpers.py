@@ -30,12 +30,35 @@ class CallLog:
         return [c for c in self.calls() if is_write(c.split(" ", 1)[1])]
 
 
+def website_hosting(config: Path) -> None:
+    """A `sdeliver new` config as it was before HTTPS hosting became the default: no
+    `site.hosting` key (s3-website), no domains, no dns zone."""
+    kept, skipping, previous = [], False, ""
+    for line in config.read_text(encoding="utf-8").splitlines(keepends=True):
+        stripped, before, previous = line.strip(), previous, line.strip()
+        if line.startswith("dns:"):
+            skipping = True  # the block, up to the next top-level key
+            continue
+        if skipping and (line.startswith(" ") or not stripped):
+            continue
+        skipping = False
+        if stripped.startswith(("hosting:", "domain:")) or (
+            stripped.startswith("#") and before.startswith("hosting:")  # its comment's 2nd line
+        ):
+            continue
+        kept.append(line)
+    config.write_text("".join(kept), encoding="utf-8")
+
+
 @contextmanager
 def new_app(
-    sdeliver: Callable[..., Any], tmp_path: Path, endpoint: str, prefix: str, extra_config: str
+    sdeliver: Callable[..., Any], tmp_path: Path, endpoint: str, prefix: str, extra_config: str,
+    *, hosting: str = "s3-website",
 ) -> Iterator[Path]:
     """`sdeliver new` in tmp_path/app, `extra_config` appended to its sdeliver.yaml, served by
-    a local gateway over the moto server while the block runs."""
+    a local gateway over the moto server while the block runs. hosting s3-website (what the
+    tests using this are about: two origins, and the pipeline): the scaffold without its
+    HTTPS hosting, domains and zone."""
     from sdeliver.config import load_config
     from sdeliver.local.emulator import register_gateway, start_gateway
 
@@ -43,6 +66,8 @@ def new_app(
     created = sdeliver("new", f"{prefix}-{secrets.token_hex(3)}", "--dir", str(directory),
                        cwd=tmp_path)
     assert created.code == 0, created.output
+    if hosting == "s3-website":
+        website_hosting(directory / "sdeliver.yaml")
     with (directory / "sdeliver.yaml").open("a") as config:
         config.write(extra_config)
     gateway = start_gateway(endpoint, lambda: load_config(directory / "sdeliver.yaml"))

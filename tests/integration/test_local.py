@@ -69,9 +69,8 @@ def stop(served: Served, sig: int = signal.SIGTERM) -> int:
 
 
 def serve_app(directory: Path) -> Served:
+    """A new app (HTTPS hosting, its zone example.com) under a `local serve`."""
     run("new", f"local-{secrets.token_hex(3)}", "--dir", str(directory), cwd=directory.parent)
-    with (directory / "sdeliver.yaml").open("a", encoding="utf-8") as config:
-        config.write("dns:\n  zone: example.com\n")
     return start_serve(directory)
 
 

@@ -35,10 +35,27 @@ def test_new_writes_a_config_that_validates(sdeliver, tmp_path):
     config = load_config(tmp_path / "shop" / "sdeliver.yaml")
     assert config.app == "shop"
     assert list(config.environments) == ["test", "prod"]
-    assert all(env.domain is None for env in config.environments.values())
+    assert {e.domain for e in config.environments.values()} == {"test.shop.example.com",
+                                                                 "shop.example.com"}
     assert {env.e2e for env in config.environments.values()} == {"python tests/e2e/test_app.py"}
     assert config.api.openapi == "api/openapi.yaml"
-    assert config.dns is None and config.pipeline is None and config.build.commands == []
+    assert config.dns is not None and config.dns.zone == "example.com"
+    assert config.pipeline is None and config.build.commands == []
+
+
+def test_new_apps_use_https_hosting_and_files_without_the_key_keep_s3_website(sdeliver, tmp_path):
+    from sdeliver.config import parse_config
+
+    result = sdeliver("new", "shop", cwd=tmp_path)
+    assert "first set dns.zone (example.com) and the domains" in result.stderr
+    path = tmp_path / "shop" / "sdeliver.yaml"
+    config = load_config(path)
+    assert config.site is not None and config.site.hosting == "cloudfront"
+    text = path.read_text(encoding="utf-8")
+    assert "  hosting: cloudfront" in text  # written explicitly, not a changed default
+    older = text.replace("  hosting: cloudfront", "", 1)
+    site = parse_config(older, path).site
+    assert site is not None and site.hosting == "s3-website"
 
 
 def test_new_names_the_app_in_every_file(sdeliver, tmp_path):

@@ -42,8 +42,9 @@ def test_init_beside_existing_code_writes_only_the_configuration(sdeliver, tmp_p
     assert written(tmp_path) == {"app/app.py", "sdeliver.yaml"}
 
 
-def test_init_in_an_empty_directory_provisions(sdeliver, tmp_path: Path, endpoint: str) -> None:  # type: ignore[no-untyped-def]
-    """The --help example, verbatim: `sdeliver init --app shop --yes`."""
+def test_init_in_an_empty_directory_provisions(sdeliver, tmp_path: Path, emulator: str) -> None:  # type: ignore[no-untyped-def]
+    """The --help example, verbatim: `sdeliver init --app shop --yes` (the scaffold's HTTPS
+    hosting: on sdeliver's emulator, in the scaffold's zone example.com)."""
     result = sdeliver("init", "--app", "shop", "--yes", cwd=tmp_path)
     assert result.code == 0, result.output
 

@@ -21,7 +21,7 @@ def handler(event, context):
 def respond(status, body):
     headers = {
         "Content-Type": "application/json",
-        # The site is served from another origin than the API on AWS.
+        # With site.hosting s3-website the site and the API are two origins on AWS.
         "Access-Control-Allow-Origin": "*",
     }
     return {"statusCode": status, "headers": headers, "body": json.dumps(body)}
