@@ -55,7 +55,10 @@ class Globals:
                 # The emulator gets dummy credentials: a real profile never goes near it.
                 from .local.emulator import local_endpoint
 
-                endpoint = local_endpoint(self, config)
+                self.profile = None
+                session = local_endpoint(config, self.config_path, self.reporter.step)
+                self._cleanups.append(session.close)
+                endpoint = session.endpoint
             reporter = self.reporter
             aws = Aws(
                 region=self.region or config.region,
@@ -77,7 +80,7 @@ class Globals:
 
 def _is_local_serve(endpoint: str, config: Config) -> bool:
     """Whether the endpoint is this project's running `sdeliver local serve`."""
-    from .local.emulator import running_server
+    from .endpoints import running_server
 
     running = running_server(config.project_dir)
     return running is not None and str(running["endpoint"]).rstrip("/") == endpoint.rstrip("/")

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from .endpoints import local_urls
 from .errors import ConfigError
 from .yamlsafe import YamlProblem
 from .yamlsafe import load as load_yaml
@@ -472,8 +473,6 @@ def site_origin(project: Project, env: str) -> str:
     """scheme://host[:port] of the environment's site (the local gateway's, locally)."""
     url = None
     if project.aws.endpoint_url:
-        from .local.emulator import local_urls
-
         found = local_urls(project, env)
         url = found[1] if found else None
     parts = urlsplit(url or project.site_url(env))

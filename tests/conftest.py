@@ -21,9 +21,8 @@ EXAMPLE = Path(__file__).parent.parent / "config" / "sdeliver.example.yaml"
 
 def pytest_configure(config: pytest.Config) -> None:
     """moto in this process (mock_aws) imports MOCK integrations as AWS does: the emulator's
-    workaround (local/emulator.py), applied here because product code never patches moto."""
-    from sdeliver.local.emulator import allow_mock_integrations
-    from sdeliver.local.quirks import file_any_methods
+    workarounds (local/quirks.py), applied here because product code never patches moto."""
+    from sdeliver.local.quirks import allow_mock_integrations, file_any_methods
 
     allow_mock_integrations()
     file_any_methods()
@@ -76,7 +75,7 @@ def moto_server() -> Iterator[str]:
     # per fresh account, so no test loads them unless it asks (`managed_policies`).
     os.environ["MOTO_IAM_LOAD_MANAGED_POLICIES"] = "false"
     from moto.server import ThreadedMotoServer
-    from sdeliver.local.emulator import _ignore_policy_conditions, allow_mock_integrations
+    from sdeliver.local.quirks import _ignore_policy_conditions, allow_mock_integrations
 
     _ignore_policy_conditions()  # as `sdeliver local serve` does: see its docstring
     allow_mock_integrations()  # also for CLIs run as subprocesses against this server

@@ -54,6 +54,7 @@ def serve(
     and to .sdeliver/gateway.log (`sdeliver logs --local`). Without a `local serve`, the
     first --local command starts the same in the background.
     """
+    from .. import endpoints
     from ..local import background as bg
     from ..local import emulator
 
@@ -70,7 +71,7 @@ def serve(
         sig: signal.signal(sig, lambda *_: stopping.set())
         for sig in (signal.SIGINT, signal.SIGTERM)
     }
-    stops: list[Any] = [lambda: _restore_signals(previous), emulator.use_dummy_credentials()]
+    stops: list[Any] = [lambda: _restore_signals(previous), endpoints.use_dummy_credentials()]
     try:
         server = emulator.start_emulator(port, on_request=activity.touch)
         stops.append(server.stop)
@@ -80,13 +81,13 @@ def serve(
         stops.append(gateway.stop)
         emulator.ensure_hosted_zone(server.endpoint, config)
         def record() -> None:
-            emulator.write_state(
+            endpoints.write_state(
                 project_dir, server.endpoint, gateway.url, background=background,
                 idle_timeout=idle_timeout, last_request=round(activity.last, 1),
             )
 
         record()
-        stops.append(lambda: emulator.remove_state(project_dir))
+        stops.append(lambda: endpoints.remove_state(project_dir))
         if not background:
             _announce(g.json, server.endpoint, gateway.url, config)
         written = {"last": activity.last}
@@ -104,7 +105,7 @@ def serve(
 
 
 def _announce(as_json: bool, endpoint: str, gateway: str, config: Any) -> None:
-    from ..local import emulator
+    from .. import endpoints
     from ..output import info
 
     if as_json:
@@ -117,7 +118,7 @@ def _announce(as_json: bool, endpoint: str, gateway: str, config: Any) -> None:
         )
     sys.stdout.flush()  # a script reading a pipe must see it now, not at exit
     for env in config.environments if config is not None else []:
-        api_url, site_url = emulator.env_urls(gateway, config, env)
+        api_url, site_url = endpoints.env_urls(gateway, config, env)
         info(f"  {env}: {api_url}  {site_url}")
     info("serving; Ctrl-C to stop")
 

@@ -20,8 +20,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..endpoints import pid_alive, read_state, running_server, state_path
 from ..errors import OperationFailed, UsageError
-from .emulator import pid_alive, read_state, running_server, state_path
 
 IDLE_VARIABLE = "SDELIVER_LOCAL_IDLE"
 DEFAULT_IDLE = 30 * 60  # seconds without a request before a background server stops

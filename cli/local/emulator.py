@@ -8,45 +8,22 @@ only used when asked for.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import json
 import logging
 import os
 import socket
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..endpoints import HOST, register_gateway, use_dummy_credentials
 from ..errors import ConfigError, OperationFailed
-from .quirks import file_any_methods
+from .quirks import _ignore_policy_conditions, allow_mock_integrations, file_any_methods
 
 if TYPE_CHECKING:
     from ..config import Config
-    from ..context import Globals
-    from ..project import Project
     from .gateway import Gateway
-
-HOST = "127.0.0.1"
-# The name the gateway's API answers under: the same server, another origin than the site's
-# (http://127.0.0.1:<port>), so a browser applies its CORS checks locally as on AWS, where
-# the site and execute-api are two origins.
-API_HOST = "localhost"
-STATE_FILE = Path(".sdeliver") / "local.json"
-DUMMY_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "local",
-    "AWS_SECRET_ACCESS_KEY": "local",
-    "AWS_SESSION_TOKEN": "local",
-}
-# A profile named in the environment would otherwise be looked up (and may not exist).
-PROFILE_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
-
-# Gateways by emulator endpoint, for the release code of this process to find its URLs.
-_gateways: dict[str, str] = {}
-
 
 class PortTaken(OperationFailed):
     """A port the emulator or the gateway should listen on is in use."""
@@ -138,79 +115,6 @@ def _server_class(on_request: Callable[[], None] | None) -> Any:
     return Served
 
 
-def allow_mock_integrations() -> None:
-    """Make moto import a MOCK integration without `uri` and `httpMethod`, as AWS does.
-
-    moto's PutRestApi passes both positionally and fails (500) when a mock integration, as
-    AWS documents it, has neither. Applied where moto runs in this process (the emulator,
-    the in-process mock of the tests); a no-op without moto."""
-    try:
-        from moto.apigateway.models import APIGatewayBackend
-    except ImportError:  # pragma: no cover - moto is installed with sdeliver
-        return
-    build = APIGatewayBackend._build_integration_args
-    if getattr(build, "_sdeliver", False):
-        return
-
-    def build_args(self: Any, integration: dict[str, Any]) -> dict[str, Any]:
-        args: dict[str, Any] = build(self, integration)
-        if str(args.get("integration_type") or "").lower() == "mock":
-            args["uri"] = args.get("uri") or ""
-            args["integration_method"] = args.get("integration_method") or "POST"
-        return args
-
-    build_args._sdeliver = True  # type: ignore[attr-defined]
-    APIGatewayBackend._build_integration_args = build_args  # type: ignore[method-assign,assignment]
-
-
-def _ignore_policy_conditions() -> None:
-    """Make moto skip bucket-policy statements with a Condition instead of applying them.
-
-    moto evaluates bucket policies without their conditions, so a guard such as "deny
-    unless aws:SecureTransport" denies every request to the (plain HTTP, loopback)
-    emulator. A statement moto cannot evaluate is left out, as if its condition did not
-    hold: loopback stands in for TLS.
-    """
-    from moto.iam.access_control import IAMPolicy, PermissionResult
-    from moto.s3.models import FakeBucket
-
-    if getattr(FakeBucket.get_permission, "_sdeliver", False):
-        return
-
-    def get_permission(self: Any, action: str, resource: str) -> Any:
-        if self.policy is None:
-            return PermissionResult.NEUTRAL
-        document = json.loads(self.policy)
-        statements = document.get("Statement") or []
-        if isinstance(statements, dict):
-            statements = [statements]
-        document["Statement"] = [s for s in statements if "Condition" not in s]
-        if not document["Statement"]:
-            return PermissionResult.NEUTRAL
-        return IAMPolicy(json.dumps(document)).is_action_permitted(action, resource)
-
-    get_permission._sdeliver = True  # type: ignore[attr-defined]
-    FakeBucket.get_permission = get_permission  # type: ignore[method-assign]
-
-
-def use_dummy_credentials() -> Callable[[], None]:
-    """Point this process's AWS credentials at the emulator's; returns the undo."""
-    names = (*DUMMY_CREDENTIALS, *PROFILE_VARIABLES)
-    saved = {name: os.environ.get(name) for name in names}
-    for name in PROFILE_VARIABLES:
-        os.environ.pop(name, None)
-    os.environ.update(DUMMY_CREDENTIALS)
-
-    def restore() -> None:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-    return restore
-
-
 def ensure_hosted_zone(endpoint: str, config: Config | None) -> None:
     """The config's public zone, so DNS changes have somewhere to go (AWS users bring one)."""
     if config is None or config.dns is None:
@@ -229,89 +133,25 @@ def ensure_hosted_zone(endpoint: str, config: Config | None) -> None:
     )
 
 
-def answers(endpoint: str) -> bool:
-    try:
-        with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):  # noqa: S310 - loopback
-            return True
-    except urllib.error.HTTPError:
-        return True
-    except (OSError, ValueError):
-        return False
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-# -- .sdeliver/local.json ------------------------------------------------------------------
-
-
-def state_path(project_dir: Path) -> Path:
-    return project_dir / STATE_FILE
-
-
-def read_state(project_dir: Path) -> dict[str, Any] | None:
-    try:
-        document = json.loads(state_path(project_dir).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(document, dict) or not {"endpoint", "gateway", "pid"} <= set(document):
-        return None
-    return document
-
-
-def write_state(project_dir: Path, endpoint: str, gateway: str, **extra: Any) -> Path:
-    """Record this process's server; written whole (a reader never sees half of it)."""
-    path = state_path(project_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    document = {"endpoint": endpoint, "gateway": gateway, "pid": os.getpid(), **extra}
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    partial.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    os.replace(partial, path)
-    return path
-
-
-def remove_state(project_dir: Path) -> None:
-    path = state_path(project_dir)
-    document = read_state(project_dir)
-    # Only the server that wrote it removes it: another may have replaced a stale one.
-    if document is not None and document.get("pid") == os.getpid():
-        path.unlink(missing_ok=True)
-        with contextlib.suppress(OSError):
-            path.parent.rmdir()  # only when empty: logs stay for `sdeliver logs`
-
-
-def running_server(project_dir: Path) -> dict[str, Any] | None:
-    """The `local serve` recorded in the project directory, if it is alive and answers."""
-    document = read_state(project_dir)
-    if document is None:
-        return None
-    pid = document.get("pid")
-    if not isinstance(pid, int) or not pid_alive(pid) or not answers(str(document["endpoint"])):
-        return None
-    return document
-
-
 # -- --local -------------------------------------------------------------------------------
 
 
-def register_gateway(endpoint: str, gateway: str) -> Callable[[], None]:
-    key = endpoint.rstrip("/")
-    _gateways[key] = gateway.rstrip("/")
+@dataclass
+class LocalSession:
+    """A command's use of the emulator: its endpoint, and what `close` undoes when the
+    command ends (the dummy credentials, the gateway's registration)."""
 
-    def unregister() -> None:
-        _gateways.pop(key, None)
+    endpoint: str
+    undo: list[Callable[[], None]]
 
-    return unregister
+    def close(self) -> None:
+        while self.undo:
+            self.undo.pop()()
 
 
-def local_endpoint(g: Globals, config: Config) -> str:
+def local_endpoint(
+    config: Config, config_path: Path, announce: Callable[[str], None]
+) -> LocalSession:
     """The emulator for a `--local` command: the project's running server (a `local
     serve`, or the background one an earlier `--local` command started), or a new
     background one that outlives this command."""
@@ -323,16 +163,19 @@ def local_endpoint(g: Globals, config: Config) -> str:
         raise ConfigError(f"{config.path}: function.runtime: {why}",
                           hint="run this app against AWS, or choose a runtime local mode runs")
 
-    g.profile = None
-    g._cleanups.append(use_dummy_credentials())
-    running = ensure_server(config.project_dir, g.config_path, announce=g.reporter.step)
-    endpoint, gateway_base = str(running["endpoint"]), str(running["gateway"])
-    g._cleanups.append(register_gateway(endpoint, gateway_base))
     from .edge import install_client
 
-    install_client(endpoint)  # its KeyValueStore data plane, without awscrt (see edge.py)
-    ensure_hosted_zone(endpoint, config)
-    return endpoint
+    session = LocalSession("", [use_dummy_credentials()])
+    try:
+        running = ensure_server(config.project_dir, config_path, announce=announce)
+        session.endpoint, gateway_base = str(running["endpoint"]), str(running["gateway"])
+        session.undo.append(register_gateway(session.endpoint, gateway_base))
+        install_client(session.endpoint)  # the KeyValueStore data plane without awscrt (edge.py)
+        ensure_hosted_zone(session.endpoint, config)
+    except BaseException:
+        session.close()  # this process's credentials as they were
+        raise
+    return session
 
 
 def start_gateway(
@@ -380,40 +223,3 @@ def live_config(path: Path) -> Callable[[], Config | None]:
 # -- what the release code asks ------------------------------------------------------------
 
 
-def gateway_url(project: Project) -> str | None:
-    """The local gateway's base URL when `project` talks to the emulator, else None."""
-    fact = project.facts.get("local_gateway")
-    if fact:
-        return str(fact).rstrip("/")
-    endpoint = (project.aws.endpoint_url or "").rstrip("/")
-    if not endpoint:
-        return None
-    if endpoint in _gateways:
-        return _gateways[endpoint]
-    # An explicit --endpoint-url at a `local serve` of this project (a shell script).
-    document = running_server(project.config.project_dir)
-    if document is not None and str(document["endpoint"]).rstrip("/") == endpoint:
-        return str(document["gateway"]).rstrip("/")
-    return None
-
-
-def local_urls(project: Project, env: str) -> tuple[str, str] | None:
-    """(api_url, site_url) of `env` through the local gateway, or None off the emulator."""
-    base = gateway_url(project)
-    if base is None:
-        return None
-    return env_urls(base, project.config, env)
-
-
-def env_urls(gateway: str, config: Config | None, env: str) -> tuple[str, str]:
-    """(api_url, site_url) of `env` at the gateway. s3-website: two origins, as on AWS (the
-    API under API_HOST, the site at /<env>/site/). cloudfront: one origin, as its
-    distribution (the live release's site at /<env>/, the API at /<env>/api/)."""
-    if config is not None and config.site is not None and config.site.hosting == "cloudfront":
-        return f"{gateway}/{env}/api/", f"{gateway}/{env}/"
-    return f"{api_base(gateway)}/{env}/api/", f"{gateway}/{env}/site/"
-
-
-def api_base(gateway: str) -> str:
-    """The gateway's base URL for the API: its host named API_HOST (another origin)."""
-    return gateway.replace(f"//{HOST}:", f"//{API_HOST}:", 1)

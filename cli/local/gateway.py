@@ -49,11 +49,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ..endpoints import HOST, env_urls
 from ..errors import AwsError, OperationFailed
 from ..openapi import CORS_ORIGIN, gateway_responses, template_origins
 from ..resources import cdn
 from ..resources.cdn import is_cloudfront
-from .emulator import HOST, env_urls
 from .proxy import (
     ANY_METHODS,
     MalformedResponse,

@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from .emulator import HOST
+from ..endpoints import HOST
 
 # A header name is an RFC 9110 token; a value holds no CR, LF or NUL (API Gateway refuses
 # a response that would inject a header).

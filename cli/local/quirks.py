@@ -7,6 +7,7 @@ Each function patches moto's classes once (idempotent) and names the gap it clos
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ..openapi import ANY_METHOD
@@ -52,3 +53,58 @@ def _typed(method: Any) -> Any:
     if not isinstance(integration, dict) or not isinstance(integration.get("type"), str):
         return method
     return {**method, INTEGRATION: {**integration, "type": integration["type"].upper()}}
+
+
+def allow_mock_integrations() -> None:
+    """Make moto import a MOCK integration without `uri` and `httpMethod`, as AWS does.
+
+    moto's PutRestApi passes both positionally and fails (500) when a mock integration, as
+    AWS documents it, has neither. Applied where moto runs in this process (the emulator,
+    the in-process mock of the tests); a no-op without moto."""
+    try:
+        from moto.apigateway.models import APIGatewayBackend
+    except ImportError:  # pragma: no cover - moto is installed with sdeliver
+        return
+    build = APIGatewayBackend._build_integration_args
+    if getattr(build, "_sdeliver", False):
+        return
+
+    def build_args(self: Any, integration: dict[str, Any]) -> dict[str, Any]:
+        args: dict[str, Any] = build(self, integration)
+        if str(args.get("integration_type") or "").lower() == "mock":
+            args["uri"] = args.get("uri") or ""
+            args["integration_method"] = args.get("integration_method") or "POST"
+        return args
+
+    build_args._sdeliver = True  # type: ignore[attr-defined]
+    APIGatewayBackend._build_integration_args = build_args  # type: ignore[method-assign,assignment]
+
+
+def _ignore_policy_conditions() -> None:
+    """Make moto skip bucket-policy statements with a Condition instead of applying them.
+
+    moto evaluates bucket policies without their conditions, so a guard such as "deny
+    unless aws:SecureTransport" denies every request to the (plain HTTP, loopback)
+    emulator. A statement moto cannot evaluate is left out, as if its condition did not
+    hold: loopback stands in for TLS.
+    """
+    from moto.iam.access_control import IAMPolicy, PermissionResult
+    from moto.s3.models import FakeBucket
+
+    if getattr(FakeBucket.get_permission, "_sdeliver", False):
+        return
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        document = json.loads(self.policy)
+        statements = document.get("Statement") or []
+        if isinstance(statements, dict):
+            statements = [statements]
+        document["Statement"] = [s for s in statements if "Condition" not in s]
+        if not document["Statement"]:
+            return PermissionResult.NEUTRAL
+        return IAMPolicy(json.dumps(document)).is_action_permitted(action, resource)
+
+    get_permission._sdeliver = True  # type: ignore[attr-defined]
+    FakeBucket.get_permission = get_permission  # type: ignore[method-assign]

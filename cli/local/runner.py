@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..endpoints import DUMMY_CREDENTIALS
 from ..errors import AwsError
-from .emulator import DUMMY_CREDENTIALS
 
 log = logging.getLogger("sdeliver.gateway")
 

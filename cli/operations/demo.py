@@ -91,14 +91,8 @@ def run_demo(
     """Run the story; `show(kind, data)` renders status and history between steps."""
     from ..aws import Aws
     from ..config import load_config
-    from ..local.emulator import (
-        ensure_hosted_zone,
-        env_urls,
-        register_gateway,
-        start_emulator,
-        start_gateway,
-        use_dummy_credentials,
-    )
+    from ..endpoints import env_urls, register_gateway, use_dummy_credentials
+    from ..local.emulator import ensure_hosted_zone, start_emulator, start_gateway
     from ..project import Project
     from ..resources import cdn
     from . import deploy as deploy_op

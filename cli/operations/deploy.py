@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from .. import parallel, sites
 from .. import publish as site
 from ..aws import FUNCTION_BUSY
+from ..endpoints import gateway_url
 from ..errors import SdeliverError
 from ..ledger import Entry, EntryFields, Ledger, Outcome
 from ..project import Project
@@ -311,8 +312,6 @@ def record(
 
 def logs_command(project: Project, env: str) -> str:
     """The command that shows what `env`'s function logged (locally: the gateway's log)."""
-    from ..local import gateway_url
-
     local = " --local" if gateway_url(project) is not None else ""
     return f"sdeliver{local} logs --env {env}"
 

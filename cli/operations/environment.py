@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import parallel
 from ..aws import FUNCTION_BUSY
+from ..endpoints import local_urls
 from ..errors import AwsError, OperationFailed
 from ..ledger import E2e
 from ..project import Project
@@ -114,8 +115,6 @@ def urls(project: Project, env: str) -> tuple[str, str]:
     """The API's and the site's URLs (the local gateway's, in local mode; see
     `Project.site_url` for the site's elsewhere)."""
     if project.aws.endpoint_url:  # an emulator: its local gateway serves the app
-        from ..local.emulator import local_urls
-
         found = local_urls(project, env)
         if found is not None:
             return found

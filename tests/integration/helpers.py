@@ -60,7 +60,8 @@ def new_app(
     tests using this are about: two origins, and the pipeline): the scaffold without its
     HTTPS hosting, domains and zone."""
     from sdeliver.config import load_config
-    from sdeliver.local.emulator import register_gateway, start_gateway
+    from sdeliver.endpoints import register_gateway
+    from sdeliver.local.emulator import start_gateway
 
     directory = tmp_path / "app"
     created = sdeliver("new", f"{prefix}-{secrets.token_hex(3)}", "--dir", str(directory),

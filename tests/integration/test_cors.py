@@ -46,7 +46,7 @@ def _no_e2e(directory: Path) -> None:
 
 def _urls(directory: Path, env: str) -> tuple[str, str]:
     """(api, site) URLs of env, from the site's config.json once released."""
-    from sdeliver.local.emulator import _gateways, api_base
+    from sdeliver.endpoints import _gateways, api_base
 
     gateway = next(iter(_gateways.values()))
     return f"{api_base(gateway)}/{env}/api/", f"{gateway}/{env}/site/"

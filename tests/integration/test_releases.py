@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sdeliver.local.emulator import api_base
+from sdeliver.endpoints import api_base
 
 from tests.conftest import QUICK_BUILD, QUICK_E2E, client, quick_commands
 from tests.integration.helpers import CallLog
@@ -30,7 +30,8 @@ ARTIFACTS = "dromedary-artifacts-123456789012"
 def gateway(endpoint: str, project_dir: Path) -> Iterator[str]:
     """The local gateway over the moto server, found by in-process and subprocess CLIs."""
     from sdeliver.config import load_config
-    from sdeliver.local.emulator import register_gateway, start_gateway, write_state
+    from sdeliver.endpoints import register_gateway, write_state
+    from sdeliver.local.emulator import start_gateway
 
     gw = start_gateway(endpoint, lambda: load_config(project_dir / "sdeliver.yaml"))
     unregister = register_gateway(endpoint, gw.url)

@@ -40,7 +40,7 @@ BUILD_ACTIONS = ("Dependencies", "BuildAndPackage", "EndToEnd")
 @pytest.fixture
 def aws() -> Iterator[None]:
     from moto import mock_aws
-    from sdeliver.local.emulator import _ignore_policy_conditions
+    from sdeliver.local.quirks import _ignore_policy_conditions
 
     _ignore_policy_conditions()  # the bucket's TLS-only guard: plain HTTP stands in for TLS
     with mock_aws():

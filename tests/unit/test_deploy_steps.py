@@ -32,7 +32,7 @@ ENOUGH = 60  # seconds a hook waits for the other thread before the test fails a
 @pytest.fixture
 def aws() -> Iterator[None]:
     from moto import mock_aws
-    from sdeliver.local.emulator import _ignore_policy_conditions
+    from sdeliver.local.quirks import _ignore_policy_conditions
 
     _ignore_policy_conditions()  # moto would apply aws:SecureTransport to its own plain HTTP
     with mock_aws():

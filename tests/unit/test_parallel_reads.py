@@ -27,7 +27,7 @@ ENOUGH = 30  # seconds a barrier waits for the other reads before the test fails
 @pytest.fixture
 def aws() -> Iterator[None]:
     from moto import mock_aws
-    from sdeliver.local.emulator import _ignore_policy_conditions
+    from sdeliver.local.quirks import _ignore_policy_conditions
 
     _ignore_policy_conditions()  # moto would apply aws:SecureTransport to its own plain HTTP
     with mock_aws(config={"iam": {"load_aws_managed_policies": False}}):
