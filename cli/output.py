@@ -1,5 +1,7 @@
-"""Human output on stderr (rich: spinners and tables on a terminal, plain lines otherwise)
-and one JSON document on stdout for scripts."""
+"""Everything sdeliver prints: progress on stderr (rich: spinners on a terminal, plain
+lines otherwise), tables on stdout (plans here; status and history in their commands) and
+one JSON document on stdout for scripts. Operations never print: they report through
+`progress.Progress`, which `Reporter` implements."""
 
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    from .plan import Plan
 
 _console: Console | None = None
 _data_console: Console | None = None
@@ -127,3 +131,41 @@ def info(message: str) -> None:
 
 def warn(message: str) -> None:
     console().print(f"[yellow]warning:[/] {escape(message)}")
+
+
+# -- a plan, as a table (reconcile, destroy) ---------------------------------------------
+
+ACTION_STYLE = {"create": "green", "update": "yellow", "delete": "red", "none": "dim"}
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def plan_table(plan: Plan, *, show_unchanged: bool = False) -> None:
+    from rich.table import Table  # rich loads when something is shown, not at start-up
+
+    changes = plan.changes if show_unchanged else plan.pending
+    if not changes:
+        console().print("No changes: AWS matches sdeliver.yaml.")
+        return
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    table.add_column("resource")
+    table.add_column("action")
+    table.add_column("changes")
+    for change in changes:
+        detail = "; ".join(
+            f"{f.field}: {_short(f.old)} → {_short(f.new)}"
+            if change.action == "update"
+            else f.field
+            for f in change.fields
+        )
+        style = ACTION_STYLE[change.action]
+        table.add_row(change.resource, f"[{style}]{change.action}[/]", detail)
+    console().print(table)
+    counts = plan.counts()
+    console().print(
+        f"Plan: {counts['create']} to create, {counts['update']} to update, "
+        f"{counts['delete']} to delete, {counts['none']} unchanged."
+    )

@@ -28,8 +28,7 @@ def destroy(
 ) -> None:
     """Delete every resource of the app; the artifact bucket and tables only with --purge."""
     from ..operations import reconcile as op
-    from ..output import emit_json, info
-    from ..render import plan_table
+    from ..output import emit_json, info, plan_table
 
     g = state(ctx)
     project = project_skipping(g, skip)

@@ -63,8 +63,7 @@ def project_skipping(g, skip: list[str] | None):  # type: ignore[no-untyped-def]
 def run_reconcile(g, *, check: bool, dry_run: bool, prune: bool, verb: str = "reconcile",  # type: ignore[no-untyped-def]
                   skip: list[str] | None = None) -> None:
     from ..operations import reconcile as op
-    from ..output import emit_json, info
-    from ..render import plan_table
+    from ..output import emit_json, info, plan_table
 
     project = project_skipping(g, skip)
     plan = op.plan(project, prune=prune)
