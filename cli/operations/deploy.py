@@ -29,14 +29,14 @@ from ..ledger import Entry, EntryFields, Ledger, Outcome
 from ..project import Project
 from ..release import Release, ReleaseStore, build
 from ..resources.api import rest_api_id as api_id
-from .environment import (
+from .moves import Live, Move, describe, disagreements, expected_site, read_live
+from .pointers import (
     Pointers,
     move_alias,
     point_stage,
     publish_site,
     run_e2e,
 )
-from .moves import Live, Move, describe, disagreements, expected_site, read_live
 from .result import ReleaseResult, unchanged_result
 
 T = TypeVar("T")

@@ -37,7 +37,7 @@ from ..publish import Published
 from ..release import ReleaseStore
 from ..resources.api import rest_api_id as api_id
 from ..sites import read_published
-from .environment import Pointers, read_pointers
+from .pointers import Pointers, read_pointers
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

@@ -36,8 +36,8 @@ from ..project import Project
 from ..release import Release, ReleaseStore, build, run_build_commands
 from ..resources import function
 from . import deploy as steps
-from .environment import point_stage, publish_site, read_pointers
 from .moves import Move, describe
+from .pointers import point_stage, publish_site, read_pointers
 from .result import ReleaseResult
 
 RELEASE_FILE = ".sdeliver/release.json"

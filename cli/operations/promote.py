@@ -23,8 +23,8 @@ from ..publish import Prior, listing
 from ..release import ReleaseStore
 from ..resources.api import rest_api_id as api_id
 from .deploy import put_back, restore
-from .environment import Pointers, move_alias, point_stage, publish_site, run_e2e
 from .moves import Move, describe, disagreements
+from .pointers import Pointers, move_alias, point_stage, publish_site, run_e2e
 from .result import ReleaseResult
 
 

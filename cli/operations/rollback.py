@@ -21,7 +21,8 @@ from ..publish import Prior, listing
 from ..release import ReleaseStore
 from ..resources.api import rest_api_id as api_id
 from .deploy import put_back
-from .environment import (
+from .moves import Move, describe, expected_site
+from .pointers import (
     Pointers,
     move_alias,
     point_stage,
@@ -29,7 +30,6 @@ from .environment import (
     read_pointers,
     run_e2e,
 )
-from .moves import Move, describe, expected_site
 from .result import ReleaseResult, unchanged_result
 
 

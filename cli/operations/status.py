@@ -11,8 +11,8 @@ from ..ledger import Ledger
 from ..lock import read_lock
 from ..project import Project
 from ..resources.api import rest_api_id as api_id
-from .environment import urls
 from .moves import disagreements, identify, read_live
+from .pointers import urls
 
 
 def environment_status(project: Project, env: str) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 from sdeliver.operations import reconcile
-from sdeliver.operations.environment import publish_site, urls
+from sdeliver.operations.pointers import publish_site, urls
 from sdeliver.project import Project
 from sdeliver.resources import cdn
 from sdeliver.sites import read_published

@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from sdeliver.operations.environment import site_config
+from sdeliver.operations.pointers import site_config
 from sdeliver.operations.result import ReleaseResult
 from sdeliver.shell import source_revision
 
@@ -52,7 +52,7 @@ def test_the_summary_says_lambda_version_and_json_keeps_version() -> None:
 
 
 def test_config_json_carries_the_source_revision_beside_the_old_version_key(make_project, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from sdeliver.operations import environment
+    from sdeliver.operations import pointers as environment
 
     monkeypatch.setattr(environment, "urls", lambda project, env: ("https://api/test/", ""))
     project = make_project()

@@ -12,8 +12,8 @@ import pytest
 from sdeliver.ledger import Ledger
 from sdeliver.lock import lock_key
 from sdeliver.operations import status as status_op
-from sdeliver.operations.environment import Pointers
 from sdeliver.operations.moves import Live
+from sdeliver.operations.pointers import Pointers
 from sdeliver.project import Project
 
 

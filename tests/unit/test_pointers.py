@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from botocore.stub import Stubber
 from sdeliver.errors import OperationFailed
-from sdeliver.operations.environment import move_alias
+from sdeliver.operations.pointers import move_alias
 
 
 def test_a_moved_alias_is_a_conflict_not_a_silent_overwrite(make_project) -> None:  # type: ignore[no-untyped-def]
