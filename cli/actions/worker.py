@@ -22,7 +22,7 @@ from ..aws import Aws
 from ..errors import EnvironmentLocked, OperationFailed, SdeliverError
 from ..operations.pipeline import FunctionBusy, project_at
 from ..operations.pipeline_actions import run_action
-from . import artifacts
+from . import job_artifacts
 from .job import Credentials, Job, NotYet, continuation_token, job_id, parse_job
 
 MAX_MESSAGE = 5000  # what PutJobFailureResult accepts
@@ -69,7 +69,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return handle(
         event,
         aws=aws,
-        artifact_aws=lambda creds: artifacts.artifact_aws(
+        artifact_aws=lambda creds: job_artifacts.artifact_aws(
             creds, region=aws.region, endpoint_url=aws.endpoint_url
         ),
     )
@@ -134,13 +134,13 @@ def _run(
         raise OperationFailed("the job carries no artifact credentials")
     store = artifact_aws(job.credentials)
     with tempfile.TemporaryDirectory(prefix="sdeliver-job-") as tmp:
-        tree = artifacts.download(store, job.inputs[0], Path(tmp) / "input")
+        tree = job_artifacts.download(store, job.inputs[0], Path(tmp) / "input")
         project = project_at(tree, aws, progress)
         result = run_action(project, action, env, revision=job.revision, wait=False)
         if not result.ok:
             raise OperationFailed(result.summary)
         for output in job.outputs:
-            artifacts.upload(store, output, tree, kms_key=job.encryption_key)
+            job_artifacts.upload(store, output, tree, kms_key=job.encryption_key)
     return result.summary
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.stub import Stubber
-from sdeliver.actions import artifacts
+from sdeliver.actions import job_artifacts
 from sdeliver.actions.job import Credentials
 from sdeliver.actions.worker import handle
 from sdeliver.aws import Aws
@@ -108,7 +108,7 @@ class Worker:
         self.jobs = 0
 
     def _artifact_aws(self, creds: Credentials) -> Aws:
-        store = artifacts.artifact_aws(creds, region="us-east-1", endpoint_url=None)
+        store = job_artifacts.artifact_aws(creds, region="us-east-1", endpoint_url=None)
         store.client("s3").meta.events.register("before-send.s3.*", self._signed)
         return store
 
@@ -356,7 +356,7 @@ def test_unsafe_archive_entries_are_refused(tmp_path: Path, entry: str, why: str
         zf.writestr("ok.txt", b"fine")
         zf.writestr(entry, b"evil")
     with pytest.raises(OperationFailed, match=re.escape(f"artifact entry '{entry}' {why}: refused")):
-        artifacts.extract(archive, tmp_path / "out")
+        job_artifacts.extract(archive, tmp_path / "out")
     assert not (tmp_path / "out" / "ok.txt").exists()  # nothing is extracted at all
     assert not (tmp_path / "outside.txt").exists()
 
@@ -368,7 +368,7 @@ def test_a_link_out_of_the_artifact_is_refused(tmp_path: Path) -> None:
         info.external_attr = (stat.S_IFLNK | 0o777) << 16
         zf.writestr(info, "../../../etc/passwd")
     with pytest.raises(OperationFailed, match=re.escape("is a link to '../../../etc/passwd', outside")):
-        artifacts.extract(archive, tmp_path / "out")
+        job_artifacts.extract(archive, tmp_path / "out")
 
 
 def test_a_link_inside_the_artifact_is_kept(tmp_path: Path) -> None:
@@ -378,7 +378,7 @@ def test_a_link_inside_the_artifact_is_kept(tmp_path: Path) -> None:
         info = zipfile.ZipInfo("app/alias.py")
         info.external_attr = (stat.S_IFLNK | 0o777) << 16
         zf.writestr(info, "real.py")
-    artifacts.extract(archive, tmp_path / "out")
+    job_artifacts.extract(archive, tmp_path / "out")
     assert (tmp_path / "out" / "app" / "alias.py").read_text() == "x = 1\n"
 
 
