@@ -54,7 +54,7 @@ VERSION_FIELDS = (
 )
 
 
-def publish_function(
+def publish_version(
     project: Project, built: Release, store: ReleaseStore, latest: dict[str, Any] | None = None
 ) -> str:
     """The version that runs `built`: the code is uploaded and a version published only
@@ -411,7 +411,7 @@ def _deploy_locked(
         nonlocal version, deployment
         # The function's new version beside the API's deployment: neither needs the other.
         version, deployment = parallel.together(
-            lambda: publish_function(project, built, store, latest),
+            lambda: publish_version(project, built, store, latest),
             lambda: deploy_api(project, env, built, found, (current, live.deployment_id)),
         )
         return version, deployment

@@ -13,7 +13,7 @@ CodePipeline runs one by one, each in a fresh invocation with only its input art
 
 Each release step holds the environment's lease; a failed step puts the environment back on
 its current release and records a "failed" entry, as deploy does. The pieces are the ones
-`deploy` uses (`release.build`, `ReleaseStore`, `publish_function`, `deploy_api`, ...).
+`deploy` uses (`release.build`, `ReleaseStore`, `publish_version`, `deploy_api`, ...).
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ def deploy_app(project: Project, env: str, release_id: str, *, wait: bool = True
             found = function.read_function(project) or {}
             if found.get("LastUpdateStatus") == "InProgress" or found.get("State") == "Pending":
                 raise FunctionBusy(f"function {project.function_name} is still being updated")
-        version = steps.publish_function(project, release, ReleaseStore(project))
+        version = steps.publish_version(project, release, ReleaseStore(project))
         before = read_pointers(project, env)
         steps.switch_alias(project, env, version, before.alias_revision)
     return ActionResult("deploy-app", env, f"alias {env} → version {version}", release_id)

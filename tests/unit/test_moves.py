@@ -87,7 +87,7 @@ def test_a_re_run_of_its_own_cut_short_move_records_nothing_extra(two_releases: 
     # The alias already moved to the new release's version, as a deploy killed later would leave it.
     store = steps.ReleaseStore(project)
     store.store(built)
-    version = steps.publish_function(project, built, store)
+    version = steps.publish_version(project, built, store)
     boto3.client("lambda", region_name="us-east-1").update_alias(
         FunctionName=project.function_name, Name="test", FunctionVersion=version)
     before = len(Ledger(project, "test").entries())
@@ -327,7 +327,7 @@ def test_a_re_run_that_fails_puts_back_what_the_ledger_served_not_the_half_move(
     built = steps.build(project)
     store = steps.ReleaseStore(project)
     store.store(built)
-    version = steps.publish_function(project, built, store)
+    version = steps.publish_version(project, built, store)
     # A deploy of r3 killed right after moving the alias: the alias is on r3's version.
     boto3.client("lambda", region_name="us-east-1").update_alias(
         FunctionName=project.function_name, Name="test", FunctionVersion=version)
