@@ -124,7 +124,7 @@ def test_a_failed_function_update_leaves_the_site_as_it_was(released, monkeypatc
         events.new_file_sent.wait(ENOUGH)  # the site side has changed the bucket by now
         raise AwsError("lambda.publish_version on function x failed: ServiceException: boom")
 
-    monkeypatch.setattr(steps, "publish_function", fails)
+    monkeypatch.setattr(steps, "publish_version", fails)
     with pytest.raises(SdeliverError) as raised:
         steps.deploy(released, "test")
     assert "publish_version" in str(raised.value.message)
@@ -168,7 +168,7 @@ def test_a_failed_first_deploy_takes_its_new_site_files_away_again(app, monkeypa
         raise AwsError("lambda.publish_version on function x failed: ServiceException: boom")
 
     (app.config.project_dir / "site" / NEW_FILE).write_text("console.log('new')\n")
-    monkeypatch.setattr(steps, "publish_function", fails)
+    monkeypatch.setattr(steps, "publish_version", fails)
     with pytest.raises(SdeliverError):
         steps.deploy(app, "test")
     assert f"put {NEW_FILE}" in events.seen
