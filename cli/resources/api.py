@@ -15,7 +15,7 @@ from .. import parallel
 from ..aws import APIGW_BUSY, FUNCTION_BUSY
 from ..errors import AwsError
 from ..openapi import ANY_METHOD, Definition, build_definition, no_release_definition
-from ..plan import Change, FieldChange
+from ..plan import Change, FieldChange, call
 from ..project import TAG_APP, Project
 
 KIND_API = "rest-api"
@@ -356,8 +356,8 @@ def _plan_api(project: Project, api: dict[str, Any] | None) -> Change:
             FieldChange("tags", None, project.tags()),
         ]
         return Change(KIND_API, name, "create", fields,
-                      ["apigateway.CreateRestApi", "apigateway.PutRestApi",
-                       "apigateway.TagResource"], create)
+                      [call("apigateway.CreateRestApi"), call("apigateway.PutRestApi"),
+                       call("apigateway.TagResource")], create)
     api_id = str(api["id"])
     have_tags = {k: v for k, v in (api.get("tags") or {}).items() if k != TAG_DEFINITION}
     want_tags = _merged_tags(have_tags, project.tags())
@@ -390,9 +390,9 @@ def _plan_api(project: Project, api: dict[str, Any] | None) -> Change:
             apply_definition(p, api_id, missing)
 
     calls = (
-        (["apigateway.UpdateRestApi"] if "endpoint" in changing else [])
-        + (["apigateway.TagResource"] if "tags" in changing else [])
-        + (["apigateway.PutRestApi"] if missing is not None else [])
+        ([call("apigateway.UpdateRestApi")] if "endpoint" in changing else [])
+        + ([call("apigateway.TagResource")] if "tags" in changing else [])
+        + ([call("apigateway.PutRestApi")] if missing is not None else [])
     )
     return Change(KIND_API, name, "update", fields, calls, update)
 
@@ -427,8 +427,8 @@ def _plan_stage(
         fields = [FieldChange(f"variables.{key}", None, value)
                   for key, value in want_variables.items()]
         fields.append(FieldChange("tags", None, want_tags))
-        calls = ["apigateway.CreateDeployment"] if first else []
-        calls.append("apigateway.CreateStage")
+        calls = [call("apigateway.CreateDeployment")] if first else []
+        calls.append(call("apigateway.CreateStage"))
         return Change(KIND_STAGE, name, "create", fields, calls, create)
     api_id = str(api["id"]) if api is not None else ""
     # The stage carries exactly the variables sdeliver.yaml declares: one no longer declared
@@ -464,8 +464,8 @@ def _plan_stage(
         if "tags" in changing:
             _tag_stage(p, api_id, env, want_tags)
 
-    calls = (["apigateway.UpdateStage"] if patches else []) + (
-        ["apigateway.TagResource"] if "tags" in changing else []
+    calls = ([call("apigateway.UpdateStage")] if patches else []) + (
+        [call("apigateway.TagResource")] if "tags" in changing else []
     )
     return Change(KIND_STAGE, name, "update", fields, calls, update)
 
@@ -511,7 +511,7 @@ def _plan_permission(
             if err.code != "ResourceConflictException" or not _permits(p, env, want):
                 raise
 
-    calls = (["lambda.RemovePermission"] if have is not None else []) + ["lambda.AddPermission"]
+    calls = ([call("lambda.RemovePermission")] if have is not None else []) + [call("lambda.AddPermission")]
     return Change(
         KIND_PERMISSION, name, "create" if have is None else "update",
         [FieldChange("source_arn", have_arn, want_arn)], calls, apply,
@@ -551,7 +551,7 @@ def prune(project: Project) -> list[Change]:
             )
 
         changes.append(Change(KIND_STAGE, f"{project.api_name}/{env}", "delete", [],
-                              ["apigateway.DeleteStage"], delete))
+                              [call("apigateway.DeleteStage")], delete))
     return changes
 
 
@@ -567,7 +567,7 @@ def destroy(project: Project) -> list[Change]:
 
         name = f"{project.function_name}:{env}/{project.permission_id(env)}"
         changes.append(Change(KIND_PERMISSION, name, "delete", [],
-                              ["lambda.RemovePermission"], revoke))
+                              [call("lambda.RemovePermission")], revoke))
     api = find_api(project)
     if api is not None and (api.get("tags") or {}).get(TAG_APP) == project.app:
         api_id = str(api["id"])
@@ -581,5 +581,5 @@ def destroy(project: Project) -> list[Change]:
             p.facts.pop("rest_api_id", None)
 
         changes.append(Change(KIND_API, project.api_name, "delete", [],
-                              ["apigateway.DeleteRestApi"], delete))
+                              [call("apigateway.DeleteRestApi")], delete))
     return changes

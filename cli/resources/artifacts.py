@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import parallel
 from ..aws import tags_dict
-from ..plan import Change, FieldChange, diff_fields
+from ..plan import Change, FieldChange, call, diff_fields
 from ..project import Project
 
 KIND = "artifact-bucket"
@@ -240,20 +240,20 @@ def plan(project: Project) -> list[Change]:
             merged_tags = next(f.new for f in fields if f.field == "tags")
             put_tags(p, bucket, merged_tags)
 
-    calls = (["s3.CreateBucket"] if have is None else []) + [
+    calls = ([call("s3.CreateBucket")] if have is None else []) + [
         {
-            "public_access_block": "s3.PutPublicAccessBlock",
-            "encryption": "s3.PutBucketEncryption",
-            "versioning": "s3.PutBucketVersioning",
-            "policy": "s3.PutBucketPolicy",
-            "tags": "s3.PutBucketTagging",
-            "lifecycle": "s3.PutBucketLifecycleConfiguration",
+            "public_access_block": call("s3.PutPublicAccessBlock"),
+            "encryption": call("s3.PutBucketEncryption"),
+            "versioning": call("s3.PutBucketVersioning"),
+            "policy": call("s3.PutBucketPolicy"),
+            "tags": call("s3.PutBucketTagging"),
+            "lifecycle": call("s3.PutBucketLifecycleConfiguration"),
         }[name]
         for name in (f.field for f in fields)
     ]
     if have is None:
         fields = [FieldChange(f.field, None, f.new) for f in fields]
-        defaults = ("s3.PutPublicAccessBlock", "s3.PutBucketEncryption")
+        defaults = (call("s3.PutPublicAccessBlock"), call("s3.PutBucketEncryption"))
         calls = [f"{c} (unless S3's default)" if c in defaults else c for c in calls]
     return [Change(KIND, bucket, "create" if have is None else "update", fields, calls, apply)]
 
@@ -268,7 +268,7 @@ def destroy(project: Project) -> list[Change]:
         empty_bucket(p, bucket)
         p.aws.call("s3", "delete_bucket", resource=f"bucket {bucket}", missing=True, Bucket=bucket)
 
-    return [Change(KIND, bucket, "delete", [], ["s3.DeleteObjects", "s3.DeleteBucket"], apply)]
+    return [Change(KIND, bucket, "delete", [], [call("s3.DeleteObjects"), call("s3.DeleteBucket")], apply)]
 
 
 def empty_bucket(project: Project, bucket: str) -> None:

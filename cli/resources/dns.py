@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import parallel
 from ..errors import OperationFailed
-from ..plan import Change, FieldChange, diff_fields
+from ..plan import Change, FieldChange, call, diff_fields
 from ..project import Project
 from .site import website_zone
 
@@ -210,7 +210,7 @@ def _plan_record(
         domain,
         "create" if have is None else "update",
         shown,
-        ["route53.ChangeResourceRecordSets"],
+        [call("route53.ChangeResourceRecordSets")],
         batch.apply,
     )
 
@@ -245,7 +245,7 @@ def destroy(project: Project) -> list[Change]:
                         domain,
                         "delete",
                         fields,
-                        ["route53.ChangeResourceRecordSets"],
+                        [call("route53.ChangeResourceRecordSets")],
                         batch.apply,
                     )
                 )

@@ -14,7 +14,7 @@ from .. import parallel
 from ..aws import FUNCTION_BUSY, IAM_PROPAGATION
 from ..errors import OperationFailed
 from ..package import Package, package_directory
-from ..plan import Change, FieldChange
+from ..plan import Change, FieldChange, call
 from ..project import TAG_APP, Project
 from . import iam
 
@@ -225,9 +225,9 @@ def _create(project: Project) -> Change:
         FieldChange("architecture", None, fn.architecture),
         FieldChange("code", None, f"sha256:{package.sha256_b64} ({package.files} files)"),
     ]
-    calls = ["lambda.CreateFunction"]  # with Publish: version 1 comes with it
+    calls = [call("lambda.CreateFunction")]  # with Publish: version 1 comes with it
     if package.size > DIRECT_UPLOAD_LIMIT:
-        calls.insert(0, "s3.PutObject")
+        calls.insert(0, call("s3.PutObject"))
 
     def apply(p: Project) -> None:
         name = p.function_name
@@ -286,8 +286,8 @@ def _update(project: Project, found: dict[str, Any]) -> Change:
         fields.append(FieldChange("tags", have["tags"], merged))
     if not fields:
         return Change(KIND, project.function_name, "none")
-    calls = (["lambda.UpdateFunctionConfiguration"] if changing else []) + (
-        ["lambda.TagResource"] if merged != have["tags"] else []
+    calls = ([call("lambda.UpdateFunctionConfiguration")] if changing else []) + (
+        [call("lambda.TagResource")] if merged != have["tags"] else []
     )
 
     def apply(p: Project) -> None:
@@ -322,8 +322,8 @@ def _alias(project: Project, env: str, *, exists: bool, found: dict[str, Any] | 
         return Change(ALIAS_KIND, name, "none")
     version = latest_published_version(project) if exists else None
     fields = [FieldChange("version", None, version or "(newly published)")]
-    calls = (["lambda.PublishVersion"] if version is None and exists else []) + [
-        "lambda.CreateAlias"
+    calls = ([call("lambda.PublishVersion")] if version is None and exists else []) + [
+        call("lambda.CreateAlias")
     ]
 
     def apply(p: Project) -> None:
@@ -359,7 +359,7 @@ def prune(project: Project) -> list[Change]:
         changes.append(
             Change(ALIAS_KIND, f"{project.function_name}:{env}", "delete",
                    [FieldChange("version", alias.get("FunctionVersion"), None)],
-                   ["lambda.DeleteAlias"], apply)
+                   [call("lambda.DeleteAlias")], apply)
         )
     return changes
 
@@ -380,4 +380,4 @@ def destroy(project: Project) -> list[Change]:
         )
         p.facts.pop("function_arn", None)
 
-    return [Change(KIND, project.function_name, "delete", [], ["lambda.DeleteFunction"], apply)]
+    return [Change(KIND, project.function_name, "delete", [], [call("lambda.DeleteFunction")], apply)]

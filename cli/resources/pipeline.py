@@ -25,7 +25,7 @@ from typing import Any
 from ..aws import PIPELINE_ROLE_PROPAGATION
 from ..errors import AwsError, OperationFailed
 from ..operations import pipeline_actions
-from ..plan import Change, FieldChange
+from ..plan import Change, FieldChange, call
 from ..project import TAG_APP, Project
 from . import codebuild, iam, source
 
@@ -255,8 +255,8 @@ def plan(project: Project) -> list[Change]:
     if have is None:
         fields = [FieldChange(key, None, value) for key, value in want.items() if key != "name"]
         fields.append(FieldChange("tags", None, project.tags()))
-        calls = ["codepipeline.CreatePipeline", "codepipeline.DisableStageTransition",
-                 "iam.GetRole", "codepipeline.EnableStageTransition"]
+        calls = [call("codepipeline.CreatePipeline"), call("codepipeline.DisableStageTransition"),
+                 call("iam.GetRole"), call("codepipeline.EnableStageTransition")]
         return [Change(KIND, name(project), "create", fields, calls, _create)]
     tags = read_tags(project, have["arn"]) if have["arn"] else {}
     owner = tags.get(TAG_APP)
@@ -273,8 +273,8 @@ def plan(project: Project) -> list[Change]:
     if not fields:
         return [Change(KIND, name(project), "none")]
     changing = {f.field for f in fields}
-    calls = (["codepipeline.UpdatePipeline"] if changing - {"tags"} else []) + (
-        ["codepipeline.TagResource"] if "tags" in changing else []
+    calls = ([call("codepipeline.UpdatePipeline")] if changing - {"tags"} else []) + (
+        [call("codepipeline.TagResource")] if "tags" in changing else []
     )
 
     def apply(p: Project) -> None:
@@ -449,7 +449,7 @@ def destroy(project: Project) -> list[Change]:
         p.aws.call("codepipeline", "delete_pipeline", resource=f"pipeline {name(p)}",
                    missing=True, name=name(p))
 
-    return [Change(KIND, name(project), "delete", [], ["codepipeline.DeletePipeline"], apply)]
+    return [Change(KIND, name(project), "delete", [], [call("codepipeline.DeletePipeline")], apply)]
 
 
 # -- roles ----------------------------------------------------------------------------------

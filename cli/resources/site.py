@@ -16,7 +16,7 @@ from typing import Any
 from .. import parallel
 from ..errors import AwsError, OperationFailed
 from ..ledger import Ledger
-from ..plan import Change, FieldChange, diff_fields
+from ..plan import Change, FieldChange, call, diff_fields
 from ..project import TAG_APP, TAG_ENV, Project
 from ..publish import CONFIG_JSON, config_bytes, content_type
 from .artifacts import bucket_exists, create_bucket, empty_bucket, put_tags, read_tags
@@ -303,11 +303,11 @@ def _check_owner(project: Project, env: str, bucket: str, have: dict[str, Any]) 
 # -- plan ----------------------------------------------------------------------------------
 
 CALLS = {
-    "tags": "s3.PutBucketTagging",
-    "public_access_block": "s3.PutPublicAccessBlock",
-    "website": "s3.PutBucketWebsite",
-    "policy": "s3.PutBucketPolicy",
-    "config_json": "s3.PutObject",
+    "tags": call("s3.PutBucketTagging"),
+    "public_access_block": call("s3.PutPublicAccessBlock"),
+    "website": call("s3.PutBucketWebsite"),
+    "policy": call("s3.PutBucketPolicy"),
+    "config_json": call("s3.PutObject"),
 }
 ORDER = list(CALLS)  # tags first: a half-made bucket is still known as ours
 
@@ -377,7 +377,7 @@ def _plan_env(project: Project, env: str) -> Change:
             create_bucket(p, bucket)
         _apply_fields(p, env, bucket, new, routing_rules)
 
-    calls = (["s3.CreateBucket"] if have is None else []) + [
+    calls = ([call("s3.CreateBucket")] if have is None else []) + [
         CALLS[name] for name in ORDER if name in new
     ]
     shown = [_shown(f) for f in sorted(fields, key=lambda f: ORDER.index(f.field))]
@@ -535,7 +535,7 @@ def _delete(bucket: str, env: str) -> Change:
         p.aws.call("s3", "delete_bucket", resource=f"bucket {bucket}", missing=True, Bucket=bucket)
 
     fields = [FieldChange("env", env, None)]
-    return Change(KIND, bucket, "delete", fields, ["s3.DeleteObjects", "s3.DeleteBucket"], apply)
+    return Change(KIND, bucket, "delete", fields, [call("s3.DeleteObjects"), call("s3.DeleteBucket")], apply)
 
 
 def prune(project: Project) -> list[Change]:

@@ -18,7 +18,7 @@ import json
 from typing import Any
 
 from ..errors import OperationFailed
-from ..plan import Change, FieldChange
+from ..plan import Call, Change, FieldChange, call
 from ..project import Project
 from . import iam
 
@@ -203,12 +203,12 @@ def plan(project: Project) -> list[Change]:
             return [Change(KIND, connection_name(project), "none")]
         return [Change(KIND, connection_name(project), "create",
                        [FieldChange("provider", None, "GitHub")],
-                       [f"{CONNECTIONS}.CreateConnection"], _create_connection)]
+                       [Call(CONNECTIONS, "CreateConnection")], _create_connection)]
     if pipeline.source.provider != "s3":
         return []
     want = _desired_rule(project)
     have = _read_rule(project)
-    calls = ["s3.PutBucketNotificationConfiguration", "events.PutRule", "events.PutTargets"]
+    calls = [call("s3.PutBucketNotificationConfiguration"), call("events.PutRule"), call("events.PutTargets")]
     if have is None:
         return [Change(KIND, rule_name(project), "create",
                        [FieldChange(k, None, v) for k, v in want.items()], calls, _apply_rule)]
@@ -232,7 +232,7 @@ def destroy(project: Project) -> list[Change]:
                    Rule=name, Ids=["pipeline"])
         p.aws.call("events", "delete_rule", resource=f"rule {name}", missing=True, Name=name)
 
-    return [Change(KIND, name, "delete", [], ["events.RemoveTargets", "events.DeleteRule"],
+    return [Change(KIND, name, "delete", [], [call("events.RemoveTargets"), call("events.DeleteRule")],
                    apply)]
 
 
