@@ -15,7 +15,7 @@ from .. import parallel
 from ..aws import APIGW_BUSY, FUNCTION_BUSY
 from ..errors import AwsError
 from ..openapi import ANY_METHOD, Definition, build_definition, no_release_definition
-from ..plan import Change, FieldChange, call
+from ..plan import Call, Change, FieldChange, call, emulator_quirk
 from ..project import TAG_APP, Project
 
 KIND_API = "rest-api"
@@ -191,6 +191,10 @@ def _one_api(project: Project, created: str) -> str:
     return str(ours[0]["id"])
 
 
+# The calls of apply_definition: the definition, then its digest as a tag.
+DEFINITION_CALLS: list[Call] = [call("apigateway.PutRestApi"), call("apigateway.TagResource")]
+
+
 def apply_definition(project: Project, api_id: str, definition: Definition) -> None:
     """Replace the API's resources and methods with the definition, and record its digest.
 
@@ -217,40 +221,41 @@ def _repair_any_methods(project: Project, api_id: str) -> None:
     """Rename moto's misfiled catch-all method to ANY; on AWS there is never one to rename."""
     wrong = ANY_METHOD.upper()
     res = f"REST API {api_id}"
-    for resource in project.aws.paginate(
-        "apigateway", "get_resources", "items", resource=res, restApiId=api_id, embed=["methods"]
-    ):
-        method = (resource.get("resourceMethods") or {}).get(wrong)
-        if method is None:
-            continue
-        ids = {"restApiId": api_id, "resourceId": resource["id"]}
-        project.aws.call(
-            "apigateway", "put_method", resource=res, **ids, httpMethod="ANY",
-            authorizationType=method.get("authorizationType") or "NONE",
-            **({"requestParameters": method["requestParameters"]}
-               if method.get("requestParameters") else {}),
-        )
-        for code in method.get("methodResponses") or {}:
-            project.aws.call("apigateway", "put_method_response", resource=res, **ids,
-                             httpMethod="ANY", statusCode=code)
-        integration = method.get("methodIntegration")
-        if integration:
-            optional = ("uri", "passthroughBehavior", "requestParameters", "requestTemplates",
-                        "contentHandling", "timeoutInMillis", "credentials", "connectionType")
+    with emulator_quirk():  # no part of any plan: on AWS these calls are never made
+        for resource in project.aws.paginate(
+            "apigateway", "get_resources", "items", resource=res, restApiId=api_id, embed=["methods"]
+        ):
+            method = (resource.get("resourceMethods") or {}).get(wrong)
+            if method is None:
+                continue
+            ids = {"restApiId": api_id, "resourceId": resource["id"]}
             project.aws.call(
-                "apigateway", "put_integration", resource=res, **ids, httpMethod="ANY",
-                type=str(integration["type"]).upper(),
-                integrationHttpMethod=integration.get("httpMethod") or "POST",
-                **{k: integration[k] for k in optional if integration.get(k)},
+                "apigateway", "put_method", resource=res, **ids, httpMethod="ANY",
+                authorizationType=method.get("authorizationType") or "NONE",
+                **({"requestParameters": method["requestParameters"]}
+                   if method.get("requestParameters") else {}),
             )
-            for code, answer in (integration.get("integrationResponses") or {}).items():
+            for code in method.get("methodResponses") or {}:
+                project.aws.call("apigateway", "put_method_response", resource=res, **ids,
+                                 httpMethod="ANY", statusCode=code)
+            integration = method.get("methodIntegration")
+            if integration:
+                optional = ("uri", "passthroughBehavior", "requestParameters", "requestTemplates",
+                            "contentHandling", "timeoutInMillis", "credentials", "connectionType")
                 project.aws.call(
-                    "apigateway", "put_integration_response", resource=res, **ids,
-                    httpMethod="ANY", statusCode=code,
-                    **{k: answer[k] for k in ("selectionPattern", "responseParameters",
-                                              "responseTemplates") if answer.get(k)},
+                    "apigateway", "put_integration", resource=res, **ids, httpMethod="ANY",
+                    type=str(integration["type"]).upper(),
+                    integrationHttpMethod=integration.get("httpMethod") or "POST",
+                    **{k: integration[k] for k in optional if integration.get(k)},
                 )
-        project.aws.call("apigateway", "delete_method", resource=res, **ids, httpMethod=wrong)
+                for code, answer in (integration.get("integrationResponses") or {}).items():
+                    project.aws.call(
+                        "apigateway", "put_integration_response", resource=res, **ids,
+                        httpMethod="ANY", statusCode=code,
+                        **{k: answer[k] for k in ("selectionPattern", "responseParameters",
+                                                  "responseTemplates") if answer.get(k)},
+                    )
+            project.aws.call("apigateway", "delete_method", resource=res, **ids, httpMethod=wrong)
 
 
 def tag_api(project: Project, api_id: str, tags: dict[str, str]) -> None:
@@ -355,9 +360,12 @@ def _plan_api(project: Project, api: dict[str, Any] | None) -> Change:
             FieldChange("definition", None, definition.sha256),
             FieldChange("tags", None, project.tags()),
         ]
-        return Change(KIND_API, name, "create", fields,
-                      [call("apigateway.CreateRestApi"), call("apigateway.PutRestApi"),
-                       call("apigateway.TagResource")], create)
+        calls = [
+            call("apigateway.CreateRestApi"),
+            call("apigateway.DeleteRestApi", each="extra API a retried create made"),
+            *DEFINITION_CALLS,
+        ]
+        return Change(KIND_API, name, "create", fields, calls, create)
     api_id = str(api["id"])
     have_tags = {k: v for k, v in (api.get("tags") or {}).items() if k != TAG_DEFINITION}
     want_tags = _merged_tags(have_tags, project.tags())
@@ -392,7 +400,7 @@ def _plan_api(project: Project, api: dict[str, Any] | None) -> Change:
     calls = (
         ([call("apigateway.UpdateRestApi")] if "endpoint" in changing else [])
         + ([call("apigateway.TagResource")] if "tags" in changing else [])
-        + ([call("apigateway.PutRestApi")] if missing is not None else [])
+        + (DEFINITION_CALLS if missing is not None else [])
     )
     return Change(KIND_API, name, "update", fields, calls, update)
 
@@ -427,8 +435,11 @@ def _plan_stage(
         fields = [FieldChange(f"variables.{key}", None, value)
                   for key, value in want_variables.items()]
         fields.append(FieldChange("tags", None, want_tags))
-        calls = [call("apigateway.CreateDeployment")] if first else []
-        calls.append(call("apigateway.CreateStage"))
+        # The first stage created makes the deployment they start on, of the "no release
+        # yet" definition; a conflict (another change to the API in progress) is waited out.
+        calls = [*DEFINITION_CALLS, call("apigateway.CreateDeployment")] if first else []
+        calls += [call("apigateway.CreateStage"),
+                  call("apigateway.CreateStage", when="the first met a change in progress")]
         return Change(KIND_STAGE, name, "create", fields, calls, create)
     api_id = str(api["id"]) if api is not None else ""
     # The stage carries exactly the variables sdeliver.yaml declares: one no longer declared
@@ -511,7 +522,8 @@ def _plan_permission(
             if err.code != "ResourceConflictException" or not _permits(p, env, want):
                 raise
 
-    calls = ([call("lambda.RemovePermission")] if have is not None else []) + [call("lambda.AddPermission")]
+    calls = [*([call("lambda.RemovePermission")] if have is not None else []),
+             call("lambda.AddPermission")]
     return Change(
         KIND_PERMISSION, name, "create" if have is None else "update",
         [FieldChange("source_arn", have_arn, want_arn)], calls, apply,

@@ -255,7 +255,10 @@ def plan(project: Project) -> list[Change]:
     if have is None:
         fields = [FieldChange(k, None, v) for k, v in want.items()]
         fields += [*([wheel_field] if upload else []), FieldChange("tags", None, project.tags())]
-        calls = ([call("s3.PutObject")] if upload else []) + [call("codebuild.CreateProject")]
+        calls = ([call("s3.PutObject")] if upload else []) + [
+            call("codebuild.CreateProject"),
+            call("codebuild.UpdateProject", when="the create's answer was lost: ours, adopted"),
+        ]
 
         def create(p: Project) -> None:
             if upload:

@@ -246,6 +246,9 @@ def comparable(pipeline: dict[str, Any]) -> dict[str, Any]:
 
 # -- planning -------------------------------------------------------------------------------
 
+# When a create's answer was lost and a retry finds the pipeline ours: brought up to date.
+ADOPTED = "the create's answer was lost: ours, adopted"
+
 
 def plan(project: Project) -> list[Change]:
     if project.config.pipeline is None:
@@ -255,8 +258,11 @@ def plan(project: Project) -> list[Change]:
     if have is None:
         fields = [FieldChange(key, None, value) for key, value in want.items() if key != "name"]
         fields.append(FieldChange("tags", None, project.tags()))
-        calls = [call("codepipeline.CreatePipeline"), call("codepipeline.DisableStageTransition"),
-                 call("iam.GetRole"), call("codepipeline.EnableStageTransition")]
+        calls = [call("codepipeline.CreatePipeline"),
+                 call("codepipeline.UpdatePipeline", when=ADOPTED)]
+        if not project.aws.endpoint_url:  # see hold_first_run
+            calls += [call("codepipeline.DisableStageTransition"),
+                      call("codepipeline.EnableStageTransition", when="the first run was held")]
         return [Change(KIND, name(project), "create", fields, calls, _create)]
     tags = read_tags(project, have["arn"]) if have["arn"] else {}
     owner = tags.get(TAG_APP)

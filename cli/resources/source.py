@@ -208,7 +208,10 @@ def plan(project: Project) -> list[Change]:
         return []
     want = _desired_rule(project)
     have = _read_rule(project)
-    calls = [call("s3.PutBucketNotificationConfiguration"), call("events.PutRule"), call("events.PutTargets")]
+    calls = [
+        call("s3.PutBucketNotificationConfiguration", when="the bucket's EventBridge events are off"),
+        call("events.PutRule"), call("events.PutTargets"),
+    ]
     if have is None:
         return [Change(KIND, rule_name(project), "create",
                        [FieldChange(k, None, v) for k, v in want.items()], calls, _apply_rule)]
