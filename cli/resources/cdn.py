@@ -186,12 +186,15 @@ def _plan_certificate(project: Project, env: str, zone_id: str) -> Change:
         fields = [FieldChange("validation_records", "missing", "present")] if missing else []
         if cert["Status"] != "ISSUED":
             fields.append(FieldChange("status", cert["Status"], "ISSUED"))
-        return Change(kind, name, "update", fields,
-                      [call("route53.ChangeResourceRecordSets"), call("acm.DescribeCertificate")],
+        # Then waits until ACM issues it (reads).
+        calls = [call("route53.ChangeResourceRecordSets")] if missing else []
+        return Change(kind, name, "update", fields, calls,
                       lambda p: _validate(p, env, cert["CertificateArn"], zone_id))
     return Change(
         kind, name, "create", [FieldChange("domain", None, name)],
-        [call("acm.RequestCertificate"), call("route53.ChangeResourceRecordSets")],
+        # ACM asks one CNAME per domain and account: an earlier certificate's may be there.
+        [call("acm.RequestCertificate"),
+         call("route53.ChangeResourceRecordSets", when="its validation records are missing")],
         lambda p: _request_certificate(p, env, zone_id),
     )
 

@@ -535,7 +535,8 @@ def _delete(bucket: str, env: str) -> Change:
         p.aws.call("s3", "delete_bucket", resource=f"bucket {bucket}", missing=True, Bucket=bucket)
 
     fields = [FieldChange("env", env, None)]
-    return Change(KIND, bucket, "delete", fields, [call("s3.DeleteObjects"), call("s3.DeleteBucket")], apply)
+    calls = [call("s3.DeleteObjects", each="1,000 objects"), call("s3.DeleteBucket")]
+    return Change(KIND, bucket, "delete", fields, calls, apply)
 
 
 def prune(project: Project) -> list[Change]:
