@@ -274,7 +274,7 @@ def test_reconcile_shows_and_repairs_a_manual_change(project_for) -> None:  # ty
     [change] = pipeline.plan(project)
     assert change.action == "update"
     assert [f.field for f in change.fields] == ["stage:Acceptance"]
-    assert change.calls == ["codepipeline.UpdatePipeline"]
+    assert change.shown_calls == ["codepipeline.UpdatePipeline"]
     assert change.apply is not None
     change.apply(project)
     assert [c.action for c in pipeline.plan(project)] == ["none"]
@@ -444,6 +444,6 @@ def test_creating_the_pipeline_holds_its_first_run(project_for, monkeypatch) -> 
     monkeypatch.setattr(pipeline, "hold_first_run", lambda p: held.append(pipeline.name(p)))
     project = project_for(GITHUB)
     [change] = pipeline.plan(project)
-    assert "codepipeline.DisableStageTransition" in change.calls
+    assert "codepipeline.DisableStageTransition" in change.shown_calls
     converge(project)
     assert held == ["dromedary-delivery"]
