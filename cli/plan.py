@@ -79,11 +79,6 @@ def call(name: str, *, when: str = "", each: str = "") -> Call:
     return Call(service, operation, when=when, each=each)
 
 
-def planned(*names: str) -> list[Call]:
-    """Calls made once each, in this order."""
-    return [call(name) for name in names]
-
-
 @dataclass
 class Change:
     kind: str  # the resource kind, e.g. "lambda-function"

@@ -223,7 +223,8 @@ def _repair_any_methods(project: Project, api_id: str) -> None:
     res = f"REST API {api_id}"
     with emulator_quirk():  # no part of any plan: on AWS these calls are never made
         for resource in project.aws.paginate(
-            "apigateway", "get_resources", "items", resource=res, restApiId=api_id, embed=["methods"]
+            "apigateway", "get_resources", "items", resource=res, restApiId=api_id,
+            embed=["methods"],
         ):
             method = (resource.get("resourceMethods") or {}).get(wrong)
             if method is None:

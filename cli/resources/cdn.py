@@ -300,7 +300,8 @@ def _plan_oac(project: Project, env: str) -> Change:
                    resource=f"origin access control {name}", Id=have["Id"],
                    IfMatch=found["ETag"], OriginAccessControlConfig=want)
 
-    return Change(kind, name, "update", fields, [call("cloudfront.UpdateOriginAccessControl")], update)
+    return Change(kind, name, "update", fields, [call("cloudfront.UpdateOriginAccessControl")],
+                  update)
 
 
 # -- key value store and function ----------------------------------------------------------
@@ -830,8 +831,9 @@ def destroy(project: Project) -> list[Change]:
                 call("cloudfront.DeleteFunction")], partial(_delete_function, name=fname)))
         store = describe_store(project, env)
         if store is not None:
-            result.append(Change("cloudfront-kvs", store["Name"], "delete", [], [
-                call("cloudfront.DeleteKeyValueStore")], partial(_delete_store, name=store["Name"])))
+            result.append(Change("cloudfront-kvs", store["Name"], "delete", [],
+                                 [call("cloudfront.DeleteKeyValueStore")],
+                                 partial(_delete_store, name=store["Name"])))
         oac = _find_oac(project, resource_name(project, env, "site"))
         if oac is not None:
             result.append(Change("cloudfront-oac", oac["Name"], "delete", [], [

@@ -380,4 +380,5 @@ def destroy(project: Project) -> list[Change]:
         )
         p.facts.pop("function_arn", None)
 
-    return [Change(KIND, project.function_name, "delete", [], [call("lambda.DeleteFunction")], apply)]
+    calls = [call("lambda.DeleteFunction")]
+    return [Change(KIND, project.function_name, "delete", [], calls, apply)]

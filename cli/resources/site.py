@@ -472,29 +472,6 @@ def write_initial_config(project: Project, env: str, bucket: str) -> None:
     )
 
 
-def read_config_json(project: Project, env: str) -> dict[str, Any] | None:
-    """The environment's `config.json` (its release pointer), or None when there is none."""
-    bucket = project.site_bucket(env)
-    found = project.aws.call(
-        "s3",
-        "get_object",
-        resource=f"s3://{bucket}/{CONFIG_KEY}",
-        missing=True,
-        Bucket=bucket,
-        Key=CONFIG_KEY,
-    )
-    if found is None:
-        return None
-    body = found["Body"].read()
-    try:
-        content = json.loads(body)
-    except ValueError:
-        raise OperationFailed(f"s3://{bucket}/{CONFIG_KEY} is not valid JSON") from None
-    if not isinstance(content, dict):
-        raise OperationFailed(f"s3://{bucket}/{CONFIG_KEY} is not a JSON object")
-    return content
-
-
 # -- prune and destroy ---------------------------------------------------------------------
 
 

@@ -209,7 +209,8 @@ def plan(project: Project) -> list[Change]:
     want = _desired_rule(project)
     have = _read_rule(project)
     calls = [
-        call("s3.PutBucketNotificationConfiguration", when="the bucket's EventBridge events are off"),
+        call("s3.PutBucketNotificationConfiguration",
+             when="the bucket's EventBridge events are off"),
         call("events.PutRule"), call("events.PutTargets"),
     ]
     if have is None:
@@ -235,8 +236,8 @@ def destroy(project: Project) -> list[Change]:
                    Rule=name, Ids=["pipeline"])
         p.aws.call("events", "delete_rule", resource=f"rule {name}", missing=True, Name=name)
 
-    return [Change(KIND, name, "delete", [], [call("events.RemoveTargets"), call("events.DeleteRule")],
-                   apply)]
+    calls = [call("events.RemoveTargets"), call("events.DeleteRule")]
+    return [Change(KIND, name, "delete", [], calls, apply)]
 
 
 def require_connection(project: Project) -> str:

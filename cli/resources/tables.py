@@ -16,7 +16,7 @@ from .. import parallel
 from ..aws import tags_dict
 from ..config import Table, TableAttribute, TableIndex
 from ..errors import OperationFailed
-from ..plan import Change, FieldChange, call
+from ..plan import Call, Change, FieldChange, call
 from ..project import TAG_APP, Project
 
 KIND = "dynamodb-table"
@@ -168,7 +168,7 @@ def plan_table(project: Project, env: str, key: str, table: Table) -> Change:
     if not fields:
         return Change(KIND, name, "none")
     changing = {f.field for f in fields}
-    calls: list[str] = []
+    calls: list[Call] = []
     if "billing" in changing:
         calls.append(call("dynamodb.UpdateTable"))
     if "stream" in changing:
@@ -243,7 +243,8 @@ def _keys(spec: dict[str, Any]) -> str:
 def _create(name: str, want: dict[str, Any]) -> Change:
     fields = [FieldChange(field, None, value) for field, value in want.items()
               if value not in (None, {})]
-    calls = [call("dynamodb.CreateTable")] + ([call("dynamodb.UpdateTimeToLive")] if want["ttl"] else [])
+    calls = [call("dynamodb.CreateTable"),
+             *([call("dynamodb.UpdateTimeToLive")] if want["ttl"] else [])]
 
     def apply(p: Project) -> None:
         indexes = want["indexes"]

@@ -143,7 +143,8 @@ def destroy(project: Project) -> list[Change]:
         p.aws.call("lambda", "delete_function", resource=f"function {worker_name(p)}",
                    missing=True, retry=(FUNCTION_BUSY,), FunctionName=worker_name(p))
 
-    return [Change(KIND, worker_name(project), "delete", [], [call("lambda.DeleteFunction")], apply)]
+    calls = [call("lambda.DeleteFunction")]
+    return [Change(KIND, worker_name(project), "delete", [], calls, apply)]
 
 
 def role(project: Project) -> iam.Role:

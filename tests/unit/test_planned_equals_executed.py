@@ -19,8 +19,8 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 from types import ModuleType
+from typing import Any
 
 import boto3
 import pytest

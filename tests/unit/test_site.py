@@ -219,15 +219,6 @@ def test_the_users_own_tags_are_kept(make_project) -> None:  # type: ignore[no-u
     assert tags == {**project.tags("test"), "team": "web"}
 
 
-def test_read_config_json_returns_the_release_pointer_or_none(make_project) -> None:  # type: ignore[no-untyped-def]
-    project = make_project()
-    assert site.read_config_json(project, "test") is None
-
-    converge(project)
-
-    assert site.read_config_json(project, "test") == config_json(TEST)
-
-
 # -- ownership -----------------------------------------------------------------------------
 
 
