@@ -2,21 +2,22 @@
 write calls its apply makes (recorded by `plan.execute` at `Aws.call`) are the calls its
 plan shows — what `reconcile --check`, `--dry-run` and `--json` print — in order.
 
-One life of three apps in in-process moto (tests/unit/edge_fake.py standing in for the
-CloudFront Functions and KeyValueStore operations moto lacks), made once per worker: an
-S3-website app with tables, an S3 source and CodeBuild; a CloudFront-hosted app; an app
-whose GitHub connection sdeliver makes. Each is created, drifted by hand with boto3 (an
-update of every kind), pruned (an environment no longer declared) and destroyed with
---purge. Each resource module of `reconcile.kinds()` is then one test: the kinds and
+The life of two apps in in-process moto (tests/unit/edge_fake.py standing in for the
+CloudFront Functions and KeyValueStore operations moto lacks), lived once per test run: an
+S3-website app with tables, an S3 source and CodeBuild, and a CloudFront-hosted app. Each
+is created, drifted by hand with boto3 (an update of every kind), pruned (an environment
+no longer declared) and destroyed with --purge; and the GitHub connection sdeliver makes
+for a third app is created. Each resource module of `reconcile.kinds()` is then one test: the kinds and
 actions its changes had are those this file expects, and each change made the calls it
 planned. A new resource module fails here until this file covers it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -31,7 +32,7 @@ from sdeliver.errors import SdeliverError
 from sdeliver.operations import reconcile
 from sdeliver.plan import Change, Plan, PlanMismatch, apply_change, call, execute, matches
 from sdeliver.project import Project
-from sdeliver.resources import cdn, codebuild, iam
+from sdeliver.resources import cdn, codebuild, iam, source
 
 from .edge_fake import EdgeFake, keep_distribution_fields
 
@@ -96,6 +97,16 @@ class Record:
 
     seen: dict[str, set[tuple[str, str]]] = field(default_factory=dict)
     mismatches: dict[str, list[str]] = field(default_factory=dict)
+
+    def dump(self) -> str:
+        return json.dumps({"seen": {k: sorted(v) for k, v in self.seen.items()},
+                           "mismatches": self.mismatches})
+
+    @classmethod
+    def load(cls, text: str) -> Record:
+        found = json.loads(text)
+        return cls({k: {(kind, action) for kind, action in v}
+                    for k, v in found["seen"].items()}, found["mismatches"])
 
     def run(self, project: Project, planned: list[tuple[str, Change]]) -> None:
         """Apply the changes as `plan.execute` does, one by one, keeping every mismatch."""
@@ -192,15 +203,14 @@ def only_test(text: str) -> str:
     return head + rest[rest.index("\ndns:") + 1:]
 
 
-def life(app: App, record: Record, text: str, drift: Callable[[Project], None] | None) -> None:
+def life(app: App, record: Record, text: str, drift: Callable[[Project], None]) -> None:
     """Create, drift and repair, prune, destroy: each plan applied and checked."""
     project = app.project(text)
     record.run(project, planned(project))
     assert not pending(planned(app.project(text))), "created, then converged"
-    if drift is not None:
-        drift(app.project(text))
-        record.run(project := app.project(text), planned(project))
-        assert not pending(planned(app.project(text))), "repaired, then converged"
+    drift(app.project(text))
+    record.run(project := app.project(text), planned(project))
+    assert not pending(planned(app.project(text))), "repaired, then converged"
     project = app.project(only_test(text))
     record.run(project, planned(project, prune=True))
     project = app.project(text)
@@ -309,11 +319,10 @@ def drift_cloudfront_app(app: App) -> Callable[[Project], None]:
     return drift
 
 
-# -- the life, once per worker ----------------------------------------------------------------
+# -- the lives, once per test run ----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Record]:
+def lives(tmp_path_factory: pytest.TempPathFactory) -> Record:
     from moto import mock_aws
     from sdeliver.local.emulator import _ignore_policy_conditions
 
@@ -327,27 +336,37 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Record]:
             patch.delenv(name, raising=False)
         patch.setattr(Aws, "sleep_default", lambda seconds: None)
         keep_distribution_fields(patch)
-        with mock_aws(config={"iam": {"load_aws_managed_policies": False}}):
-            for name, text, drifts in (
-                ("website", BASE + TABLES + S3_CODEBUILD, lambda app: drift_website_app),
-                ("cloudfront", CLOUDFRONT, drift_cloudfront_app),
-                ("connection", BASE + GITHUB_CONNECTION, lambda app: None),
-            ):
-                directory = tmp_path_factory.mktemp(name)
-                shutil.copytree(ROOT / "tests" / "fixtures" / "sample", directory,
-                                dirs_exist_ok=True)
-                boto3.client("route53").create_hosted_zone(Name=ZONE_NAME, CallerReference=name)
-                app = App(directory)
-                life(app, record, text, drifts(app))
-                zone = zone_id()
-                for leftover in boto3.client("route53").list_resource_record_sets(
-                        HostedZoneId=zone)["ResourceRecordSets"]:
-                    if leftover["Type"] not in ("NS", "SOA"):
-                        boto3.client("route53").change_resource_record_sets(
-                            HostedZoneId=zone, ChangeBatch={"Changes": [
-                                {"Action": "DELETE", "ResourceRecordSet": leftover}]})
-                boto3.client("route53").delete_hosted_zone(Id=zone)
-    yield record
+        for name, text in (("website", BASE + TABLES + S3_CODEBUILD), ("cloudfront", CLOUDFRONT),
+                           ("connection", BASE + GITHUB_CONNECTION)):
+            directory = tmp_path_factory.mktemp(name)
+            shutil.copytree(ROOT / "tests" / "fixtures" / "sample", directory, dirs_exist_ok=True)
+            app = App(directory)
+            with mock_aws(config={"iam": {"load_aws_managed_policies": False}}):
+                boto3.client("route53").create_hosted_zone(Name=ZONE_NAME, CallerReference="t")
+                if name == "connection":  # the rest of this app is the website app's
+                    project = app.project(text)
+                    record.run(project, [("source", c) for c in source.plan(project)])
+                else:
+                    drift = drift_website_app if name == "website" else drift_cloudfront_app(app)
+                    life(app, record, text, drift)
+    return record
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Record:
+    """The lives, lived by the first pytest-xdist worker that needs them and read from a
+    file by the others (the pattern pytest-xdist documents for a fixture made once)."""
+    if worker_id == "master":
+        return lives(tmp_path_factory)
+    shared = tmp_path_factory.getbasetemp().parent
+    with open(shared / "planned_equals_executed.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        cache = shared / "planned_equals_executed.json"
+        if cache.exists():
+            return Record.load(cache.read_text())
+        record = lives(tmp_path_factory)
+        cache.write_text(record.dump())
+        return record
 
 
 @pytest.mark.parametrize("module", [short(kind) for kind in reconcile.kinds()])
