@@ -1,11 +1,12 @@
 """Plans as data: what reconcile (or destroy) will do, shown, checked and executed alike.
 
 A `Change` says which resource, what action, which fields go from what to what, and the
-AWS write calls it will make (`Call`s, in order); its `apply` makes them. One executor,
-`execute`, applies every change of a plan and records the write calls each apply really
-makes (at `Aws.call`, so botocore's own retries count once): where they differ from the
-calls the change planned — what `reconcile --check`, `--dry-run` and `--json` printed — it
-says so (strict: raises `PlanMismatch`; otherwise one line at -v).
+AWS write calls it will make (`Call`s, in order); its `run` makes them. A change is only
+ever made through `Change.apply` (`execute` applies a plan's changes in order), which
+records the write calls `run` really makes (at `Aws.call`, so botocore's own retries count
+once): where they differ from the calls the change planned — what `reconcile --check`,
+`--dry-run` and `--json` printed — it says so (strict, as in the tests: raises
+`PlanMismatch`; otherwise one line at -v).
 
 What counts as a made call: every `Aws.call` whose operation writes (not Get*, List*,
 Describe*, Head*...), whether AWS answered, refused it or an `ignore=` code swallowed it.
@@ -86,11 +87,16 @@ class Change:
     action: Action
     fields: list[FieldChange] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
-    apply: Callable[[Project], None] | None = field(default=None, repr=False, compare=False)
+    # What makes the calls; run only through `apply`, which checks them against `calls`.
+    run: Callable[[Project], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def resource(self) -> str:
         return f"{self.kind} {self.name}"
+
+    def apply(self, project: Project, *, strict: bool | None = None) -> list[str]:
+        """Make the change, checking its write calls against its plan (`apply_change`)."""
+        return apply_change(project, self, strict=strict)
 
     @property
     def shown_calls(self) -> list[str]:
@@ -211,8 +217,8 @@ def apply_change(project: Project, change: Change, *, strict: bool | None = None
     recorder = Recorder()
     project.aws.observers.append(recorder)
     try:
-        if change.apply is not None:
-            change.apply(project)
+        if change.run is not None:
+            change.run(project)
     finally:
         project.aws.observers.remove(recorder)
     if not matches(change.calls, recorder.made):
@@ -230,4 +236,4 @@ def execute(project: Project, plan: Plan, *, strict: bool | None = None) -> None
     """Apply each pending change of the plan in order, checking its calls against its plan."""
     for change in plan.pending:
         project.progress.step(f"{change.action} {change.resource}")
-        apply_change(project, change, strict=strict)
+        change.apply(project, strict=strict)

@@ -191,6 +191,9 @@ def actual(found: dict[str, Any]) -> dict[str, Any]:
     return {**settings(found), "tags": found.get("Tags") or {}}
 
 
+PUBLISH = call("lambda.PublishVersion")
+
+
 def plan(project: Project) -> list[Change]:
     envs = list(project.config.environments)
     # The function and its aliases side by side; the aliases' answers (or errors) are
@@ -210,6 +213,10 @@ def plan(project: Project) -> list[Change]:
         _alias(project, env, exists=exists, found=alias.value() if exists else None)
         for env, alias in zip(envs, aliases, strict=True)
     ]
+    # The first alias created publishes the version the next ones point to as well.
+    publishing = [c for c in changes if PUBLISH in c.calls]
+    for later in publishing[1:]:
+        later.calls.remove(PUBLISH)
     return changes
 
 
@@ -225,7 +232,10 @@ def _create(project: Project) -> Change:
         FieldChange("architecture", None, fn.architecture),
         FieldChange("code", None, f"sha256:{package.sha256_b64} ({package.files} files)"),
     ]
-    calls = [call("lambda.CreateFunction")]  # with Publish: version 1 comes with it
+    calls = [
+        call("lambda.CreateFunction"),  # with Publish: version 1 comes with it
+        call("lambda.PublishVersion", when="the create's answer was lost before it published"),
+    ]
     if package.size > DIRECT_UPLOAD_LIMIT:
         calls.insert(0, call("s3.PutObject"))
 
@@ -322,9 +332,7 @@ def _alias(project: Project, env: str, *, exists: bool, found: dict[str, Any] | 
         return Change(ALIAS_KIND, name, "none")
     version = latest_published_version(project) if exists else None
     fields = [FieldChange("version", None, version or "(newly published)")]
-    calls = ([call("lambda.PublishVersion")] if version is None and exists else []) + [
-        call("lambda.CreateAlias")
-    ]
+    calls = ([PUBLISH] if version is None and exists else []) + [call("lambda.CreateAlias")]
 
     def apply(p: Project) -> None:
         target = latest_published_version(p) or publish_version(p, description=CREATED)

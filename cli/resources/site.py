@@ -303,11 +303,13 @@ def _check_owner(project: Project, env: str, bucket: str, have: dict[str, Any]) 
 # -- plan ----------------------------------------------------------------------------------
 
 CALLS = {
-    "tags": call("s3.PutBucketTagging"),
-    "public_access_block": call("s3.PutPublicAccessBlock"),
-    "website": call("s3.PutBucketWebsite"),
-    "policy": call("s3.PutBucketPolicy"),
-    "config_json": call("s3.PutObject"),
+    "tags": [call("s3.PutBucketTagging")],
+    "public_access_block": [call("s3.PutPublicAccessBlock")],
+    "website": [call("s3.PutBucketWebsite")],
+    # Refused while a public access block set moments earlier spreads: see _put_policy.
+    "policy": [call("s3.PutBucketPolicy"),
+               call("s3.PutBucketPolicy", each="retry while the new access block spreads")],
+    "config_json": [call("s3.PutObject")],
 }
 ORDER = list(CALLS)  # tags first: a half-made bucket is still known as ours
 
@@ -378,7 +380,7 @@ def _plan_env(project: Project, env: str) -> Change:
         _apply_fields(p, env, bucket, new, routing_rules)
 
     calls = ([call("s3.CreateBucket")] if have is None else []) + [
-        CALLS[name] for name in ORDER if name in new
+        c for name in ORDER if name in new for c in CALLS[name]
     ]
     shown = [_shown(f) for f in sorted(fields, key=lambda f: ORDER.index(f.field))]
     if have is None:

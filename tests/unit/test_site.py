@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 from sdeliver.errors import AwsError, OperationFailed
 from sdeliver.project import Project
 from sdeliver.resources import site
@@ -153,7 +154,8 @@ def test_a_policy_deleted_behind_sdelivers_back_is_shown_and_restored(make_proje
     [drifted] = [c for c in changes if c.action != "none"]
     assert (drifted.name, drifted.action) == (TEST, "update")
     assert [f.field for f in drifted.fields] == ["policy"]
-    assert drifted.shown_calls == ["s3.PutBucketPolicy"]
+    assert drifted.shown_calls == [
+        "s3.PutBucketPolicy", "s3.PutBucketPolicy (each retry while the new access block spreads)"]
     assert (
         json.loads(s3().get_bucket_policy(Bucket=TEST)["Policy"])["Statement"][0]["Action"]
         == "s3:GetObject"
@@ -377,17 +379,24 @@ BLOCKED = (
 
 
 def refuse_public_policy(project: Project, monkeypatch, times: int) -> list[str]:  # type: ignore[no-untyped-def]
-    real_call = project.aws.call
+    """S3 refuses the first `times` PutBucketPolicy calls as AWS does while a public access
+    block spreads (answered in the client, so each refusal is a call sdeliver made)."""
     attempts: list[str] = []
 
-    def call(service: str, operation: str, **params: Any) -> Any:
-        if operation == "put_bucket_policy":
-            attempts.append(params["Bucket"])
-            if len(attempts) <= times:
-                raise AwsError(BLOCKED, code="AccessDenied")
-        return real_call(service, operation, **params)
+    def keep(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["refused_bucket"] = params["Bucket"]
 
-    monkeypatch.setattr(project.aws, "call", call)
+    def answer(context: dict[str, Any], **_: Any) -> Any:
+        attempts.append(context["refused_bucket"])
+        if len(attempts) > times:
+            return None
+        return AWSResponse(None, 403, {}, None), {
+            "Error": {"Code": "AccessDenied", "Message": BLOCKED.split("bucket x: ")[1]},
+            "ResponseMetadata": {"HTTPStatusCode": 403}}
+
+    events = project.aws.client("s3").meta.events
+    events.register("before-parameter-build.s3.PutBucketPolicy", keep)
+    events.register("before-call.s3.PutBucketPolicy", answer)
     return attempts
 
 
