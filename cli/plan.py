@@ -73,6 +73,12 @@ class Call:
     def name(self) -> str:
         return f"{self.service}.{self.operation}"
 
+    @property
+    def short(self) -> str:
+        """As the plan's table shows it: "CreateStage", "CreateStage?" (when), "DeleteObjects*"
+        (each)."""
+        return self.operation + ("*" if self.each else "?" if self.when else "")
+
 
 def call(name: str, *, when: str = "", each: str = "") -> Call:
     """A Call from "service.Operation", as plans show it."""

@@ -441,3 +441,15 @@ def test_a_change_shows_its_calls_with_their_conditions() -> None:
                                              call("s3.C", each="batch")])
     assert change.to_json()["calls"] == ["s3.A", "s3.B (unless X)", "s3.C (each batch)"]
 
+
+
+def test_the_plan_table_shows_each_changes_calls(capsys: pytest.CaptureFixture[str]) -> None:
+    from sdeliver.render import plan_table
+
+    plan_table(Plan([Change("site-bucket", "b", "create", [], [
+        call("s3.CreateBucket"), call("s3.PutBucketPolicy"),
+        call("s3.PutBucketPolicy", each="retry"), call("s3.PutObject", when="x")])]))
+
+    shown = capsys.readouterr().err
+    assert "CreateBucket, PutBucketPolicy, PutBucketPolicy*, PutObject?" in shown
+    assert "? only when needed, * as many times as needed" in shown
