@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal, TypedDict, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -37,6 +37,8 @@ from .aws import error_code
 from .errors import AwsError, OperationFailed
 
 if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
     from .project import Project
 
 # interrupted: pointers a command moved without recording it (it died, or was killed),
@@ -88,6 +90,30 @@ RELEASE_FIELDS = {
 }
 
 
+class EntryFields(TypedDict, total=False):
+    """What a command says in an entry it appends (the ledger adds seq and env; who, when
+    and id default to the caller, now and a new id). The fields of `Entry`, by name."""
+
+    action: Action
+    outcome: Outcome
+    release: str
+    lambda_version: str | None
+    code_sha256: str | None
+    api_deployment_id: str | None
+    api_definition_sha256: str | None
+    site_digest: str | None
+    site_artifact: str | None
+    site_release: str | None
+    source_revision: str | None
+    replaces: int | None
+    who: str
+    when: str
+    weights: dict[str, float] | None
+    message: str | None
+    e2e: E2e
+    id: str | None
+
+
 class Entry(BaseModel):
     """One pointer move. Unknown keys in stored entries are ignored (newer sdeliver)."""
 
@@ -122,9 +148,9 @@ class Entry(BaseModel):
         """Whether the environment served this entry's release right after it."""
         return self.outcome == "succeeded" and self.action != "canary"
 
-    def release_fields(self) -> dict[str, Any]:
+    def release_fields(self) -> EntryFields:
         """What a promote or rollback to this entry's release records again: its pointers."""
-        return self.model_dump(include=RELEASE_FIELDS)
+        return cast(EntryFields, self.model_dump(include=RELEASE_FIELDS))
 
     def to_json(self) -> str:
         return json.dumps(self.model_dump(mode="json"), sort_keys=True, indent=2) + "\n"
@@ -353,15 +379,13 @@ class Ledger:
 
     # -- writing -------------------------------------------------------------------------
 
-    def append(self, **fields: Any) -> Entry:
+    def append(self, **fields: Unpack[EntryFields]) -> Entry:
         """Write the next entry (seq = latest + 1), retrying on a lost race, never overwriting.
 
         `who` defaults to the caller's ARN and `when` to now.
         """
         fields.setdefault("who", self.project.aws.caller_arn)
         fields.setdefault("when", iso(utc_now()))
-        fields.pop("seq", None)
-        fields["env"] = self.env
         fields.setdefault("id", uuid.uuid4().hex)
         unknown = sorted(set(fields) - set(Entry.model_fields))
         if unknown:
@@ -374,7 +398,7 @@ class Ledger:
         seq = self._newest + 1
         self._check_room(seq)
         try:
-            draft = Entry(seq=seq, **fields)
+            draft = Entry(seq=seq, env=self.env, **fields)
         except ValidationError as err:
             raise OperationFailed(f"invalid release ledger entry: {err}") from None
         for attempt in range(1, APPEND_ATTEMPTS + 1):

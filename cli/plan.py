@@ -14,17 +14,15 @@ Waiters, paginated lists and reads are not calls of the plan. A call made only w
 answers a certain way (a retry after a lost answer, the adoption of what that answer
 created, a write that S3's defaults make unnecessary) is planned with `when=` (made at
 most once); a call made once per item found at run time (a batch of objects) with
-`each=` (any number of times). Calls that work around an emulator's gap (moto) are made
-inside `emulator_quirk()` and are no part of the plan: on AWS they are never made.
+`each=` (any number of times). What works around an emulator's gaps lives in the emulator
+(`local/quirks.py`), never as extra calls.
 """
 
 from __future__ import annotations
 
-import contextvars
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -165,19 +163,6 @@ class PlanMismatch(SdeliverError):
     """A change made other write calls than it planned: the plan shown was not the truth."""
 
 
-_QUIRK: contextvars.ContextVar[bool] = contextvars.ContextVar("emulator_quirk", default=False)
-
-
-@contextmanager
-def emulator_quirk() -> Iterator[None]:
-    """Calls made in this block work around an emulator and are not checked against plans."""
-    token = _QUIRK.set(True)
-    try:
-        yield
-    finally:
-        _QUIRK.reset(token)
-
-
 class Recorder:
     """The write calls made through one `Aws` while a change applies (any thread)."""
 
@@ -186,7 +171,7 @@ class Recorder:
         self._lock = threading.Lock()
 
     def __call__(self, service: str, operation: str) -> None:
-        if is_write(operation) and not _QUIRK.get():
+        if is_write(operation):
             with self._lock:
                 self.made.append((service.partition("@")[0], operation))
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
-from .aws import Aws
-from .config import Config
+from .aws import LOCALSTACK, Aws
+from .config import Config, table_variable
+from .names import localstack_website, website_endpoint
 from .progress import Progress, Silent
 
 TAG_APP = "sdeliver:app"
@@ -102,7 +102,6 @@ class Project:
         """Everything an environment's stage carries: the alias it invokes, each table's
         name (TABLE_<NAME>) and the environment's own variables. Test and prod run the
         same function versions, so what differs between them comes from here."""
-        from .config import table_variable
 
         return {
             "alias": env,
@@ -129,8 +128,6 @@ class Project:
     def site_url(self, env: str) -> str:
         """Where the environment's site answers: the configured `site_url`; on LocalStack its
         website host; else the domain, or the bucket's S3 website endpoint."""
-        from .aws import LOCALSTACK
-        from .resources.site import website_endpoint
 
         settings = self.config.env(env)
         if settings.site_url:
@@ -141,10 +138,3 @@ class Project:
         if settings.domain:
             return f"http://{settings.domain}/"
         return f"http://{website_endpoint(self.site_bucket(env), self.region)}/"
-
-
-def localstack_website(bucket: str, endpoint_url: str) -> str:
-    """LocalStack serves a website bucket at <bucket>.s3-website.localhost.localstack.cloud, on
-    the endpoint's port (the name resolves to 127.0.0.1)."""
-    port = urlsplit(endpoint_url).port or 4566
-    return f"http://{bucket}.s3-website.localhost.localstack.cloud:{port}/"

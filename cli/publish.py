@@ -173,12 +173,8 @@ class Published:
 
 
 def read_published(project: Project, bucket: str) -> Published:
-    """One GET of config.json. Absent, not JSON or naming no release: trusted for nothing."""
-    from .resources import cdn
-
-    hosted = cdn.env_of_bucket(project, bucket)
-    if hosted is not None:  # CloudFront hosting: the live release is the store's one key
-        return Published(None, cdn.live_release(project, hosted), False)
+    """One GET of config.json. Absent, not JSON or naming no release: trusted for nothing.
+    (An S3 website's bucket; sites.read_published knows both hostings.)"""
     try:
         found = project.aws.call(
             "s3", "get_object", resource=f"s3://{bucket}/{CONFIG_JSON}", missing=True,
@@ -280,14 +276,8 @@ def add_new_files(
 
     Returns what the bucket then holds (for `publish`), or None when it holds the release
     already (nothing read but config.json). shown: config.json as the caller read it under
-    its lease (not read again)."""
-    from .resources import cdn
-
-    if cdn.env_of_bucket(project, bucket) is not None:
-        from .hosting import add_release_files
-
-        add_release_files(project, bucket, files, release_id, stop, added)
-        return None
+    its lease (not read again). (An S3 website's bucket; sites.add_new_files knows both
+    hostings.)"""
     shown = shown or read_published(project, bucket)
     if shown.release == release_id and not shown.dirty:
         return None  # the bucket holds this release already

@@ -18,7 +18,8 @@ from typing import Any
 
 from . import parallel
 from .errors import OperationFailed
-from .openapi import Definition
+from .openapi import Definition, build_definition
+from .package import package_directory
 from .project import Project
 from .shell import run_command, source_revision
 
@@ -27,7 +28,7 @@ CACHE = Path(".sdeliver") / "cache"  # in the project directory
 
 
 @dataclass
-class Build:
+class Release:
     """A release built from the project directory, ready to store and deploy."""
 
     release_id: str
@@ -90,10 +91,8 @@ def run_build_commands(project: Project) -> None:
             )
 
 
-def build(project: Project) -> Build:
+def build(project: Project) -> Release:
     """Run the build commands, then package function, API definition and site."""
-    from .openapi import build_definition
-    from .package import package_directory
 
     run_build_commands(project)
     config = project.config
@@ -115,7 +114,7 @@ def build(project: Project) -> Build:
         site_zip.write_bytes(site.data)
         site_digest = site.sha256_hex
         site_config = dict(config.site.config)
-    return Build(
+    return Release(
         release_id=release_id_for(
             function.sha256_b64, definition.sha256, site_digest, site_config,
             function_settings(config),
@@ -173,14 +172,14 @@ class ReleaseStore:
             )
         return manifest
 
-    def store(self, build: Build) -> bool:
+    def store(self, build: Release) -> bool:
         """Upload the build's artifacts unless that release is stored already."""
         if not self.store_artifacts(build):
             return False
         self.store_manifest(build)
         return True
 
-    def store_artifacts(self, build: Build) -> bool:
+    def store_artifacts(self, build: Release) -> bool:
         """The first half of `store`: everything but the manifest (False: the release is
         stored already). The release is not complete until `store_manifest`."""
         if self.manifest(build.release_id) is not None:
@@ -200,7 +199,7 @@ class ReleaseStore:
         parallel.together(*uploads)
         return True
 
-    def store_manifest(self, build: Build) -> None:
+    def store_manifest(self, build: Release) -> None:
         """The manifest, written last: a release whose manifest exists is complete."""
         body = json.dumps(build.manifest(), indent=2, sort_keys=True).encode()
         self._put(build.release_id, MANIFEST, body, "application/json")

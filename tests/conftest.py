@@ -19,6 +19,16 @@ FIXTURES = Path(__file__).parent / "fixtures"
 EXAMPLE = Path(__file__).parent.parent / "config" / "sdeliver.example.yaml"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """moto in this process (mock_aws) imports MOCK integrations as AWS does: the emulator's
+    workaround (local/emulator.py), applied here because product code never patches moto."""
+    from sdeliver.local.emulator import allow_mock_integrations
+    from sdeliver.local.quirks import file_any_methods
+
+    allow_mock_integrations()
+    file_any_methods()
+
+
 @pytest.fixture(autouse=True)
 def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Dummy credentials: nothing here may ever reach a real AWS account."""

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import EXIT_FAILED, EXIT_USAGE, EnvironmentLocked, SdeliverError
-from ..operations.pipeline_actions import ACTIONS
+from ..pipeline_spec import ACTIONS
 from ..release import CACHE
 
 # The Lambda worker returns to CodePipeline and is invoked again while a lease is held;
@@ -44,7 +44,8 @@ def run(environ: Mapping[str, str]) -> int:
 
 
 def _step(environ: Mapping[str, str], tree: Path) -> int:
-    from ..operations.pipeline import project_at, run_action
+    from ..operations.pipeline import project_at
+    from ..operations.pipeline_actions import run_action
     from .worker import LogProgress, own_aws
 
     action = environ.get("SDELIVER_ACTION", "")

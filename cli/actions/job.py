@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import OperationFailed
-from ..operations.pipeline_actions import ACTIONS, BY_ACTION
+from ..pipeline_spec import ACTIONS, BY_ACTION
 
 
 class NotYet(Exception):

@@ -20,7 +20,8 @@ from typing import Any
 
 from ..aws import Aws
 from ..errors import EnvironmentLocked, OperationFailed, SdeliverError
-from ..operations.pipeline import FunctionBusy, project_at, run_action
+from ..operations.pipeline import FunctionBusy, project_at
+from ..operations.pipeline_actions import run_action
 from . import artifacts
 from .job import Credentials, Job, NotYet, continuation_token, job_id, parse_job
 

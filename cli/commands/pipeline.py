@@ -30,7 +30,7 @@ def status(ctx: typer.Context) -> None:
     With a GitHub source, also the connection's state: PENDING until someone authorises it
     in the AWS console (the link is shown), then AVAILABLE.
     """
-    from ..operations.pipeline import status as run
+    from ..operations.pipeline_aws import status as run
 
     g = state(ctx)
     document = run(g.project())
@@ -62,8 +62,8 @@ def status(ctx: typer.Context) -> None:
 @app.command(epilog=epilog("sdeliver pipeline start", "sdeliver pipeline start --json"))
 def start(ctx: typer.Context) -> None:
     """Start the pipeline on the newest source revision."""
-    from ..operations.pipeline import pipeline_name
-    from ..operations.pipeline import start as run
+    from ..operations.pipeline_aws import pipeline_name
+    from ..operations.pipeline_aws import start as run
 
     g = state(ctx)
     project = g.project()
@@ -80,7 +80,7 @@ def show(ctx: typer.Context) -> None:
 
     What reconcile compares with the pipeline that exists.
     """
-    from ..operations.pipeline import show as run
+    from ..operations.pipeline_aws import show as run
 
     emit_json(run(state(ctx).project()))
 
@@ -101,7 +101,7 @@ def run(
     Against the configured AWS account, or the embedded emulator with --local. An Approval
     action asks first (or --yes).
     """
-    from ..operations.pipeline import run_locally
+    from ..operations.pipeline_run import run_locally
     from ._shared import confirm
 
     g = state(ctx)

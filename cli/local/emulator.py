@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError, OperationFailed
+from .quirks import file_any_methods
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -93,6 +94,7 @@ def start_emulator(port: int = 0, on_request: Callable[[], None] | None = None) 
         ) from None
     _ignore_policy_conditions()
     allow_mock_integrations()
+    file_any_methods()
     # werkzeug logs every request to stderr unless its logger has a level of its own.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = (
@@ -116,7 +118,7 @@ def _watched_server(on_request: Callable[[], None]) -> Any:
     handler = getattr(werkzeug_app, "MotoRequestHandler", None)
     options = {"request_handler": handler} if handler is not None else {}
 
-    class Watched(ThreadedMotoServer):  # type: ignore[misc]
+    class Watched(ThreadedMotoServer):
         def _server_entry(self) -> None:
             moto_app = DomainDispatcherApplication(create_backend_app)
 

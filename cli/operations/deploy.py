@@ -20,23 +20,23 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .. import parallel
+from .. import parallel, sites
 from .. import publish as site
 from ..aws import FUNCTION_BUSY
 from ..errors import SdeliverError
-from ..ledger import Entry, Ledger
+from ..ledger import Entry, EntryFields, Ledger, Outcome
 from ..project import Project
-from ..release import Build, ReleaseStore, build
+from ..release import Release, ReleaseStore, build
+from ..resources.api import rest_api_id as api_id
 from .environment import (
     Pointers,
-    api_id,
     move_alias,
     point_stage,
     publish_site,
     run_e2e,
 )
 from .moves import Live, Move, describe, disagreements, expected_site, read_live
-from .result import ReleaseResult
+from .result import ReleaseResult, unchanged_result
 
 T = TypeVar("T")
 
@@ -54,7 +54,7 @@ VERSION_FIELDS = (
 
 
 def publish_function(
-    project: Project, built: Build, store: ReleaseStore, latest: dict[str, Any] | None = None
+    project: Project, built: Release, store: ReleaseStore, latest: dict[str, Any] | None = None
 ) -> str:
     """The version that runs `built`: the code is uploaded and a version published only
     when needed. latest: $LATEST as the caller read it already (else read here)."""
@@ -173,7 +173,7 @@ def _matching_version(project: Project, latest: dict[str, Any]) -> str | None:
 def deploy_api(
     project: Project,
     env: str,
-    built: Build,
+    built: Release,
     found: dict[str, Any] | None = None,
     serving: tuple[Entry | None, str | None] = (None, None),
 ) -> str:
@@ -236,7 +236,7 @@ def switch_alias(project: Project, env: str, version: str, revision_id: str | No
     project.progress.step(f"alias {env} → version {version}")
 
 
-def entry_fields(project: Project, release: Build, current: Entry | None) -> dict[str, Any]:
+def entry_fields(project: Project, release: Release, current: Entry | None) -> EntryFields:
     """What every ledger entry of a deploy says about its release."""
     store_key = ReleaseStore(project).key(release.release_id, "site.zip")
     return {
@@ -253,26 +253,24 @@ def entry_fields(project: Project, release: Build, current: Entry | None) -> dic
 
 def record_failure(
     ledger: Ledger | Move,
-    fields: dict[str, Any],
+    fields: EntryFields,
     message: str,
     *,
     version: str | None = None,
     deployment: str | None = None,
 ) -> Entry:
-    return ledger.append(
-        **fields,
-        outcome="failed",
-        lambda_version=version,
-        api_deployment_id=deployment,
-        message=message,
-    )
+    failed: EntryFields = {
+        **fields, "outcome": "failed", "lambda_version": version,
+        "api_deployment_id": deployment, "message": message,
+    }
+    return ledger.append(**failed)
 
 
 def record(
     project: Project,
     env: str,
     ledger: Ledger | Move,
-    fields: dict[str, Any],
+    fields: EntryFields,
     *,
     version: str | None,
     deployment: str | None,
@@ -284,7 +282,8 @@ def record(
     """Run the environment's e2e against what it now serves, then write the release's ledger
     entry. When e2e fails, `undo` (if given) puts the environment back on `current`."""
     e2e = run_e2e(project, env, label)
-    outcome, message = "succeeded", None
+    outcome: Outcome = "succeeded"
+    message: str | None = None
     if e2e == "failed" and undo is not None and current is not None:
         project.progress.warn(f"e2e failed: putting {env} back on release {current.release}")
         try:
@@ -299,17 +298,14 @@ def record(
         message = "e2e failed; the release stays in place"
     if e2e == "failed":
         project.progress.warn(f"the function's log: {logs_command(project, env)}")
-    entry = ledger.append(
-        **fields,
-        outcome=outcome,
-        lambda_version=version,
-        api_deployment_id=deployment,
-        e2e=e2e,
-        message=message,
-    )
+    done: EntryFields = {
+        **fields, "outcome": outcome, "lambda_version": version,
+        "api_deployment_id": deployment, "e2e": e2e, "message": message,
+    }
+    entry = ledger.append(**done)
     return ReleaseResult(
-        env, "deploy", outcome, fields["release"], version, deployment, e2e, entry.seq, site,
-        message,
+        env=env, action="deploy", outcome=outcome, release=entry.release, version=version,
+        deployment_id=deployment, e2e=e2e, seq=entry.seq, site=site, message=message,
     )
 
 
@@ -321,7 +317,7 @@ def logs_command(project: Project, env: str) -> str:
     return f"sdeliver{local} logs --env {env}"
 
 
-def unchanged(current: Entry | None, built: Build, live: Live) -> bool:
+def unchanged(current: Entry | None, built: Release, live: Live) -> bool:
     """Whether the environment serves `built` exactly as its last deploy left it: same
     release, e2e not failed, and every live pointer (config.json's release included, so a
     lost site is published again) where the ledger says."""
@@ -362,10 +358,7 @@ def deploy(
         )
         if not force and unchanged(current, built, live):
             assert current is not None
-            return ReleaseResult(
-                env, "deploy", "unchanged", built.release_id, current.lambda_version,
-                current.api_deployment_id, current.e2e, current.seq,
-            )
+            return unchanged_result(env, "deploy", built.release_id, current)
         seen = ledger.newest_seq
         # The manifest (the release complete) is written beside taking the lease.
         move = Move(project, env, "deploy", toward=built.release_id, wait=wait, ledger=ledger,
@@ -381,10 +374,7 @@ def deploy(
                 if not force and move.found is None and unchanged(move.current, built, move.live):
                     current = move.current
                     assert current is not None
-                    return ReleaseResult(
-                        env, "deploy", "unchanged", built.release_id, current.lambda_version,
-                        current.api_deployment_id, current.e2e, current.seq,
-                    )
+                    return unchanged_result(env, "deploy", built.release_id, current)
             return _deploy_locked(
                 project, env, built, move, rollback_on_failure, force,
                 latest=latest, found=found, store=store,
@@ -396,7 +386,7 @@ def deploy(
 def _deploy_locked(
     project: Project,
     env: str,
-    built: Build,
+    built: Release,
     move: Move,
     rollback_on_failure: bool,
     force: bool = False,
@@ -518,7 +508,7 @@ class NewSiteFiles:
         if self.bucket is None or self.site_zip is None:
             return
         with site.files_from_zip(self.site_zip) as files:
-            self.prior = site.add_new_files(
+            self.prior = sites.add_new_files(
                 self.project, self.bucket, files, self.release_id, stop, self.added, self.shown
             )
 

@@ -12,9 +12,11 @@ from typing import Any
 from .. import parallel
 from ..aws import FUNCTION_BUSY
 from ..errors import AwsError, OperationFailed
+from ..ledger import E2e
 from ..project import Project
 from ..publish import Prior, PublishResult, files_from_zip, publish
 from ..release import ReleaseStore
+from ..resources.api import rest_api_id as api_id
 from ..shell import run_command
 
 
@@ -26,20 +28,6 @@ class Pointers:
     weights: dict[str, float] = field(default_factory=dict)
     deployment_id: str | None = None
     alias_revision: str | None = None
-
-
-def api_id(project: Project) -> str:
-    from ..resources import api
-
-    if "rest_api_id" not in project.facts:
-        found = api.find_api(project, digest=False)
-        if found is None:
-            raise OperationFailed(
-                f"REST API {project.api_name} does not exist",
-                hint="run 'sdeliver init' (or reconcile) first",
-            )
-        project.facts["rest_api_id"] = found["id"]
-    return str(project.facts["rest_api_id"])
 
 
 def read_pointers(project: Project, env: str) -> Pointers:
@@ -183,7 +171,7 @@ def publish_site(
             return publish(project, bucket, files, config, force=force, prior=prior)
 
 
-def run_e2e(project: Project, env: str, version: str) -> str:
+def run_e2e(project: Project, env: str, version: str) -> E2e:
     """Run the environment's e2e command: "passed", "failed" or "skipped"."""
     declared = project.config.env(env)
     command = declared.e2e

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..names import pipeline_name, source_rule_name, worker_name
 from ..project import Project
 from ..resources import codebuild, dns, iam
-from ..resources.pipeline import worker_name
+from ..resources import source as sources
 
 S3_BUCKET_ACTIONS = [
     "s3:CreateBucket", "s3:DeleteBucket", "s3:ListBucket", "s3:ListBucketVersions",
@@ -172,8 +173,6 @@ def _pipeline(project: Project) -> list[dict[str, Any]]:
     pipeline = project.config.pipeline
     if pipeline is None:
         return []
-    from ..resources.pipeline import name as pipeline_name
-
     found = [_statement("Pipeline", PIPELINE_ACTIONS,
                         [project.arn("codepipeline", pipeline_name(project))])]
     if codebuild.enabled(project):
@@ -181,7 +180,6 @@ def _pipeline(project: Project) -> list[dict[str, Any]]:
             _statement("BuildProject", CODEBUILD_ACTIONS, [codebuild.project_arn(project)]))
     source = pipeline.source
     if source.provider == "github" and not source.connection_arn:
-        from ..resources import source as sources
 
         connections = project.arn(sources.CONNECTIONS, "connection/*")
         found.append(_statement("MakeConnection", [
@@ -189,12 +187,11 @@ def _pipeline(project: Project) -> list[dict[str, Any]]:
             "codestar-connections:GetConnection", "codestar-connections:TagResource",
             "codestar-connections:PassConnection"], [connections]))
     if source.provider == "s3":
-        from ..resources import source as sources
 
         found.append(_statement("SourceEvents", [
             "events:DescribeRule", "events:PutRule", "events:ListTargetsByRule",
             "events:PutTargets", "events:RemoveTargets", "events:DeleteRule",
-            "events:TagResource"], [project.arn("events", f"rule/{sources.rule_name(project)}")]))
+            "events:TagResource"], [project.arn("events", f"rule/{source_rule_name(project)}")]))
         found.append(_statement("SourceBucketEvents", [
             "s3:GetBucketNotification", "s3:PutBucketNotification"],
             [f"arn:{project.aws.partition}:s3:::{source.bucket}"]))

@@ -26,16 +26,21 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import parallel
 from ..errors import EnvironmentLocked, Interrupted, SdeliverError
-from ..ledger import Entry, Ledger
+from ..ledger import Action, Entry, EntryFields, Ledger
 from ..lock import EnvironmentLock
 from ..project import Project
-from ..publish import Published, read_published
+from ..publish import Published
 from ..release import ReleaseStore
-from .environment import Pointers, api_id, read_pointers
+from ..resources.api import rest_api_id as api_id
+from ..sites import read_published
+from .environment import Pointers, read_pointers
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 RELEASE_MARK = "sdeliver release "  # how versions and deployments name their release
 # An early confirmation of the lease (beside the last site writes) stands for this long;
@@ -270,24 +275,28 @@ class Move:
             )
             return
         names = [found.of(d.pointer) for d in differ]
-        action = "interrupted" if all(names) or self.live.site_dirty else "drifted"
+        action: Action = "interrupted" if all(names) or self.live.site_dirty else "drifted"
         # Named after the pointers that moved (the site first: what visitors see); the
         # others still serve the ledger's release.
         moved = {d.pointer for d in differ}
         named = [found.of(p) for p in ("site", "alias", "stage") if p in moved]
         release = next((name for name in named if name), self.current.release)
-        fields: dict[str, Any] = {"release": release}
+        fields: EntryFields = {
+            "release": release,
+            "code_sha256": self.current.code_sha256,
+            "api_definition_sha256": self.current.api_definition_sha256,
+            "site_digest": self.current.site_digest,
+            "source_revision": self.current.source_revision,
+        }
         if release != self.current.release:
             manifest = ReleaseStore(self.project).manifest(release) or {}
-            fields.update(
-                code_sha256=manifest.get("code_sha256"),
-                api_definition_sha256=manifest.get("definition_sha256"),
-                site_digest=manifest.get("site_digest"),
-                source_revision=manifest.get("source_revision"),
-            )
-        else:
-            kept = ("code_sha256", "api_definition_sha256", "site_digest", "source_revision")
-            fields.update({k: getattr(self.current, k) for k in kept})
+            fields = {
+                "release": release,
+                "code_sha256": manifest.get("code_sha256"),
+                "api_definition_sha256": manifest.get("definition_sha256"),
+                "site_digest": manifest.get("site_digest"),
+                "source_revision": manifest.get("source_revision"),
+            }
         now = self.live.pointers
         site = self.live.site_release if self.live.has_site else None
         who = "a command that did not record it" if action == "interrupted" else "hand"
@@ -295,18 +304,19 @@ class Move:
             f"{self.env} does not serve what the ledger says ({'; '.join(map(str, differ))}): "
             f"recording what serves first (moved by {who})"
         )
-        entry = self.append(
+        found_here: EntryFields = {
             **fields,
-            action=action,
-            outcome="succeeded",
-            lambda_version=now.version,
-            api_deployment_id=now.deployment_id,
-            weights=dict(now.weights) or None,
-            site_release=site if site != release else None,
-            replaces=self.current.seq,
-            e2e="skipped",
-            message=f"found by {self.command}: {'; '.join(map(str, differ))}",
-        )
+            "action": action,
+            "outcome": "succeeded",
+            "lambda_version": now.version,
+            "api_deployment_id": now.deployment_id,
+            "weights": dict(now.weights) or None,
+            "site_release": site if site != release else None,
+            "replaces": self.current.seq,
+            "e2e": "skipped",
+            "message": f"found by {self.command}: {'; '.join(map(str, differ))}",
+        }
+        entry = self.append(**found_here)
         self.found = entry
         self.recorded = None  # the move's own outcome is still to be written
         self.current = entry
@@ -341,7 +351,7 @@ class Move:
         self.lock.confirm()
         self._confirmed_at = time.monotonic()
 
-    def append(self, **fields: Any) -> Entry:
+    def append(self, **fields: Unpack[EntryFields]) -> Entry:
         """Write a ledger entry once the lease is confirmed ours (else EnvironmentLocked):
         by an early confirmation at most CONFIRM_FRESH seconds old, else now. (The entry's
         PUT cannot be conditional on the lease too: S3 has no two-object condition. The

@@ -21,24 +21,20 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import shutil
-import subprocess
-import tarfile
 import tempfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..aws import Aws
 from ..config import DEFAULT_CONFIG_NAME, Build, load_config
-from ..errors import OperationFailed, UsageError
+from ..errors import OperationFailed
 from ..openapi import Definition
 from ..progress import Progress
 from ..project import Project
-from ..release import Build as Release
-from ..release import ReleaseStore, build, run_build_commands
-from ..shell import source_revision
+from ..release import Release, ReleaseStore, build, run_build_commands
+from ..resources import function
 from . import deploy as steps
 from .environment import point_stage, publish_site, read_pointers
 from .moves import Move, describe
@@ -130,7 +126,7 @@ def release_in(project: Project) -> str:
 
 
 def stored_release(project: Project, release_id: str) -> tuple[Release, dict[str, Any]]:
-    """A stored release as a `Build` the deploy pieces take (no function bytes needed)."""
+    """A stored release as a `Release` the deploy pieces take (no function bytes needed)."""
     store = ReleaseStore(project)
     manifest = store.require(release_id)
     body = store.read(release_id, "openapi.json")
@@ -185,7 +181,6 @@ def deploy_app(project: Project, env: str, release_id: str, *, wait: bool = True
     wait=False (the worker): when the function is still busy with an earlier update, raise
     FunctionBusy at once instead of spending the invocation waiting.
     """
-    from ..resources import function
 
     with releasing(project, env, release_id, "DeployApp") as (release, _, _ledger):
         if not wait:
@@ -238,197 +233,3 @@ def end_to_end(
             undo=undo if rollback_on_failure else None,
         )
     return ActionResult("end-to-end", env, result.summary(), release_id, result.ok, result)
-
-
-def run_action(
-    project: Project,
-    action: str,
-    env: str | None,
-    *,
-    revision: str | None = None,
-    wait: bool = True,
-) -> ActionResult:
-    """One action, by its UserParameters name, on the project the input artifact holds."""
-    # The table binds this module's steps, so it imports this module, not the reverse.
-    from . import pipeline_actions
-
-    return pipeline_actions.run(
-        project, action, pipeline_actions.Context(env, revision=revision, wait=wait))
-
-
-# -- the pipeline in AWS ---------------------------------------------------------------------
-
-
-def pipeline_name(project: Project) -> str:
-    if project.config.pipeline is None:
-        raise UsageError(
-            f"{project.config.path.name} declares no pipeline",
-            hint="add a pipeline: section (see config/sdeliver.example.yaml)",
-        )
-    assert project.config.pipeline.name is not None  # filled by the config's defaults
-    return project.config.pipeline.name
-
-
-def _on_pipeline(project: Project, operation: str) -> tuple[str, dict[str, Any]]:
-    """The pipeline's name and the answer of `operation` on it; a one-line error if the
-    pipeline does not exist in AWS."""
-    name = pipeline_name(project)
-    found = project.aws.call(
-        "codepipeline", operation, resource=f"pipeline {name}", missing=True, name=name
-    )
-    if found is None:
-        raise OperationFailed(
-            f"pipeline {name} does not exist", hint="run 'sdeliver init' (or reconcile) first"
-        )
-    return name, found
-
-
-def status(project: Project) -> dict[str, Any]:
-    """Each stage and action with its latest status, revision and time, and the GitHub
-    connection's state (PENDING until a person authorises it)."""
-    name, found = _on_pipeline(project, "get_pipeline_state")
-    stages = []
-    for stage in found.get("stageStates") or []:
-        actions = []
-        for action in stage.get("actionStates") or []:
-            latest = action.get("latestExecution") or {}
-            changed = latest.get("lastStatusChange")
-            actions.append(
-                {
-                    "name": action.get("actionName"),
-                    "status": latest.get("status"),
-                    "revision": (action.get("currentRevision") or {}).get("revisionId"),
-                    "time": str(changed) if changed is not None else None,
-                    "summary": latest.get("summary"),
-                    "message": (latest.get("errorDetails") or {}).get("message"),
-                }
-            )
-        stages.append(
-            {
-                "name": stage.get("stageName"),
-                "status": (stage.get("latestExecution") or {}).get("status"),
-                "actions": actions,
-            }
-        )
-    from ..resources.source import connection_status
-
-    return {"pipeline": name, "version": found.get("pipelineVersion"),
-            "connection": connection_status(project), "stages": stages}
-
-
-def start(project: Project) -> str:
-    _, started = _on_pipeline(project, "start_pipeline_execution")
-    return str(started["pipelineExecutionId"])
-
-
-def show(project: Project) -> dict[str, Any]:
-    """The pipeline sdeliver would create (the data reconcile compares; tokens masked)."""
-    from ..resources import pipeline
-
-    pipeline_name(project)
-    return pipeline.declaration(project)
-
-
-# -- on this machine ---------------------------------------------------------------------------
-
-
-@dataclass
-class StageRun:
-    name: str
-    actions: list[ActionResult] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "actions": [a.to_json() for a in self.actions]}
-
-
-@dataclass
-class PipelineRun:
-    source: str
-    revision: str | None
-    stages: list[StageRun] = field(default_factory=list)
-    release: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return all(a.ok for s in self.stages for a in s.actions)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok,
-            "source": self.source,
-            "revision": self.revision,
-            "release": self.release,
-            "stages": [s.to_json() for s in self.stages],
-        }
-
-
-def checkout(project: Project, source: Path | None, target: Path) -> tuple[str, str | None]:
-    """Copy the source into `target`: the given directory, else the project's committed
-    git checkout (what a push sends), else the project directory as it is."""
-    if source is None:
-        directory = project.config.project_dir.resolve()
-        revision = source_revision(directory, mark_dirty=False)  # git archive HEAD: the commit
-        if revision is not None and _git_archive(directory, target):
-            return f"git checkout {directory} (HEAD)", revision
-    else:
-        directory = source.resolve()
-        if not (directory / DEFAULT_CONFIG_NAME).is_file():
-            raise UsageError(f"--source {source}: no {DEFAULT_CONFIG_NAME} in that directory")
-        revision = source_revision(directory)
-    shutil.copytree(directory, target, symlinks=True, ignore=shutil.ignore_patterns(".git"))
-    return str(directory), revision
-
-
-def _git_archive(directory: Path, target: Path) -> bool:
-    archive = target.with_name("source.tar")
-    with archive.open("wb") as out:
-        done = subprocess.run(
-            ["git", "archive", "--format=tar", "HEAD"],  # noqa: S607
-            cwd=directory, stdout=out, stderr=subprocess.DEVNULL, check=False, timeout=120,
-        )
-    if done.returncode != 0:
-        return False
-    if not hasattr(tarfile, "data_filter"):  # Python before 3.10.12 / 3.11.4
-        return False
-    with tarfile.open(archive) as tar:
-        tar.extractall(target, filter="data")  # refuses absolute paths, .., outside links
-    return (target / DEFAULT_CONFIG_NAME).is_file()
-
-
-def run_locally(
-    project: Project,
-    source: Path | None = None,
-    *,
-    approve: Callable[[str], bool] = lambda _stage: True,
-) -> PipelineRun:
-    """Every stage of the declared pipeline, in order, through the same actions."""
-    from ..resources import pipeline as resource
-
-    pipeline_name(project)
-    with tempfile.TemporaryDirectory(prefix="sdeliver-pipeline-") as tmp:
-        tree = Path(tmp) / "source"
-        described, revision = checkout(project, source, tree)
-        run = PipelineRun(described, revision)
-        project.progress.step(f"Source: {described}" + (f" at {revision[:12]}" if revision else ""))
-        local = project_at(tree, project.aws, project.progress)
-        for stage in resource.declaration(local)["stages"][1:]:
-            ran = StageRun(stage["name"])
-            run.stages.append(ran)
-            project.progress.step(f"Stage {stage['name']}")
-            for action in sorted(stage["actions"], key=lambda a: a["runOrder"]):
-                if action["actionTypeId"]["category"] == "Approval":
-                    if not approve(stage["name"]):
-                        raise OperationFailed(f"{stage['name']} was not approved: stopped here")
-                    ran.actions.append(ActionResult("approval", None, "approved"))
-                    continue
-                params = resource.user_parameters(action)
-                project.progress.step(f"  {action['name']} ({params.get('env') or 'build'})")
-                result = run_action(
-                    local, params["action"], params.get("env"), revision=revision
-                )
-                ran.actions.append(result)
-                run.release = result.release or run.release
-                project.progress.detail(f"  {action['name']}: {result.summary}")
-                if not result.ok:
-                    return run
-        return run

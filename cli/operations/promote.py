@@ -17,12 +17,13 @@ from typing import Any
 
 from .. import parallel
 from ..errors import OperationFailed, SdeliverError, UsageError
-from ..ledger import Entry, Ledger
+from ..ledger import Entry, EntryFields, Ledger, Outcome
 from ..project import Project
 from ..publish import Prior, listing
 from ..release import ReleaseStore
+from ..resources.api import rest_api_id as api_id
 from .deploy import put_back, restore
-from .environment import Pointers, api_id, move_alias, point_stage, publish_site, run_e2e
+from .environment import Pointers, move_alias, point_stage, publish_site, run_e2e
 from .moves import Move, describe, disagreements
 from .result import ReleaseResult
 
@@ -173,16 +174,11 @@ def _promote_locked(
         and not disagreements(move.live, current)  # a publish cut short is finished below
     ):
         return ReleaseResult(
-            target,
-            "promote",
-            "unchanged",
-            src.release,
-            src.lambda_version,
-            src.api_deployment_id,
-            current.e2e,
-            current.seq,
+            env=target, action="promote", outcome="unchanged", release=src.release,
+            version=src.lambda_version, deployment_id=src.api_deployment_id, e2e=current.e2e,
+            seq=current.seq,
         )
-    fields: dict[str, Any] = {
+    fields: EntryFields = {
         **src.release_fields(),
         "action": "promote",
         "replaces": current.seq if current else None,
@@ -192,7 +188,8 @@ def _promote_locked(
 
     def failed(err: BaseException) -> None:
         put_back(project, target, before, current)
-        move.append(**{**fields, "message": describe(err)}, outcome="failed")
+        failure: EntryFields = {**fields, "message": describe(err), "outcome": "failed"}
+        move.append(**failure)
 
     move.on_failure = failed
     revision = live.alias_revision
@@ -212,7 +209,8 @@ def _promote_locked(
     prior = Prior(read, found) if read is not None and found is not None else None
     published = publish_site(project, target, src.release, manifest, site_zip, prior=prior)
     e2e = run_e2e(project, target, manifest.get("version") or src.release)
-    outcome, message = "succeeded", fields["message"]
+    outcome: Outcome = "succeeded"
+    message = fields.get("message")
     if e2e == "failed" and rollback_on_failure and current is not None:
         project.progress.warn(f"e2e failed: putting {target} back on {current.release}")
         try:
@@ -225,18 +223,12 @@ def _promote_locked(
             outcome = "failed"
             message = f"e2e failed; could not restore {target} to {current.release}: " \
                 f"{err.message}"
-    entry = move.append(**{**fields, "message": message}, outcome=outcome, e2e=e2e)
+    done: EntryFields = {**fields, "message": message, "outcome": outcome, "e2e": e2e}
+    entry = move.append(**done)
     return ReleaseResult(
-        target,
-        "promote",
-        outcome,
-        src.release,
-        src.lambda_version,
-        src.api_deployment_id,
-        e2e,
-        entry.seq,
-        published.to_json() if published else None,
-        message,
+        env=target, action="promote", outcome=outcome, release=src.release,
+        version=src.lambda_version, deployment_id=src.api_deployment_id, e2e=e2e,
+        seq=entry.seq, site=published.to_json() if published else None, message=message,
     )
 
 
@@ -247,7 +239,7 @@ def _canary(
     before: Pointers,
     canary: Canary,
     move: Move,
-    fields: dict[str, Any],
+    fields: EntryFields,
 ) -> ReleaseResult | None:
     """Shift traffic step by step; a failure puts all traffic back and ends the promotion."""
     assert before.version is not None and src.lambda_version is not None
@@ -256,9 +248,9 @@ def _canary(
         weights = {src.lambda_version: round(percent / 100, 4)}
         move_alias(project, env, before.version, weights=weights)
         project.progress.step(f"canary: {percent:g} % of {env} on version {src.lambda_version}")
-        entry = move.append(
-            **{**fields, "action": "canary", "weights": weights}, outcome="succeeded"
-        )
+        step: EntryFields = {
+            **fields, "action": "canary", "weights": weights, "outcome": "succeeded"}
+        entry = move.append(**step)
         move.recorded = None  # a step, not the promotion's outcome: a failure still records
         with project.progress.waiting(f"watching {env} for {canary.interval:g} s"):
             project.aws.sleep(canary.interval)
@@ -273,22 +265,14 @@ def _canary(
                 f"version {before.version}"
             )
             project.progress.warn(message)
-            done = move.append(
-                **{**fields, "message": message},
-                outcome="rolled-back",
-                e2e="failed" if e2e == "failed" else "passed",
+            stopped: EntryFields = {
+                **fields, "message": message, "outcome": "rolled-back",
+                "e2e": "failed" if e2e == "failed" else "passed",
+            }
+            done = move.append(**stopped)
+            return ReleaseResult(
+                env=env, action="promote", outcome="rolled-back", release=src.release,
+                version=src.lambda_version, deployment_id=before.deployment_id, e2e=done.e2e,
+                seq=done.seq, message=message, steps=steps,
             )
-            result = ReleaseResult(
-                env,
-                "promote",
-                "rolled-back",
-                src.release,
-                src.lambda_version,
-                before.deployment_id,
-                done.e2e,
-                done.seq,
-                message=message,
-                steps=steps,
-            )
-            return result
     return None

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+from ..ledger import E2e, Entry
+
+Command = Literal["deploy", "promote", "rollback", "canary"]
+Result = Literal["succeeded", "failed", "rolled-back", "unchanged"]
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ReleaseResult:
     env: str
-    action: str  # deploy | promote | rollback | canary
-    outcome: str  # succeeded | failed | rolled-back | unchanged
+    action: Command
+    outcome: Result
     release: str
     version: str | None  # the Lambda version (JSON: "version" and "lambda_version")
     deployment_id: str | None = None
-    e2e: str = "skipped"
+    e2e: E2e = "skipped"
     seq: int | None = None
     site: dict[str, int] | None = None
     message: str | None = None
@@ -35,3 +40,13 @@ class ReleaseResult:
         seq = f" (ledger #{self.seq})" if self.seq is not None else ""
         text = f"{self.action} {where}: {self.outcome}, e2e {self.e2e}{seq}"
         return text + (f": {self.message}" if self.message else "")
+
+
+def unchanged_result(env: str, action: Command, release: str, current: Entry) -> ReleaseResult:
+    """The answer of a command that found `env` already where it goes (ledger entry
+    `current`): nothing changed, nothing recorded."""
+    return ReleaseResult(
+        env=env, action=action, outcome="unchanged", release=release,
+        version=current.lambda_version, deployment_id=current.api_deployment_id,
+        e2e=current.e2e, seq=current.seq,
+    )

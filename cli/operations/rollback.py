@@ -14,15 +14,15 @@ from typing import Any
 
 from .. import parallel
 from ..errors import OperationFailed
-from ..ledger import Entry, Ledger, parse_iso
+from ..ledger import Entry, EntryFields, Ledger, parse_iso
 from ..lock import Lease
 from ..project import Project
 from ..publish import Prior, listing
 from ..release import ReleaseStore
+from ..resources.api import rest_api_id as api_id
 from .deploy import put_back
 from .environment import (
     Pointers,
-    api_id,
     move_alias,
     point_stage,
     publish_site,
@@ -30,7 +30,7 @@ from .environment import (
     run_e2e,
 )
 from .moves import Move, describe, expected_site
-from .result import ReleaseResult
+from .result import ReleaseResult, unchanged_result
 
 
 @dataclass
@@ -83,8 +83,7 @@ def _finished_by(project: Project, env: str, dead: Lease | None) -> ReleaseResul
     ):
         return None
     project.progress.warn(f"the interrupted rollback had finished: ledger #{latest.seq}")
-    return ReleaseResult(env, "rollback", "unchanged", latest.release, latest.lambda_version,
-                         latest.api_deployment_id, latest.e2e, latest.seq)
+    return unchanged_result(env, "rollback", latest.release, latest)
 
 
 def plan_rollback(
@@ -186,7 +185,7 @@ def _rollback_locked(
     before = move.before  # what a failure puts back
     assert move.live is not None
     live_revision = move.live.pointers.alias_revision
-    fields: dict[str, Any] = {
+    fields: EntryFields = {
         **target.release_fields(),
         "action": "rollback",
         "replaces": current.seq,
@@ -194,7 +193,8 @@ def _rollback_locked(
 
     def failed(err: BaseException) -> None:
         put_back(project, env, before, current)
-        move.append(**fields, outcome="failed", message=describe(err))
+        failure: EntryFields = {**fields, "outcome": "failed", "message": describe(err)}
+        move.append(**failure)
 
     move.on_failure = failed
     version, deployment = target.lambda_version, target.api_deployment_id
@@ -211,16 +211,10 @@ def _rollback_locked(
     published = publish_site(project, env, site_release, manifest, site_zip, prior=prior)
     e2e = run_e2e(project, env, target.release) if run_tests else "skipped"
     message = f"back to #{target.seq} from #{current.seq}"
-    entry = move.append(**fields, outcome="succeeded", e2e=e2e, message=message)
+    succeeded: EntryFields = {**fields, "outcome": "succeeded", "e2e": e2e, "message": message}
+    entry = move.append(**succeeded)
     return ReleaseResult(
-        env,
-        "rollback",
-        "succeeded",
-        target.release,
-        target.lambda_version,
-        target.api_deployment_id,
-        e2e,
-        entry.seq,
-        published.to_json() if published else None,
-        message,
+        env=env, action="rollback", outcome="succeeded", release=target.release,
+        version=target.lambda_version, deployment_id=target.api_deployment_id, e2e=e2e,
+        seq=entry.seq, site=published.to_json() if published else None, message=message,
     )

@@ -10,7 +10,8 @@ from ..errors import SdeliverError
 from ..ledger import Ledger
 from ..lock import read_lock
 from ..project import Project
-from .environment import api_id, urls
+from ..resources.api import rest_api_id as api_id
+from .environment import urls
 from .moves import disagreements, identify, read_live
 
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from .. import parallel
 from ..aws import APIGW_BUSY, FUNCTION_BUSY
-from ..errors import AwsError
-from ..openapi import ANY_METHOD, Definition, build_definition, no_release_definition
-from ..plan import Call, Change, FieldChange, call, emulator_quirk
+from ..errors import AwsError, OperationFailed
+from ..openapi import Definition, build_definition, no_release_definition
+from ..plan import Call, Change, FieldChange, call
 from ..project import TAG_APP, Project
 
 KIND_API = "rest-api"
@@ -63,10 +63,24 @@ def find_api(project: Project, *, digest: bool = True) -> dict[str, Any] | None:
     candidates = sorted(ours or untagged, key=lambda api: str(api.get("createdDate", "")))
     if not candidates:
         return None
-    found = candidates[0]
+    found: dict[str, Any] = candidates[0]
     if digest and TAG_DEFINITION not in (found.get("tags") or {}):
         found = {**found, "tags": {**(found.get("tags") or {}), **read_tags(project, found)}}
     return found
+
+
+def rest_api_id(project: Project) -> str:
+    """The id of the app's REST API (cached in project.facts); a one-line error when
+    `init` has not made it yet."""
+    if "rest_api_id" not in project.facts:
+        found = find_api(project, digest=False)
+        if found is None:
+            raise OperationFailed(
+                f"REST API {project.api_name} does not exist",
+                hint="run 'sdeliver init' (or reconcile) first",
+            )
+        project.facts["rest_api_id"] = found["id"]
+    return str(project.facts["rest_api_id"])
 
 
 def read_tags(project: Project, api: dict[str, Any]) -> dict[str, str]:
@@ -129,19 +143,6 @@ def _permits(project: Project, env: str, want_arn: str) -> bool:
 
 
 # -- writes used by reconcile and by the release commands ---------------------------------
-
-
-def api_id_of(project: Project) -> str:
-    """The API's id: learnt by an earlier change in this run, or read now."""
-    if "rest_api_id" not in project.facts:
-        api = find_api(project)
-        if api is None:
-            from ..errors import OperationFailed
-
-            raise OperationFailed(f"REST API {project.api_name} does not exist",
-                                  hint="run 'sdeliver reconcile' to create it")
-        project.facts["rest_api_id"] = api["id"]
-    return str(project.facts["rest_api_id"])
 
 
 def create_api(project: Project, definition: Definition) -> str:
@@ -207,56 +208,10 @@ def apply_definition(project: Project, api_id: str, definition: Definition) -> N
 
 
 def _put_definition(project: Project, api_id: str, definition: Definition) -> None:
-    from ..local.emulator import allow_mock_integrations
-
-    allow_mock_integrations()  # where moto runs in this process
     project.aws.call(
         "apigateway", "put_rest_api", resource=f"REST API {api_id}", retry=(APIGW_BUSY,),
         restApiId=api_id, mode="overwrite", failOnWarnings=False, body=definition.body,
     )
-    _repair_any_methods(project, api_id)
-
-
-def _repair_any_methods(project: Project, api_id: str) -> None:
-    """Rename moto's misfiled catch-all method to ANY; on AWS there is never one to rename."""
-    wrong = ANY_METHOD.upper()
-    res = f"REST API {api_id}"
-    with emulator_quirk():  # no part of any plan: on AWS these calls are never made
-        for resource in project.aws.paginate(
-            "apigateway", "get_resources", "items", resource=res, restApiId=api_id,
-            embed=["methods"],
-        ):
-            method = (resource.get("resourceMethods") or {}).get(wrong)
-            if method is None:
-                continue
-            ids = {"restApiId": api_id, "resourceId": resource["id"]}
-            project.aws.call(
-                "apigateway", "put_method", resource=res, **ids, httpMethod="ANY",
-                authorizationType=method.get("authorizationType") or "NONE",
-                **({"requestParameters": method["requestParameters"]}
-                   if method.get("requestParameters") else {}),
-            )
-            for code in method.get("methodResponses") or {}:
-                project.aws.call("apigateway", "put_method_response", resource=res, **ids,
-                                 httpMethod="ANY", statusCode=code)
-            integration = method.get("methodIntegration")
-            if integration:
-                optional = ("uri", "passthroughBehavior", "requestParameters", "requestTemplates",
-                            "contentHandling", "timeoutInMillis", "credentials", "connectionType")
-                project.aws.call(
-                    "apigateway", "put_integration", resource=res, **ids, httpMethod="ANY",
-                    type=str(integration["type"]).upper(),
-                    integrationHttpMethod=integration.get("httpMethod") or "POST",
-                    **{k: integration[k] for k in optional if integration.get(k)},
-                )
-                for code, answer in (integration.get("integrationResponses") or {}).items():
-                    project.aws.call(
-                        "apigateway", "put_integration_response", resource=res, **ids,
-                        httpMethod="ANY", statusCode=code,
-                        **{k: answer[k] for k in ("selectionPattern", "responseParameters",
-                                                  "responseTemplates") if answer.get(k)},
-                    )
-            project.aws.call("apigateway", "delete_method", resource=res, **ids, httpMethod=wrong)
 
 
 def tag_api(project: Project, api_id: str, tags: dict[str, str]) -> None:
@@ -419,7 +374,7 @@ def _plan_stage(
     if have is None:
 
         def create(p: Project) -> None:
-            api_id = api_id_of(p)
+            api_id = rest_api_id(p)
             params: dict[str, Any] = {
                 "restApiId": api_id, "stageName": env, "deploymentId": first_deployment(p, api_id),
                 "variables": want_variables, "tags": want_tags,
@@ -510,7 +465,7 @@ def _plan_permission(
     def apply(p: Project) -> None:
         if have is not None:
             remove_permission(p, env)
-        want = source_arn(p, api_id_of(p), env)
+        want = source_arn(p, rest_api_id(p), env)
         try:
             p.aws.call(
                 "lambda", "add_permission", resource=f"function {fn}:{env}",

@@ -35,13 +35,14 @@ from typing import Any
 
 from .. import parallel
 from ..errors import OperationFailed
+from ..names import CLOUDFRONT_ZONE_ID
 from ..plan import Action, Change, FieldChange, call
 from ..project import TAG_APP, Project
+from . import api
 
 ACM = "acm@us-east-1"
 CLOUDFRONT = "cloudfront"
 KVS = "cloudfront-keyvaluestore"
-CLOUDFRONT_ZONE_ID = "Z2FDTNDATAQYW2"  # every CloudFront distribution's alias target zone
 RELEASE_KEY = "release"  # the KeyValueStore key naming the live release
 RELEASES = "releases"  # the bucket prefix under which each release's site lives
 
@@ -578,19 +579,15 @@ def shape(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _ids(project: Project, env: str) -> dict[str, str]:
-    from ..operations.environment import api_id
-
     found = {what: project.facts.get(_fact(env, what)) for what in ("cert", "oac", "function")}
     missing = [what for what, value in found.items() if value is None]
     if missing:
         raise OperationFailed(f"the {', '.join(missing)} of environment {env} are not made yet",
                               hint="run 'sdeliver reconcile'")
-    return {**{k: str(v) for k, v in found.items()}, "api": api_id(project)}
+    return {**{k: str(v) for k, v in found.items()}, "api": api.rest_api_id(project)}
 
 
 def _planned_ids(project: Project, env: str) -> dict[str, str]:
-    from . import api
-
     rest = project.facts.get("rest_api_id")
     if rest is None:
         found = api.find_api(project)

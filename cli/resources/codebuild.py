@@ -23,10 +23,12 @@ from typing import Any
 
 from ..aws import CODEBUILD_ROLE_PROPAGATION
 from ..errors import OperationFailed
+from ..names import codebuild_name as name
+from ..names import codebuild_role_name as role_name
 from ..plan import Change, FieldChange, call
 from ..project import TAG_APP, Project
 from ..release import CACHE
-from . import iam
+from . import policies
 
 KIND = "codebuild-project"
 DESCRIPTION = "sdeliver pipeline build"
@@ -40,14 +42,6 @@ PIPELINE_LOCATION = "codepipeline"
 def enabled(project: Project) -> bool:
     pipeline = project.config.pipeline
     return pipeline is not None and pipeline.build == "codebuild"
-
-
-def name(project: Project) -> str:
-    return f"{project.app}-pipeline-build"[:255]
-
-
-def role_name(project: Project) -> str:
-    return f"{project.app}-pipeline-build"[:64]
 
 
 def project_arn(project: Project) -> str:
@@ -178,7 +172,7 @@ def desired(project: Project, key: str) -> dict[str, Any]:
                 {"name": k, "value": v, "type": "PLAINTEXT"} for k, v in sorted(variables.items())
             ],
         },
-        "serviceRole": iam.role_arn(project, role_name(project)),
+        "serviceRole": policies.role_arn(project, role_name(project)),
         "timeoutInMinutes": settings.timeout,
     }
 
@@ -348,7 +342,7 @@ def destroy(project: Project) -> list[Change]:
 # -- the role ---------------------------------------------------------------------------------
 
 
-def role(project: Project) -> iam.Role:
+def role(project: Project) -> policies.Role:
     """What the three steps do: read and write the pipeline's artifacts and sdeliver's state
     (releases, ledger, lease, the wheel); EndToEnd reads the environment's pointers and, when
     its tests fail, puts the alias, the stage and the site back."""
@@ -376,12 +370,12 @@ def role(project: Project) -> iam.Role:
          "Action": ["apigateway:GET", "apigateway:PATCH"],
          "Resource": [f"{apigw}/restapis", f"{apigw}/restapis/*", f"{apigw}/tags/*"]},
     ]
-    statements += iam.site_statements(project)
-    return iam.Role(
+    statements += policies.site_statements(project)
+    return policies.Role(
         name=role_name(project),
         service="codebuild.amazonaws.com",
         policies={
-            iam.LOGS_POLICY: iam.log_group_policy(project, log_group(project)),
+            policies.LOGS_POLICY: policies.log_group_policy(project, log_group(project)),
             "sdeliver-build": {"Version": "2012-10-17", "Statement": statements},
         },
     )

@@ -12,9 +12,9 @@ from typing import Any
 
 from .. import parallel
 from ..errors import OperationFailed
+from ..names import website_zone
 from ..plan import Call, Change, FieldChange, call, diff_fields
 from ..project import Project
-from .site import website_zone
 
 KIND = "dns-record"
 ZONE_FACT = "dns.zone_id"

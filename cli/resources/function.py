@@ -16,7 +16,7 @@ from ..errors import OperationFailed
 from ..package import Package, package_directory
 from ..plan import Change, FieldChange, call
 from ..project import TAG_APP, Project
-from . import iam
+from . import policies
 
 KIND = "lambda-function"
 ALIAS_KIND = "lambda-alias"
@@ -182,7 +182,7 @@ def mask(environment: dict[str, str] | None, secrets: list[str]) -> dict[str, st
 def desired(project: Project) -> dict[str, Any]:
     return {
         **project.config.function.settings(),
-        "role": iam.role_arn(project, project.execution_role),
+        "role": policies.role_arn(project, project.execution_role),
         "tags": project.tags(),
     }
 
@@ -247,7 +247,7 @@ def _create(project: Project) -> Change:
             # A role created moments ago cannot be assumed by Lambda for a few seconds.
             retry=(IAM_PROPAGATION,),
             FunctionName=name, Runtime=fn.runtime, Handler=fn.handler,
-            Role=iam.role_arn(p, p.execution_role), Code=code_params(p, package),
+            Role=policies.role_arn(p, p.execution_role), Code=code_params(p, package),
             Description=DESCRIPTION, MemorySize=fn.memory, Timeout=fn.timeout,
             Environment={"Variables": environment}, Architectures=[fn.architecture],
             Tags=want["tags"], Publish=True,

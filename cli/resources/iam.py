@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from dataclasses import dataclass, field
 from typing import Any
 
 from .. import parallel
@@ -19,10 +18,11 @@ from ..aws import tags_dict
 from ..errors import OperationFailed
 from ..plan import Change, FieldChange, call
 from ..project import TAG_APP, Project
+from . import pipeline
+from .policies import LOGS_POLICY, Role, logs_policy
 
 KIND = "iam-role"
 PATH = "/sdeliver/"
-LOGS_POLICY = "sdeliver-logs"
 TABLES_POLICY = "sdeliver-tables"
 PERMISSIONS_POLICY = "sdeliver-permissions"
 # What a function does with its tables' items; control-plane actions (CreateTable,
@@ -40,56 +40,6 @@ INDEX_ACTIONS = ["dynamodb:Query", "dynamodb:Scan"]
 STREAM_ACTIONS = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"]
 # Inline policies with this prefix are sdeliver's: one no longer declared is removed.
 OWN_POLICY_PREFIX = "sdeliver-"
-
-
-@dataclass(frozen=True)
-class Role:
-    name: str
-    service: str  # the AWS service principal that assumes the role
-    policies: dict[str, dict[str, Any]] = field(default_factory=dict)  # inline, by name
-    description: str = "managed by sdeliver"
-
-    def trust_policy(self) -> dict[str, Any]:
-        return {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": self.service},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-
-
-def log_group_arn(project: Project, function_name: str) -> str:
-    return project.arn("logs", f"log-group:/aws/lambda/{function_name}")
-
-
-def logs_policy(project: Project, function_name: str) -> dict[str, Any]:
-    return log_group_policy(project, f"/aws/lambda/{function_name}")
-
-
-def log_group_policy(project: Project, group_name: str) -> dict[str, Any]:
-    """Create and write to one log group (a function's, a CodeBuild project's), no other."""
-    group = project.arn("logs", f"log-group:{group_name}")
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "CreateOwnLogGroup",
-                "Effect": "Allow",
-                "Action": "logs:CreateLogGroup",
-                "Resource": [group, f"{group}:*"],
-            },
-            {
-                "Sid": "WriteOwnLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                "Resource": f"{group}:*",
-            },
-        ],
-    }
 
 
 def tables_policy(project: Project) -> dict[str, Any] | None:
@@ -146,15 +96,7 @@ def execution_role(project: Project) -> Role:
 
 def roles(project: Project) -> list[Role]:
     """Every role this project declares, in the order they are planned."""
-    from . import pipeline  # its roles exist only when sdeliver.yaml declares a pipeline
-
     return [execution_role(project), *pipeline.roles(project)]
-
-
-def role_arn(project: Project, name: str) -> str:
-    """The ARN a role has (learnt by plan or apply), or the one it will have once created."""
-    known: dict[str, str] = project.facts.get("role_arns", {})
-    return known.get(name) or project.role_arn(name)
 
 
 def _remember(project: Project, name: str, arn: str) -> None:
@@ -384,36 +326,3 @@ def _delete(role: Role, inline: list[str], attached: list[str]) -> Change:
             p.facts.pop("role_arn", None)
 
     return Change(KIND, role.name, "delete", [], calls, apply)
-
-
-def site_statements(project: Project) -> list[dict[str, Any]]:
-    """What publishing a site does to each environment's bucket (a restore too): for the
-    roles of the pipeline worker and the CodeBuild project, which both publish."""
-    if not project.config.site:
-        return []
-    sites = [f"arn:{project.aws.partition}:s3:::{project.site_bucket(env)}"
-             for env in project.config.environments]
-    return [
-        {"Sid": "SiteContent", "Effect": "Allow",
-         "Action": ["s3:PutObject", "s3:DeleteObject"],
-         "Resource": [f"{arn}/*" for arn in sites]},
-        {"Sid": "SiteListing", "Effect": "Allow", "Action": "s3:ListBucket",
-         "Resource": sites},
-        # config.json names the release the bucket holds, or a publish under way: read first.
-        {"Sid": "SiteConfig", "Effect": "Allow", "Action": "s3:GetObject",
-         "Resource": [f"{arn}/config.json" for arn in sites]
-         + ([f"{arn}/releases/*/config.json" for arn in sites]
-            if project.config.site.hosting == "cloudfront" else [])},
-        *_live_release_statements(project),
-    ]
-
-
-def _live_release_statements(project: Project) -> list[dict[str, Any]]:
-    """CloudFront hosting: reading and switching the live release (cdn.switch_release)."""
-    if project.config.site is None or project.config.site.hosting != "cloudfront":
-        return []
-    stores = f"arn:{project.aws.partition}:cloudfront::{project.account}:key-value-store/*"
-    return [{"Sid": "LiveRelease", "Effect": "Allow", "Action": [
-        "cloudfront:DescribeKeyValueStore", "cloudfront-keyvaluestore:DescribeKeyValueStore",
-        "cloudfront-keyvaluestore:GetKey", "cloudfront-keyvaluestore:PutKey"],
-        "Resource": stores}]

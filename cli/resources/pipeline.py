@@ -7,7 +7,7 @@ environment. The steps that only call AWS invoke the sdeliver worker function wi
 query string of UserParameters; Dependencies, BuildAndPackage and EndToEnd, which run the
 project's own commands, run in sdeliver's CodeBuild project (codebuild.py) with
 SDELIVER_ACTION / SDELIVER_ENV as the action's environment variables — or in the worker
-too with `pipeline.build: lambda` (operations/pipeline_actions.py says which is which).
+too with `pipeline.build: lambda` (pipeline_spec.py says which is which).
 Names, run orders and artifacts are the same either way. Artifacts live in the artifact
 bucket.
 
@@ -22,12 +22,15 @@ import json
 import urllib.parse
 from typing import Any
 
+from .. import pipeline_spec
 from ..aws import PIPELINE_ROLE_PROPAGATION
 from ..errors import AwsError, OperationFailed
-from ..operations import pipeline_actions
+from ..names import codebuild_name, pipeline_role_names, worker_name
+from ..names import pipeline_name as name
+from ..names import pipeline_role_name as role_name
 from ..plan import Change, FieldChange, call
 from ..project import TAG_APP, Project
-from . import codebuild, iam, source
+from . import codebuild, policies, source
 
 KIND = "codepipeline"
 MASKED = "****"
@@ -40,23 +43,6 @@ ROLE_SETTLE_SECONDS = 10.0  # IAM's documented "a few seconds" for a new role to
 ACTION_KEYS = ("name", "actionTypeId", "runOrder", "configuration", "inputArtifacts",
                "outputArtifacts")
 PIPELINE_KEYS = ("roleArn", "artifactStore", "stages", "pipelineType", "executionMode")
-
-
-def role_name(project: Project) -> str:
-    return f"{project.app}-pipeline"[:64]
-
-
-def worker_role_name(project: Project) -> str:
-    return f"{project.app}-pipeline-worker"[:64]
-
-
-def worker_name(project: Project) -> str:
-    return f"{project.app}-pipeline-worker"[:64]
-
-
-def name(project: Project) -> str:
-    assert project.config.pipeline is not None and project.config.pipeline.name is not None
-    return project.config.pipeline.name
 
 
 def _type(category: str, owner: str, provider: str) -> dict[str, str]:
@@ -84,7 +70,7 @@ def _action(
 def _invoke(project: Project, run_order: int, action: str, env: str | None,
             inputs: list[str], outputs: list[str] = ()) -> dict[str, Any]:  # type: ignore[assignment]
     """The action as the table says: a CodeBuild build or an invocation of the worker."""
-    row = pipeline_actions.get(action)
+    row = pipeline_spec.get(action)
     name = row.name
     if row.runner(runner(project)) == "codebuild":
         return _build(project, name, run_order, action, env, inputs, outputs)
@@ -110,7 +96,7 @@ def _build(project: Project, name: str, run_order: int, action: str, env: str | 
         variables.append({"name": "SDELIVER_ENV", "value": env, "type": "PLAINTEXT"})
     return _action(
         name, _type("Build", "AWS", "CodeBuild"), run_order,
-        {"ProjectName": codebuild.name(project),
+        {"ProjectName": codebuild_name(project),
          "EnvironmentVariables": json.dumps(variables, separators=(",", ":"))},
         inputs, outputs,
     )
@@ -193,7 +179,7 @@ def declaration(project: Project) -> dict[str, Any]:
                                     approval=approval and index > 0))
     return {
         "name": name(project),
-        "roleArn": iam.role_arn(project, role_name(project)),
+        "roleArn": policies.role_arn(project, role_name(project)),
         "artifactStore": {"type": "S3", "location": project.artifact_bucket},
         "stages": stages,
         "pipelineType": "V2",
@@ -340,15 +326,15 @@ def hold_first_run(project: Project) -> None:
 def _wait_for_roles(project: Project) -> None:
     """Every pipeline role readable, then ROLE_SETTLE_SECONDS more (IAM answers GetRole
     before every service sees the role); at most ROLE_WAIT_ATTEMPTS reads a role."""
-    for role in roles(project):
+    for role in pipeline_role_names(project):
         for _ in range(ROLE_WAIT_ATTEMPTS):
-            found = project.aws.call("iam", "get_role", resource=f"role {role.name}",
-                                     missing=True, RoleName=role.name)
+            found = project.aws.call("iam", "get_role", resource=f"role {role}",
+                                     missing=True, RoleName=role)
             if found is not None:
                 break
             project.aws.sleep(ROLE_POLL_SECONDS)
         else:
-            project.progress.warn(f"role {role.name} does not answer yet: releasing the "
+            project.progress.warn(f"role {role} does not answer yet: releasing the "
                                   "first run anyway")
     project.aws.sleep(ROLE_SETTLE_SECONDS)
 
@@ -461,7 +447,7 @@ def destroy(project: Project) -> list[Change]:
 # -- roles ----------------------------------------------------------------------------------
 
 
-def roles(project: Project) -> list[iam.Role]:
+def roles(project: Project) -> list[policies.Role]:
     """The pipeline's role and the worker's (and the CodeBuild project's, with
     `build: codebuild`), when sdeliver.yaml declares a pipeline."""
     if project.config.pipeline is None:
@@ -474,7 +460,7 @@ def roles(project: Project) -> list[iam.Role]:
     return [pipeline_role(project), worker.role(project), *build, *events]
 
 
-def pipeline_role(project: Project) -> iam.Role:
+def pipeline_role(project: Project) -> policies.Role:
     """CodePipeline may use the artifact bucket, read its source, invoke only the worker
     and, with `build: codebuild`, start and watch builds of sdeliver's project only."""
     assert project.config.pipeline is not None
@@ -509,7 +495,7 @@ def pipeline_role(project: Project) -> iam.Role:
             {"Sid": "SourceBucket", "Effect": "Allow", "Action": "s3:GetBucketVersioning",
              "Resource": source_bucket},
         ]
-    return iam.Role(
+    return policies.Role(
         name=role_name(project),
         service="codepipeline.amazonaws.com",
         policies={"sdeliver-pipeline": {"Version": "2012-10-17", "Statement": statements}},

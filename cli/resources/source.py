@@ -18,9 +18,11 @@ import json
 from typing import Any
 
 from ..errors import OperationFailed
+from ..names import connection_name, events_role_name, pipeline_name
+from ..names import source_rule_name as rule_name
 from ..plan import Call, Change, FieldChange, call
 from ..project import Project
-from . import iam
+from . import policies
 
 KIND = "pipeline-source"
 CONNECTIONS = "codestar-connections"
@@ -37,10 +39,6 @@ def managed_connection(project: Project) -> bool:
     pipeline = project.config.pipeline
     return pipeline is not None and pipeline.source.provider == "github" and (
         pipeline.source.connection_arn is None)
-
-
-def connection_name(project: Project) -> str:
-    return f"{project.app}-github"[:32]  # AWS: at most 32 characters
 
 
 def console_link(project: Project, arn: str) -> str:
@@ -105,18 +103,8 @@ def _create_connection(project: Project) -> None:
 # -- the S3 source's EventBridge rule ---------------------------------------------------------
 
 
-def rule_name(project: Project) -> str:
-    return f"{project.app}-pipeline-source"[:64]
-
-
-def events_role_name(project: Project) -> str:
-    return f"{project.app}-pipeline-events"[:64]
-
-
 def pipeline_arn(project: Project) -> str:
-    from .pipeline import name
-
-    return project.arn("codepipeline", name(project))
+    return project.arn("codepipeline", pipeline_name(project))
 
 
 def event_pattern(project: Project) -> dict[str, Any]:
@@ -125,9 +113,9 @@ def event_pattern(project: Project) -> dict[str, Any]:
             "detail": {"bucket": {"name": [source.bucket]}, "object": {"key": [source.key]}}}
 
 
-def events_role(project: Project) -> iam.Role:
+def events_role(project: Project) -> policies.Role:
     """EventBridge may start this pipeline, and nothing else."""
-    return iam.Role(
+    return policies.Role(
         name=events_role_name(project), service="events.amazonaws.com",
         policies={"sdeliver-pipeline-events": {"Version": "2012-10-17", "Statement": [
             {"Sid": "StartPipeline", "Effect": "Allow",
@@ -141,7 +129,7 @@ def _desired_rule(project: Project) -> dict[str, Any]:
         "pattern": event_pattern(project),
         "state": "ENABLED",
         "target": {"Id": "pipeline", "Arn": pipeline_arn(project),
-                   "RoleArn": iam.role_arn(project, events_role_name(project))},
+                   "RoleArn": policies.role_arn(project, events_role_name(project))},
     }
 
 

@@ -11,11 +11,11 @@ from typing import Any
 
 from ..aws import FUNCTION_BUSY, IAM_PROPAGATION
 from ..errors import OperationFailed
+from ..names import worker_name, worker_role_name
 from ..package import Package
 from ..plan import Change, FieldChange, call
 from ..project import TAG_APP, Project
-from . import function, iam
-from .pipeline import worker_name, worker_role_name
+from . import function, policies
 
 KIND = "pipeline-worker"
 ARCHITECTURE = "x86_64"
@@ -36,7 +36,7 @@ def desired(project: Project) -> dict[str, Any]:
         "memory": MEMORY,
         "timeout": TIMEOUT,
         "environment": environment,
-        "role": iam.role_arn(project, worker_role_name(project)),
+        "role": policies.role_arn(project, worker_role_name(project)),
         "architecture": ARCHITECTURE,
     }
 
@@ -108,7 +108,7 @@ def _create(project: Project, want: dict[str, Any], code: Package) -> None:
         # A role created moments ago cannot be assumed by Lambda for a few seconds.
         retry=(IAM_PROPAGATION,),
         FunctionName=name, Runtime=want["runtime"], Handler=want["handler"],
-        Role=iam.role_arn(project, worker_role_name(project)), Code={"ZipFile": code.data},
+        Role=policies.role_arn(project, worker_role_name(project)), Code={"ZipFile": code.data},
         Description=DESCRIPTION, MemorySize=want["memory"], Timeout=want["timeout"],
         Environment={"Variables": want["environment"]}, Architectures=[ARCHITECTURE],
         Tags=project.tags(),
@@ -147,7 +147,7 @@ def destroy(project: Project) -> list[Change]:
     return [Change(KIND, worker_name(project), "delete", [], calls, apply)]
 
 
-def role(project: Project) -> iam.Role:
+def role(project: Project) -> policies.Role:
     """Exactly what the actions do: the app's release pointers, its state, its site buckets."""
     partition = project.aws.partition
     state = f"arn:{partition}:s3:::{project.artifact_bucket}"
@@ -173,12 +173,12 @@ def role(project: Project) -> iam.Role:
          "Action": ["apigateway:GET", "apigateway:PUT", "apigateway:POST", "apigateway:PATCH"],
          "Resource": [f"{apigw}/restapis", f"{apigw}/restapis/*", f"{apigw}/tags/*"]},
     ]
-    statements += iam.site_statements(project)
-    return iam.Role(
+    statements += policies.site_statements(project)
+    return policies.Role(
         name=worker_role_name(project),
         service="lambda.amazonaws.com",
         policies={
-            iam.LOGS_POLICY: iam.logs_policy(project, worker_name(project)),
+            policies.LOGS_POLICY: policies.logs_policy(project, worker_name(project)),
             "sdeliver-worker": {"Version": "2012-10-17", "Statement": statements},
         },
     )

@@ -357,7 +357,9 @@ def test_a_signal_during_e2e_stops_it_puts_back_and_records(app: Path, endpoint:
     assert first.returncode == 0, first.stderr
     before = snapshot(endpoint)
     marker = app / "e2e.pid"
-    set_e2e(app, f"python -c \"import os, time; open('{marker}', 'w').write(str(os.getpid())); time.sleep(120)\"")
+    # Written aside then renamed: the marker never exists empty (a signal may come at once).
+    set_e2e(app, f"python -c \"import os, time; open('{marker}.new', 'w').write(str(os.getpid())); "
+                 f"os.replace('{marker}.new', '{marker}'); time.sleep(120)\"")
     set_version(app, "v-signal")
     proc = subprocess.Popen([sys.executable, "-m", "sdeliver", "deploy"], cwd=app, text=True,
                             env={**os.environ, "SDELIVER_ENDPOINT_URL": endpoint},

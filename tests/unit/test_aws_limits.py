@@ -10,9 +10,9 @@ import pytest
 from sdeliver.aws import Aws
 from sdeliver.config import parse_config
 from sdeliver.errors import ConfigError
+from sdeliver.names import website_zone
 from sdeliver.project import Project
 from sdeliver.resources import dns
-from sdeliver.resources.site import website_zone
 
 EXAMPLE = Path(__file__).parents[2] / "config" / "sdeliver.example.yaml"
 

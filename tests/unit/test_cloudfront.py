@@ -15,8 +15,8 @@ import pytest
 from sdeliver.operations import reconcile
 from sdeliver.operations.environment import publish_site, urls
 from sdeliver.project import Project
-from sdeliver.publish import read_published
 from sdeliver.resources import cdn
+from sdeliver.sites import read_published
 
 from .edge_fake import EdgeFake, keep_distribution_fields
 

@@ -25,7 +25,7 @@ from sdeliver.config import load_config
 from sdeliver.errors import ConfigError, OperationFailed
 from sdeliver.plan import Change
 from sdeliver.project import Project
-from sdeliver.resources import artifacts, codebuild, iam, pipeline
+from sdeliver.resources import artifacts, codebuild, iam, pipeline, policies
 
 S3_SOURCE = """pipeline:
   source:
@@ -210,7 +210,7 @@ def test_the_wheel_is_reproducible() -> None:
 # -- roles -----------------------------------------------------------------------------------
 
 
-def statements(role: iam.Role) -> list[dict[str, Any]]:
+def statements(role: policies.Role) -> list[dict[str, Any]]:
     return [s for policy in role.policies.values() for s in policy["Statement"]]
 
 
@@ -266,7 +266,7 @@ def test_the_codebuild_and_worker_roles_grant_the_same_on_the_site_buckets(proje
     site = {"SiteContent", "SiteListing", "SiteConfig"}
     assert [s for s in statements(worker.role(project)) if s.get("Sid") in site] == \
         [s for s in statements(codebuild.role(project)) if s.get("Sid") in site] == \
-        iam.site_statements(project)
+        policies.site_statements(project)
 
 
 def test_the_pipeline_role_may_start_builds_of_that_project_only(project_for) -> None:  # type: ignore[no-untyped-def]

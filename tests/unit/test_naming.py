@@ -42,7 +42,8 @@ def test_no_git_checkout_has_no_revision(tmp_path: Path) -> None:
 
 
 def test_the_summary_says_lambda_version_and_json_keeps_version() -> None:
-    result = ReleaseResult("test", "deploy", "succeeded", "r-0123456789ab", "3", e2e="passed", seq=4)
+    result = ReleaseResult(env="test", action="deploy", outcome="succeeded", release="r-0123456789ab",
+                           version="3", e2e="passed", seq=4)
     assert result.summary() == (
         "deploy test: release r-0123456789ab, Lambda version 3: succeeded, e2e passed (ledger #4)"
     )

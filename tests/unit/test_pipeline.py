@@ -18,7 +18,7 @@ from botocore.stub import Stubber
 from sdeliver.aws import Aws
 from sdeliver.config import load_config
 from sdeliver.errors import OperationFailed
-from sdeliver.operations import pipeline as operations
+from sdeliver.operations import pipeline_aws
 from sdeliver.project import Project
 from sdeliver.resources import artifacts, iam, pipeline, worker
 
@@ -336,7 +336,7 @@ def test_status_lists_each_stage_and_action_with_status_revision_and_time(projec
                     "latestExecution": {"status": "Succeeded", "lastStatusChange": when}}],
             }],
         }, {"name": "dromedary-delivery"})
-        found = operations.status(project)
+        found = pipeline_aws.status(project)
     assert found["stages"] == [{
         "name": "Source", "status": "Succeeded",
         "actions": [{"name": "Source", "status": "Succeeded", "revision": "abc123",

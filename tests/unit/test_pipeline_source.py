@@ -16,10 +16,10 @@ import pytest
 from botocore.stub import Stubber
 from sdeliver.aws import Aws
 from sdeliver.config import load_config
-from sdeliver.operations import pipeline as operations
+from sdeliver.operations import pipeline_aws
 from sdeliver.progress import Silent
 from sdeliver.project import Project
-from sdeliver.resources import artifacts, iam, pipeline, source
+from sdeliver.resources import artifacts, iam, pipeline, policies, source
 
 CREATED = "arn:aws:codestar-connections:us-east-1:123456789012:connection/1234abcd"
 GITHUB = "pipeline:\n  source:\n    provider: github\n    repo: stelligent/dromedary\n"
@@ -109,7 +109,7 @@ def test_pipeline_status_shows_a_pending_connection_with_its_link(project_for) -
                                    {"name": "dromedary-delivery"})
         connections.add_response("get_connection", {"Connection": {
             "ConnectionArn": CREATED, "ConnectionStatus": "PENDING"}}, {"ConnectionArn": CREATED})
-        found = operations.status(project)
+        found = pipeline_aws.status(project)
     assert found["connection"]["status"] == "PENDING"
     assert found["connection"]["link"] == source.console_link(project, CREATED)
 
@@ -151,7 +151,7 @@ def test_an_eventbridge_rule_starts_the_pipeline_when_the_source_object_changes(
         "detail": {"bucket": {"name": ["drops"]}, "object": {"key": ["dromedary.zip"]}}}
     [target] = events.list_targets_by_rule(Rule="dromedary-pipeline-source")["Targets"]
     assert target["Arn"] == project.arn("codepipeline", "dromedary-delivery")
-    assert target["RoleArn"] == iam.role_arn(project, "dromedary-pipeline-events")
+    assert target["RoleArn"] == policies.role_arn(project, "dromedary-pipeline-events")
     assert [c.action for c in source.plan(project)] == ["none"]
 
 

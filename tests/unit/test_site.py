@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
+from sdeliver import names
 from sdeliver.errors import AwsError, OperationFailed
 from sdeliver.project import Project
 from sdeliver.resources import site
@@ -291,20 +292,20 @@ def test_a_bucket_of_another_account_is_a_clear_one_line_error(make_project, mon
     ],
 )
 def test_website_endpoint_uses_the_regions_dash_or_dot_form(region: str, host: str) -> None:
-    assert site.website_endpoint("b.example.com", region) == host
+    assert names.website_endpoint("b.example.com", region) == host
 
 
 def test_the_website_zone_table_has_hosted_zone_ids() -> None:
-    assert site.WEBSITE_ZONES["us-east-1"] == (
+    assert names.WEBSITE_ZONES["us-east-1"] == (
         "s3-website-us-east-1.amazonaws.com",
         "Z3AQBSTGFYJSTF",
     )
-    assert site.WEBSITE_ZONES["eu-central-1"][1] == "Z21DNDUVLTQW6Q"
+    assert names.WEBSITE_ZONES["eu-central-1"][1] == "Z21DNDUVLTQW6Q"
 
 
 def test_an_unknown_region_is_a_clear_error_not_a_key_error() -> None:
     with pytest.raises(OperationFailed, match="S3 website endpoint of region xx-mars-1"):
-        site.website_endpoint("b", "xx-mars-1")
+        names.website_endpoint("b", "xx-mars-1")
 
 
 def test_outside_us_east_1_buckets_are_created_in_the_configured_region(make_project) -> None:  # type: ignore[no-untyped-def]

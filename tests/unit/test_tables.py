@@ -285,7 +285,7 @@ def test_stages_carry_the_alias_table_names_and_environment_variables(
     config = project_dir / "sdeliver.yaml"
     config.write_text(with_variables(BASE + TABLES))
     project = provisioned(config)
-    api_id = api.api_id_of(project)
+    api_id = api.rest_api_id(project)
     client = boto3.client("apigateway", region_name="us-east-1")
 
     test = client.get_stage(restApiId=api_id, stageName="test")["variables"]
@@ -304,7 +304,7 @@ def test_stage_variables_drift_is_repaired_and_undeclared_ones_removed(
     config = project_dir / "sdeliver.yaml"
     config.write_text(with_variables(BASE + TABLES))
     project = provisioned(config)
-    api_id = api.api_id_of(project)
+    api_id = api.rest_api_id(project)
     client = boto3.client("apigateway", region_name="us-east-1")
     client.update_stage(restApiId=api_id, stageName="test", patchOperations=[
         {"op": "replace", "path": "/variables/GREETING", "value": "bye"},
