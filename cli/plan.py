@@ -184,18 +184,26 @@ def matches(planned: Sequence[Call], made: Sequence[tuple[str, str]]) -> bool:
     """Whether the calls made are the planned ones in order: each plain call exactly once, a
     `when` call at most once, an `each` call any number of times."""
 
-    def match(i: int, j: int) -> bool:
-        if i == len(planned):
-            return j == len(made)
-        want = planned[i]
-        here = j < len(made) and made[j] == (want.service, want.operation)
-        if want.each:
-            return match(i + 1, j) or (here and match(i, j + 1))
-        if want.when:
-            return match(i + 1, j) or (here and match(i + 1, j + 1))
-        return here and match(i + 1, j + 1)
+    # The planned calls as a pattern, run over the calls made: `states` holds every position
+    # in the plan the calls so far can have reached (no recursion: a bucket emptied in
+    # thousands of batches is thousands of calls).
+    def skip_optional(states: set[int]) -> set[int]:
+        todo, reached = list(states), set(states)
+        while todo:
+            i = todo.pop()
+            if i < len(planned) and (planned[i].when or planned[i].each) and i + 1 not in reached:
+                reached.add(i + 1)
+                todo.append(i + 1)
+        return reached
 
-    return match(0, 0)
+    states = skip_optional({0})
+    for made_call in made:
+        states = skip_optional({
+            i if planned[i].each else i + 1
+            for i in states
+            if i < len(planned) and (planned[i].service, planned[i].operation) == made_call
+        })
+    return len(planned) in states
 
 
 def strict_default() -> bool:

@@ -407,6 +407,17 @@ def test_execute_logs_a_mismatch_when_not_strict(make_project) -> None:  # type:
 
 def test_reads_and_botocore_retries_are_not_calls_of_the_plan(make_project) -> None:  # type: ignore[no-untyped-def]
     project = make_project()
+    failed: list[str] = []
+
+    def fail_first_attempt(**_: Any) -> Any:
+        if not failed:  # a 500: botocore's standard retries send it again
+            failed.append("CreateBucket")
+            return AWSResponse("https://s3", 500, {}, _Raw(b"<Error><Code>InternalError</Code>"
+                                                         b"</Error>"))
+        return None
+
+    project.aws.client("s3").meta.events.register_first(
+        "before-send.s3.CreateBucket", fail_first_attempt)
 
     def apply(p: Project) -> None:
         p.aws.call("s3", "create_bucket", Bucket="dromedary-reads")
@@ -415,6 +426,17 @@ def test_reads_and_botocore_retries_are_not_calls_of_the_plan(make_project) -> N
 
     change = Change("artifact-bucket", "b", "create", [], [call("s3.CreateBucket")], apply)
     assert apply_change(project, change, strict=True) == ["s3.CreateBucket"]
+    assert failed == ["CreateBucket"]
+
+
+class _Raw:
+    """A response body as urllib3 gives it."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Any:
+        yield self.body
 
 
 @pytest.mark.parametrize(("planned_calls", "made", "ok"), [
@@ -453,3 +475,10 @@ def test_the_plan_table_shows_each_changes_calls(capsys: pytest.CaptureFixture[s
     shown = capsys.readouterr().err
     assert "CreateBucket, PutBucketPolicy, PutBucketPolicy*, PutObject?" in shown
     assert "? only when needed, * as many times as needed" in shown
+
+
+def test_thousands_of_batches_match_one_repeated_call() -> None:
+    batches = [("s3", "DeleteObjects")] * 5000
+    planned_calls = [call("s3.DeleteObjects", each="batch"), call("s3.DeleteBucket")]
+    assert matches(planned_calls, [*batches, ("s3", "DeleteBucket")])
+    assert not matches(planned_calls, [*batches, ("s3", "DeleteBucket")] * 2)
