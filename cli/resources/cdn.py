@@ -817,10 +817,11 @@ def destroy(project: Project) -> list[Change]:
             result += _destroy_records(project, env, zone_id)
         dist = find_distribution(project, env)
         if dist is not None:
+            # Disabled first, unless it is already (an earlier destroy was interrupted).
+            calls = [call("cloudfront.UpdateDistribution")] if dist.get("Enabled", True) else []
             result.append(Change("cloudfront-distribution", name, "delete",
                                  [FieldChange("id", dist["Id"], None)],
-                                 [call("cloudfront.UpdateDistribution"),
-                                  call("cloudfront.DeleteDistribution")],
+                                 [*calls, call("cloudfront.DeleteDistribution")],
                                  partial(_delete_distribution, dist_id=dist["Id"])))
         fname = resource_name(project, env, "site")
         if _read_function(project, fname) is not None:

@@ -203,8 +203,10 @@ def only_test(text: str) -> str:
     return head + rest[rest.index("\ndns:") + 1:]
 
 
-def life(app: App, record: Record, text: str, drift: Callable[[Project], None]) -> None:
-    """Create, drift and repair, prune, destroy: each plan applied and checked."""
+def life(app: App, record: Record, text: str, drift: Callable[[Project], None],
+         interrupt: Callable[[Project], None] | None = None) -> None:
+    """Create, drift and repair, prune, destroy (after `interrupt`, what an interrupted
+    destroy leaves): each plan applied and checked."""
     project = app.project(text)
     record.run(project, planned(project))
     assert not pending(planned(app.project(text))), "created, then converged"
@@ -214,6 +216,8 @@ def life(app: App, record: Record, text: str, drift: Callable[[Project], None]) 
     project = app.project(only_test(text))
     record.run(project, planned(project, prune=True))
     project = app.project(text)
+    if interrupt is not None:
+        interrupt(project)
     record.run(project, destroyed(project))
 
 
@@ -319,6 +323,16 @@ def drift_cloudfront_app(app: App) -> Callable[[Project], None]:
     return drift
 
 
+def disable_test_site(project: Project) -> None:
+    """What a destroy interrupted after disabling the test distribution leaves."""
+    cf = boto3.client("cloudfront")
+    dist = cdn.find_distribution(project, "test")
+    assert dist is not None
+    found = cf.get_distribution_config(Id=dist["Id"])
+    cf.update_distribution(Id=dist["Id"], IfMatch=found["ETag"],
+                           DistributionConfig={**found["DistributionConfig"], "Enabled": False})
+
+
 # -- the lives, once per test run ----------------------------------------------------------
 
 
@@ -347,8 +361,10 @@ def lives(tmp_path_factory: pytest.TempPathFactory) -> Record:
                     project = app.project(text)
                     record.run(project, [("source", c) for c in source.plan(project)])
                 else:
-                    drift = drift_website_app if name == "website" else drift_cloudfront_app(app)
-                    life(app, record, text, drift)
+                    if name == "website":
+                        life(app, record, text, drift_website_app)
+                    else:
+                        life(app, record, text, drift_cloudfront_app(app), disable_test_site)
     return record
 
 
