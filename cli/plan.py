@@ -68,10 +68,6 @@ class Call:
         return f"{name} ({self.when})" if self.when else name
 
     @property
-    def name(self) -> str:
-        return f"{self.service}.{self.operation}"
-
-    @property
     def short(self) -> str:
         """As the plan's table shows it: "CreateStage", "CreateStage?" (when), "DeleteObjects*"
         (each)."""
