@@ -7,9 +7,10 @@ CloudFront Functions and KeyValueStore operations moto lacks), lived once per te
 S3-website app with tables, an S3 source and CodeBuild, and a CloudFront-hosted app. Each
 is created, drifted by hand with boto3 (an update of every kind), pruned (an environment
 no longer declared) and destroyed with --purge; and the GitHub connection sdeliver makes
-for a third app is created. Each resource module of `reconcile.kinds()` is then one test: the kinds and
-actions its changes had are those this file expects, and each change made the calls it
-planned. A new resource module fails here until this file covers it.
+for a third app is created. Each resource module of `reconcile.kinds()` is then one test:
+the kinds and actions its changes had are those EXPECTED says, and each change made the
+calls it planned. A new resource module (or a kind or action no life here makes) fails
+until this file covers it.
 """
 
 from __future__ import annotations
