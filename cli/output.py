@@ -154,6 +154,7 @@ def plan_table(plan: Plan, *, show_unchanged: bool = False) -> None:
     table.add_column("resource")
     table.add_column("action")
     table.add_column("changes")
+    table.add_column("AWS calls")
     for change in changes:
         detail = "; ".join(
             f"{f.field}: {_short(f.old)} → {_short(f.new)}"
@@ -162,8 +163,12 @@ def plan_table(plan: Plan, *, show_unchanged: bool = False) -> None:
             for f in change.fields
         )
         style = ACTION_STYLE[change.action]
-        table.add_row(change.resource, f"[{style}]{change.action}[/]", detail)
+        calls = ", ".join(c.short for c in change.calls)
+        table.add_row(change.resource, f"[{style}]{change.action}[/]", detail, calls)
     console().print(table)
+    if any(c.when or c.each for change in changes for c in change.calls):
+        console().print("AWS calls: ? only when needed, * as many times as needed "
+                        "(--json says when).")
     counts = plan.counts()
     console().print(
         f"Plan: {counts['create']} to create, {counts['update']} to update, "

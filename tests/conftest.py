@@ -46,6 +46,8 @@ def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/aws-config")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/aws-credentials")
     monkeypatch.setenv("SDELIVER_RETRY_MAX_SECONDS", "5")
+    # A change whose apply makes other AWS write calls than its plan showed fails the test.
+    monkeypatch.setenv("SDELIVER_STRICT_PLANS", "1")
 
 
 @pytest.fixture(autouse=True)

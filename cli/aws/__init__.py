@@ -212,6 +212,9 @@ class Aws:
         self.endpoint_url = endpoint_url
         self.log = log or (lambda _message: None)
         self.stats = CallStats()
+        # Told (service, API operation name) once per `call`, before it is made, however
+        # many attempts botocore's retries make: `plan.execute` records a change's calls.
+        self.observers: list[Callable[[str, str], None]] = []
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._identity: dict[str, str] | None = None
@@ -361,7 +364,12 @@ class Aws:
         retry: names from TRANSIENT to retry (bounded, with jitter) before giving up.
         ignore: error codes that mean the call's effect is already there (returns None).
         """
-        method = getattr(self.client(service), operation)
+        client = self.client(service)
+        method = getattr(client, operation)
+        if self.observers:
+            name = client.meta.method_to_api_mapping.get(operation, operation)
+            for observe in list(self.observers):
+                observe(service, name)
 
         def transient(exc: BaseException) -> bool:
             if not isinstance(exc, botocore.exceptions.ClientError):

@@ -16,7 +16,7 @@ from types import ModuleType
 from .. import parallel
 from ..config import Config
 from ..errors import UsageError
-from ..plan import Change, Plan
+from ..plan import Change, Plan, execute
 from ..project import Project
 
 # Parts of sdeliver.yaml a target can go without (`--skip`, SDELIVER_SKIP): the pipeline is
@@ -98,10 +98,9 @@ def plan(project: Project, *, prune: bool = False) -> Plan:
 
 
 def apply(project: Project, plan: Plan) -> None:
-    for change in plan.pending:
-        project.progress.step(f"{change.action} {change.resource}")
-        if change.apply is not None:
-            change.apply(project)
+    """Apply reconcile's or destroy's plan through the one executor, which checks that each
+    change makes the AWS write calls the plan showed (see `plan.execute`)."""
+    execute(project, plan)
 
 
 def destroy_plan(project: Project, *, purge: bool) -> Plan:

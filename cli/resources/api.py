@@ -15,7 +15,7 @@ from .. import parallel
 from ..aws import APIGW_BUSY, FUNCTION_BUSY
 from ..errors import AwsError, OperationFailed
 from ..openapi import Definition, build_definition, no_release_definition
-from ..plan import Change, FieldChange
+from ..plan import Call, Change, FieldChange, call
 from ..project import TAG_APP, Project
 
 KIND_API = "rest-api"
@@ -192,6 +192,10 @@ def _one_api(project: Project, created: str) -> str:
     return str(ours[0]["id"])
 
 
+# The calls of apply_definition: the definition, then its digest as a tag.
+DEFINITION_CALLS: list[Call] = [call("apigateway.PutRestApi"), call("apigateway.TagResource")]
+
+
 def apply_definition(project: Project, api_id: str, definition: Definition) -> None:
     """Replace the API's resources and methods with the definition, and record its digest.
 
@@ -312,9 +316,12 @@ def _plan_api(project: Project, api: dict[str, Any] | None) -> Change:
             FieldChange("definition", None, definition.sha256),
             FieldChange("tags", None, project.tags()),
         ]
-        return Change(KIND_API, name, "create", fields,
-                      ["apigateway.CreateRestApi", "apigateway.PutRestApi",
-                       "apigateway.TagResource"], create)
+        calls = [
+            call("apigateway.CreateRestApi"),
+            call("apigateway.DeleteRestApi", each="extra API a retried create made"),
+            *DEFINITION_CALLS,
+        ]
+        return Change(KIND_API, name, "create", fields, calls, create)
     api_id = str(api["id"])
     have_tags = {k: v for k, v in (api.get("tags") or {}).items() if k != TAG_DEFINITION}
     want_tags = _merged_tags(have_tags, project.tags())
@@ -347,9 +354,9 @@ def _plan_api(project: Project, api: dict[str, Any] | None) -> Change:
             apply_definition(p, api_id, missing)
 
     calls = (
-        (["apigateway.UpdateRestApi"] if "endpoint" in changing else [])
-        + (["apigateway.TagResource"] if "tags" in changing else [])
-        + (["apigateway.PutRestApi"] if missing is not None else [])
+        ([call("apigateway.UpdateRestApi")] if "endpoint" in changing else [])
+        + ([call("apigateway.TagResource")] if "tags" in changing else [])
+        + (DEFINITION_CALLS if missing is not None else [])
     )
     return Change(KIND_API, name, "update", fields, calls, update)
 
@@ -384,8 +391,11 @@ def _plan_stage(
         fields = [FieldChange(f"variables.{key}", None, value)
                   for key, value in want_variables.items()]
         fields.append(FieldChange("tags", None, want_tags))
-        calls = ["apigateway.CreateDeployment"] if first else []
-        calls.append("apigateway.CreateStage")
+        # The first stage created makes the deployment they start on, of the "no release
+        # yet" definition; a conflict (another change to the API in progress) is waited out.
+        calls = [*DEFINITION_CALLS, call("apigateway.CreateDeployment")] if first else []
+        calls += [call("apigateway.CreateStage"),
+                  call("apigateway.CreateStage", when="the first met a change in progress")]
         return Change(KIND_STAGE, name, "create", fields, calls, create)
     api_id = str(api["id"]) if api is not None else ""
     # The stage carries exactly the variables sdeliver.yaml declares: one no longer declared
@@ -421,8 +431,8 @@ def _plan_stage(
         if "tags" in changing:
             _tag_stage(p, api_id, env, want_tags)
 
-    calls = (["apigateway.UpdateStage"] if patches else []) + (
-        ["apigateway.TagResource"] if "tags" in changing else []
+    calls = ([call("apigateway.UpdateStage")] if patches else []) + (
+        [call("apigateway.TagResource")] if "tags" in changing else []
     )
     return Change(KIND_STAGE, name, "update", fields, calls, update)
 
@@ -468,7 +478,8 @@ def _plan_permission(
             if err.code != "ResourceConflictException" or not _permits(p, env, want):
                 raise
 
-    calls = (["lambda.RemovePermission"] if have is not None else []) + ["lambda.AddPermission"]
+    calls = [*([call("lambda.RemovePermission")] if have is not None else []),
+             call("lambda.AddPermission")]
     return Change(
         KIND_PERMISSION, name, "create" if have is None else "update",
         [FieldChange("source_arn", have_arn, want_arn)], calls, apply,
@@ -508,7 +519,7 @@ def prune(project: Project) -> list[Change]:
             )
 
         changes.append(Change(KIND_STAGE, f"{project.api_name}/{env}", "delete", [],
-                              ["apigateway.DeleteStage"], delete))
+                              [call("apigateway.DeleteStage")], delete))
     return changes
 
 
@@ -524,7 +535,7 @@ def destroy(project: Project) -> list[Change]:
 
         name = f"{project.function_name}:{env}/{project.permission_id(env)}"
         changes.append(Change(KIND_PERMISSION, name, "delete", [],
-                              ["lambda.RemovePermission"], revoke))
+                              [call("lambda.RemovePermission")], revoke))
     api = find_api(project)
     if api is not None and (api.get("tags") or {}).get(TAG_APP) == project.app:
         api_id = str(api["id"])
@@ -538,5 +549,5 @@ def destroy(project: Project) -> list[Change]:
             p.facts.pop("rest_api_id", None)
 
         changes.append(Change(KIND_API, project.api_name, "delete", [],
-                              ["apigateway.DeleteRestApi"], delete))
+                              [call("apigateway.DeleteRestApi")], delete))
     return changes

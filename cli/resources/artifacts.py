@@ -10,7 +10,7 @@ from typing import Any
 
 from .. import parallel
 from ..aws import tags_dict
-from ..plan import Change, FieldChange, diff_fields
+from ..plan import Change, FieldChange, call, diff_fields
 from ..project import Project
 
 KIND = "artifact-bucket"
@@ -164,6 +164,18 @@ def desired(project: Project, bucket: str) -> dict[str, Any]:
     }
 
 
+# The call each field's change makes, in the order apply makes them; True: what S3 gives
+# every new bucket, so a create makes the call only where the endpoint did not (see apply).
+WRITES = {
+    "public_access_block": ("PutPublicAccessBlock", True),
+    "encryption": ("PutBucketEncryption", True),
+    "versioning": ("PutBucketVersioning", False),
+    "policy": ("PutBucketPolicy", False),
+    "lifecycle": ("PutBucketLifecycleConfiguration", False),
+    "tags": ("PutBucketTagging", False),
+}
+
+
 def plan(project: Project) -> list[Change]:
     bucket = project.artifact_bucket
     want = desired(project, bucket)
@@ -240,21 +252,12 @@ def plan(project: Project) -> list[Change]:
             merged_tags = next(f.new for f in fields if f.field == "tags")
             put_tags(p, bucket, merged_tags)
 
-    calls = (["s3.CreateBucket"] if have is None else []) + [
-        {
-            "public_access_block": "s3.PutPublicAccessBlock",
-            "encryption": "s3.PutBucketEncryption",
-            "versioning": "s3.PutBucketVersioning",
-            "policy": "s3.PutBucketPolicy",
-            "tags": "s3.PutBucketTagging",
-            "lifecycle": "s3.PutBucketLifecycleConfiguration",
-        }[name]
-        for name in (f.field for f in fields)
+    calls = ([call("s3.CreateBucket")] if have is None else []) + [
+        call(f"s3.{operation}", when="unless S3's default" if have is None and default else "")
+        for name, (operation, default) in WRITES.items() if name in changing
     ]
     if have is None:
         fields = [FieldChange(f.field, None, f.new) for f in fields]
-        defaults = ("s3.PutPublicAccessBlock", "s3.PutBucketEncryption")
-        calls = [f"{c} (unless S3's default)" if c in defaults else c for c in calls]
     return [Change(KIND, bucket, "create" if have is None else "update", fields, calls, apply)]
 
 
@@ -268,7 +271,8 @@ def destroy(project: Project) -> list[Change]:
         empty_bucket(p, bucket)
         p.aws.call("s3", "delete_bucket", resource=f"bucket {bucket}", missing=True, Bucket=bucket)
 
-    return [Change(KIND, bucket, "delete", [], ["s3.DeleteObjects", "s3.DeleteBucket"], apply)]
+    calls = [call("s3.DeleteObjects", each="1,000 object versions"), call("s3.DeleteBucket")]
+    return [Change(KIND, bucket, "delete", [], calls, apply)]
 
 
 def empty_bucket(project: Project, bucket: str) -> None:

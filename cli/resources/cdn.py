@@ -36,7 +36,7 @@ from typing import Any
 from .. import parallel
 from ..errors import OperationFailed
 from ..names import CLOUDFRONT_ZONE_ID
-from ..plan import Action, Change, FieldChange
+from ..plan import Action, Change, FieldChange, call
 from ..project import TAG_APP, Project
 from . import api
 
@@ -187,12 +187,15 @@ def _plan_certificate(project: Project, env: str, zone_id: str) -> Change:
         fields = [FieldChange("validation_records", "missing", "present")] if missing else []
         if cert["Status"] != "ISSUED":
             fields.append(FieldChange("status", cert["Status"], "ISSUED"))
-        return Change(kind, name, "update", fields,
-                      ["route53.ChangeResourceRecordSets", "acm.DescribeCertificate"],
+        # Then waits until ACM issues it (reads).
+        calls = [call("route53.ChangeResourceRecordSets")] if missing else []
+        return Change(kind, name, "update", fields, calls,
                       lambda p: _validate(p, env, cert["CertificateArn"], zone_id))
     return Change(
         kind, name, "create", [FieldChange("domain", None, name)],
-        ["acm.RequestCertificate", "route53.ChangeResourceRecordSets"],
+        # ACM asks one CNAME per domain and account: an earlier certificate's may be there.
+        [call("acm.RequestCertificate"),
+         call("route53.ChangeResourceRecordSets", when="its validation records are missing")],
         lambda p: _request_certificate(p, env, zone_id),
     )
 
@@ -284,7 +287,7 @@ def _plan_oac(project: Project, env: str) -> Change:
             p.facts[_fact(env, "oac")] = found["OriginAccessControl"]["Id"]
 
         return Change(kind, name, "create", [FieldChange("name", None, name)],
-                      ["cloudfront.CreateOriginAccessControl"], create)
+                      [call("cloudfront.CreateOriginAccessControl")], create)
     project.facts[_fact(env, "oac")] = have["Id"]
     fields = [FieldChange(k, have.get(k), v) for k, v in want.items()
               if k != "Name" and have.get(k) != v]
@@ -298,7 +301,8 @@ def _plan_oac(project: Project, env: str) -> Change:
                    resource=f"origin access control {name}", Id=have["Id"],
                    IfMatch=found["ETag"], OriginAccessControlConfig=want)
 
-    return Change(kind, name, "update", fields, ["cloudfront.UpdateOriginAccessControl"], update)
+    return Change(kind, name, "update", fields, [call("cloudfront.UpdateOriginAccessControl")],
+                  update)
 
 
 # -- key value store and function ----------------------------------------------------------
@@ -349,7 +353,7 @@ def _plan_store(project: Project, env: str) -> Change:
                 store = describe_store(p, env) or store
 
     return Change("cloudfront-kvs", name, "create", [FieldChange("name", None, name)],
-                  ["cloudfront.CreateKeyValueStore"], create)
+                  [call("cloudfront.CreateKeyValueStore")], create)
 
 
 def function_code(kvs_id: str) -> bytes:
@@ -403,10 +407,10 @@ def _plan_function(project: Project, env: str) -> Change:
         if not fields:
             return Change(kind, name, "none")
         return Change(kind, name, "update", fields,
-                      ["cloudfront.UpdateFunction", "cloudfront.PublishFunction"],
+                      [call("cloudfront.UpdateFunction"), call("cloudfront.PublishFunction")],
                       lambda p: _put_function(p, env, name, exists=True))
     return Change(kind, name, "create", [FieldChange("name", None, name)],
-                  ["cloudfront.CreateFunction", "cloudfront.PublishFunction"],
+                  [call("cloudfront.CreateFunction"), call("cloudfront.PublishFunction")],
                   lambda p: _put_function(p, env, name, exists=False))
 
 
@@ -599,7 +603,7 @@ def _plan_distribution(project: Project, env: str) -> Change:
     have = find_distribution(project, env)
     if have is None:
         return Change(kind, name, "create", [FieldChange("aliases", None, [name])],
-                      ["cloudfront.CreateDistributionWithTags"],
+                      [call("cloudfront.CreateDistributionWithTags")],
                       lambda p: _create_distribution(p, env))
     _remember(project, env, have)
     found = project.aws.call(CLOUDFRONT, "get_distribution_config",
@@ -609,7 +613,7 @@ def _plan_distribution(project: Project, env: str) -> Change:
     fields = [FieldChange(k, got.get(k), v) for k, v in want.items() if got.get(k) != v]
     if not fields:
         return Change(kind, name, "none")
-    return Change(kind, name, "update", fields, ["cloudfront.UpdateDistribution"],
+    return Change(kind, name, "update", fields, [call("cloudfront.UpdateDistribution")],
                   lambda p: _update_distribution(p, env, have["Id"]))
 
 
@@ -697,7 +701,7 @@ def _plan_policy(project: Project, env: str) -> Change:
     return Change("site-bucket-policy", bucket, "create" if have is None else "update",
                   [FieldChange("policy", "(other)" if have else None,
                                "GetObject for this distribution only")],
-                  ["s3.PutBucketPolicy"], put)
+                  [call("s3.PutBucketPolicy")], put)
 
 
 # -- alias records -------------------------------------------------------------------------
@@ -747,7 +751,7 @@ def _plan_records(project: Project, env: str, zone_id: str) -> Change:
                        delay=5, max_attempts=120, Id=found["ChangeInfo"]["Id"])
 
     action: Action = "create" if not any(t in by_type for t in ("A", "AAAA")) else "update"
-    return Change("dns-record", name, action, fields, ["route53.ChangeResourceRecordSets"],
+    return Change("dns-record", name, action, fields, [call("route53.ChangeResourceRecordSets")],
                   upsert)
 
 
@@ -821,23 +825,25 @@ def destroy(project: Project) -> list[Change]:
             result += _destroy_records(project, env, zone_id)
         dist = find_distribution(project, env)
         if dist is not None:
+            # Disabled first, unless it is already (an earlier destroy was interrupted).
+            calls = [call("cloudfront.UpdateDistribution")] if dist.get("Enabled", True) else []
             result.append(Change("cloudfront-distribution", name, "delete",
                                  [FieldChange("id", dist["Id"], None)],
-                                 ["cloudfront.UpdateDistribution",
-                                  "cloudfront.DeleteDistribution"],
+                                 [*calls, call("cloudfront.DeleteDistribution")],
                                  partial(_delete_distribution, dist_id=dist["Id"])))
         fname = resource_name(project, env, "site")
         if _read_function(project, fname) is not None:
             result.append(Change("cloudfront-function", fname, "delete", [], [
-                "cloudfront.DeleteFunction"], partial(_delete_function, name=fname)))
+                call("cloudfront.DeleteFunction")], partial(_delete_function, name=fname)))
         store = describe_store(project, env)
         if store is not None:
-            result.append(Change("cloudfront-kvs", store["Name"], "delete", [], [
-                "cloudfront.DeleteKeyValueStore"], partial(_delete_store, name=store["Name"])))
+            result.append(Change("cloudfront-kvs", store["Name"], "delete", [],
+                                 [call("cloudfront.DeleteKeyValueStore")],
+                                 partial(_delete_store, name=store["Name"])))
         oac = _find_oac(project, resource_name(project, env, "site"))
         if oac is not None:
             result.append(Change("cloudfront-oac", oac["Name"], "delete", [], [
-                "cloudfront.DeleteOriginAccessControl"],
+                call("cloudfront.DeleteOriginAccessControl")],
                 partial(_delete_oac, oac_id=oac["Id"])))
     return result
 
@@ -857,7 +863,7 @@ def _destroy_records(project: Project, env: str, zone_id: str) -> list[Change]:
                        {"Action": "DELETE", "ResourceRecordSet": r} for r in ours]})
 
     return [Change("dns-record", name, "delete", [FieldChange("alias", "CloudFront", None)],
-                   ["route53.ChangeResourceRecordSets"], delete)]
+                   [call("route53.ChangeResourceRecordSets")], delete)]
 
 
 def _delete_distribution(project: Project, dist_id: str) -> None:

@@ -25,7 +25,7 @@ from ..aws import CODEBUILD_ROLE_PROPAGATION
 from ..errors import OperationFailed
 from ..names import codebuild_name as name
 from ..names import codebuild_role_name as role_name
-from ..plan import Change, FieldChange
+from ..plan import Change, FieldChange, call
 from ..project import TAG_APP, Project
 from ..release import CACHE
 from . import policies
@@ -249,7 +249,10 @@ def plan(project: Project) -> list[Change]:
     if have is None:
         fields = [FieldChange(k, None, v) for k, v in want.items()]
         fields += [*([wheel_field] if upload else []), FieldChange("tags", None, project.tags())]
-        calls = (["s3.PutObject"] if upload else []) + ["codebuild.CreateProject"]
+        calls = ([call("s3.PutObject")] if upload else []) + [
+            call("codebuild.CreateProject"),
+            call("codebuild.UpdateProject", when="the create's answer was lost: ours, adopted"),
+        ]
 
         def create(p: Project) -> None:
             if upload:
@@ -274,8 +277,8 @@ def plan(project: Project) -> list[Change]:
     if not fields:
         return [Change(KIND, name(project), "none")]
     changing = {f.field for f in fields} - {wheel_field.field}
-    calls = (["s3.PutObject"] if upload else []) + (
-        ["codebuild.UpdateProject"] if changing else []
+    calls = ([call("s3.PutObject")] if upload else []) + (
+        [call("codebuild.UpdateProject")] if changing else []
     )
 
     def update(p: Project) -> None:
@@ -333,7 +336,7 @@ def destroy(project: Project) -> list[Change]:
         p.aws.call("codebuild", "delete_project", resource=f"CodeBuild project {name(p)}",
                    missing=True, name=name(p))
 
-    return [Change(KIND, name(project), "delete", [], ["codebuild.DeleteProject"], apply)]
+    return [Change(KIND, name(project), "delete", [], [call("codebuild.DeleteProject")], apply)]
 
 
 # -- the role ---------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any
 from .. import parallel
 from ..errors import OperationFailed
 from ..names import website_zone
-from ..plan import Change, FieldChange, diff_fields
+from ..plan import Call, Change, FieldChange, call, diff_fields
 from ..project import Project
 
 KIND = "dns-record"
@@ -146,6 +146,12 @@ class _Batch:
         self.changes: list[dict[str, Any]] = []
         self.sent = False
 
+    def add(self, change: dict[str, Any]) -> list[Call]:
+        """Add a record change; the calls of the plan's change that carries it: the first
+        change of the batch sends the whole batch, the others make no call of their own."""
+        self.changes.append(change)
+        return [call("route53.ChangeResourceRecordSets")] if len(self.changes) == 1 else []
+
     def apply(self, project: Project) -> None:
         if self.sent or not self.changes:
             return
@@ -203,15 +209,10 @@ def _plan_record(
     fields = diff_fields(want["AliasTarget"], have)
     if have is not None and not fields:
         return Change(KIND, domain, "none")
-    batch.changes.append({"Action": "UPSERT", "ResourceRecordSet": want})
+    calls = batch.add({"Action": "UPSERT", "ResourceRecordSet": want})
     shown = [FieldChange(f"alias.{f.field}", f.old, f.new) for f in fields]
     return Change(
-        KIND,
-        domain,
-        "create" if have is None else "update",
-        shown,
-        ["route53.ChangeResourceRecordSets"],
-        batch.apply,
+        KIND, domain, "create" if have is None else "update", shown, calls, batch.apply
     )
 
 
@@ -237,16 +238,7 @@ def destroy(project: Project) -> list[Change]:
                 and (target["DNSName"] == expected["DNSName"])
             ):
                 # DELETE must repeat the record exactly as Route53 holds it.
-                batch.changes.append({"Action": "DELETE", "ResourceRecordSet": record})
+                calls = batch.add({"Action": "DELETE", "ResourceRecordSet": record})
                 fields = [FieldChange("alias.DNSName", target["DNSName"], None)]
-                result.append(
-                    Change(
-                        KIND,
-                        domain,
-                        "delete",
-                        fields,
-                        ["route53.ChangeResourceRecordSets"],
-                        batch.apply,
-                    )
-                )
+                result.append(Change(KIND, domain, "delete", fields, calls, batch.apply))
     return result

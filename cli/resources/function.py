@@ -14,7 +14,7 @@ from .. import parallel
 from ..aws import FUNCTION_BUSY, IAM_PROPAGATION
 from ..errors import OperationFailed
 from ..package import Package, package_directory
-from ..plan import Change, FieldChange
+from ..plan import Change, FieldChange, call
 from ..project import TAG_APP, Project
 from . import policies
 
@@ -191,6 +191,9 @@ def actual(found: dict[str, Any]) -> dict[str, Any]:
     return {**settings(found), "tags": found.get("Tags") or {}}
 
 
+PUBLISH = call("lambda.PublishVersion")
+
+
 def plan(project: Project) -> list[Change]:
     envs = list(project.config.environments)
     # The function and its aliases side by side; the aliases' answers (or errors) are
@@ -210,6 +213,10 @@ def plan(project: Project) -> list[Change]:
         _alias(project, env, exists=exists, found=alias.value() if exists else None)
         for env, alias in zip(envs, aliases, strict=True)
     ]
+    # The first alias created publishes the version the next ones point to as well.
+    publishing = [c for c in changes if PUBLISH in c.calls]
+    for later in publishing[1:]:
+        later.calls.remove(PUBLISH)
     return changes
 
 
@@ -225,9 +232,12 @@ def _create(project: Project) -> Change:
         FieldChange("architecture", None, fn.architecture),
         FieldChange("code", None, f"sha256:{package.sha256_b64} ({package.files} files)"),
     ]
-    calls = ["lambda.CreateFunction"]  # with Publish: version 1 comes with it
+    calls = [
+        call("lambda.CreateFunction"),  # with Publish: version 1 comes with it
+        call("lambda.PublishVersion", when="the create's answer was lost before it published"),
+    ]
     if package.size > DIRECT_UPLOAD_LIMIT:
-        calls.insert(0, "s3.PutObject")
+        calls.insert(0, call("s3.PutObject"))
 
     def apply(p: Project) -> None:
         name = p.function_name
@@ -286,8 +296,8 @@ def _update(project: Project, found: dict[str, Any]) -> Change:
         fields.append(FieldChange("tags", have["tags"], merged))
     if not fields:
         return Change(KIND, project.function_name, "none")
-    calls = (["lambda.UpdateFunctionConfiguration"] if changing else []) + (
-        ["lambda.TagResource"] if merged != have["tags"] else []
+    calls = ([call("lambda.UpdateFunctionConfiguration")] if changing else []) + (
+        [call("lambda.TagResource")] if merged != have["tags"] else []
     )
 
     def apply(p: Project) -> None:
@@ -322,9 +332,7 @@ def _alias(project: Project, env: str, *, exists: bool, found: dict[str, Any] | 
         return Change(ALIAS_KIND, name, "none")
     version = latest_published_version(project) if exists else None
     fields = [FieldChange("version", None, version or "(newly published)")]
-    calls = (["lambda.PublishVersion"] if version is None and exists else []) + [
-        "lambda.CreateAlias"
-    ]
+    calls = ([PUBLISH] if version is None and exists else []) + [call("lambda.CreateAlias")]
 
     def apply(p: Project) -> None:
         target = latest_published_version(p) or publish_version(p, description=CREATED)
@@ -359,7 +367,7 @@ def prune(project: Project) -> list[Change]:
         changes.append(
             Change(ALIAS_KIND, f"{project.function_name}:{env}", "delete",
                    [FieldChange("version", alias.get("FunctionVersion"), None)],
-                   ["lambda.DeleteAlias"], apply)
+                   [call("lambda.DeleteAlias")], apply)
         )
     return changes
 
@@ -380,4 +388,5 @@ def destroy(project: Project) -> list[Change]:
         )
         p.facts.pop("function_arn", None)
 
-    return [Change(KIND, project.function_name, "delete", [], ["lambda.DeleteFunction"], apply)]
+    calls = [call("lambda.DeleteFunction")]
+    return [Change(KIND, project.function_name, "delete", [], calls, apply)]

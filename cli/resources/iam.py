@@ -16,7 +16,7 @@ from typing import Any
 from .. import parallel
 from ..aws import tags_dict
 from ..errors import OperationFailed
-from ..plan import Change, FieldChange
+from ..plan import Change, FieldChange, call
 from ..project import TAG_APP, Project
 from . import pipeline
 from .policies import LOGS_POLICY, Role, logs_policy
@@ -191,11 +191,11 @@ def plan_role(project: Project, role: Role) -> Change:
     changing = {f.field for f in fields}
     calls = []
     if "trust_policy" in changing:
-        calls.append("iam.UpdateAssumeRolePolicy")
-    calls += ["iam.PutRolePolicy" for n in role.policies if f"policy:{n}" in changing]
-    calls += ["iam.DeleteRolePolicy" for _ in stale]
+        calls.append(call("iam.UpdateAssumeRolePolicy"))
+    calls += [call("iam.PutRolePolicy") for n in role.policies if f"policy:{n}" in changing]
+    calls += [call("iam.DeleteRolePolicy") for _ in stale]
     if "tags" in changing:
-        calls.append("iam.TagRole")
+        calls.append(call("iam.TagRole"))
 
     def apply(p: Project) -> None:
         res = f"role {role.name}"
@@ -226,7 +226,7 @@ def _create(role: Role, tags: dict[str, str]) -> Change:
         *(FieldChange(f"policy:{name}", None, doc) for name, doc in role.policies.items()),
         FieldChange("tags", None, tags),
     ]
-    calls = ["iam.CreateRole", *("iam.PutRolePolicy" for _ in role.policies)]
+    calls = [call("iam.CreateRole"), *(call("iam.PutRolePolicy") for _ in role.policies)]
 
     def apply(p: Project) -> None:
         created = p.aws.call(
@@ -304,9 +304,9 @@ def destroy(project: Project) -> list[Change]:
 
 
 def _delete(role: Role, inline: list[str], attached: list[str]) -> Change:
-    calls = ["iam.DeleteRolePolicy" for _ in inline]
-    calls += ["iam.DetachRolePolicy" for _ in attached]  # else DeleteRole fails
-    calls.append("iam.DeleteRole")
+    calls = [call("iam.DeleteRolePolicy") for _ in inline]
+    calls += [call("iam.DetachRolePolicy") for _ in attached]  # else DeleteRole fails
+    calls.append(call("iam.DeleteRole"))
 
     def apply(p: Project) -> None:
         res = f"role {role.name}"

@@ -28,7 +28,7 @@ from ..errors import AwsError, OperationFailed
 from ..names import codebuild_name, pipeline_role_names, worker_name
 from ..names import pipeline_name as name
 from ..names import pipeline_role_name as role_name
-from ..plan import Change, FieldChange
+from ..plan import Change, FieldChange, call
 from ..project import TAG_APP, Project
 from . import codebuild, policies, source
 
@@ -232,6 +232,9 @@ def comparable(pipeline: dict[str, Any]) -> dict[str, Any]:
 
 # -- planning -------------------------------------------------------------------------------
 
+# When a create's answer was lost and a retry finds the pipeline ours: brought up to date.
+ADOPTED = "the create's answer was lost: ours, adopted"
+
 
 def plan(project: Project) -> list[Change]:
     if project.config.pipeline is None:
@@ -241,8 +244,11 @@ def plan(project: Project) -> list[Change]:
     if have is None:
         fields = [FieldChange(key, None, value) for key, value in want.items() if key != "name"]
         fields.append(FieldChange("tags", None, project.tags()))
-        calls = ["codepipeline.CreatePipeline", "codepipeline.DisableStageTransition",
-                 "iam.GetRole", "codepipeline.EnableStageTransition"]
+        calls = [call("codepipeline.CreatePipeline"),
+                 call("codepipeline.UpdatePipeline", when=ADOPTED)]
+        if not project.aws.endpoint_url:  # see hold_first_run
+            calls += [call("codepipeline.DisableStageTransition"),
+                      call("codepipeline.EnableStageTransition", when="the first run was held")]
         return [Change(KIND, name(project), "create", fields, calls, _create)]
     tags = read_tags(project, have["arn"]) if have["arn"] else {}
     owner = tags.get(TAG_APP)
@@ -259,8 +265,8 @@ def plan(project: Project) -> list[Change]:
     if not fields:
         return [Change(KIND, name(project), "none")]
     changing = {f.field for f in fields}
-    calls = (["codepipeline.UpdatePipeline"] if changing - {"tags"} else []) + (
-        ["codepipeline.TagResource"] if "tags" in changing else []
+    calls = ([call("codepipeline.UpdatePipeline")] if changing - {"tags"} else []) + (
+        [call("codepipeline.TagResource")] if "tags" in changing else []
     )
 
     def apply(p: Project) -> None:
@@ -435,7 +441,7 @@ def destroy(project: Project) -> list[Change]:
         p.aws.call("codepipeline", "delete_pipeline", resource=f"pipeline {name(p)}",
                    missing=True, name=name(p))
 
-    return [Change(KIND, name(project), "delete", [], ["codepipeline.DeletePipeline"], apply)]
+    return [Change(KIND, name(project), "delete", [], [call("codepipeline.DeletePipeline")], apply)]
 
 
 # -- roles ----------------------------------------------------------------------------------

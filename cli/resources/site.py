@@ -17,7 +17,7 @@ from .. import parallel
 from ..errors import AwsError, OperationFailed
 from ..ledger import Ledger
 from ..names import website_zone
-from ..plan import Change, FieldChange, diff_fields
+from ..plan import Change, FieldChange, call, diff_fields
 from ..project import TAG_APP, TAG_ENV, Project
 from ..publish import CONFIG_JSON, config_bytes, content_type
 from .artifacts import bucket_exists, create_bucket, empty_bucket, put_tags, read_tags
@@ -243,11 +243,13 @@ def _check_owner(project: Project, env: str, bucket: str, have: dict[str, Any]) 
 # -- plan ----------------------------------------------------------------------------------
 
 CALLS = {
-    "tags": "s3.PutBucketTagging",
-    "public_access_block": "s3.PutPublicAccessBlock",
-    "website": "s3.PutBucketWebsite",
-    "policy": "s3.PutBucketPolicy",
-    "config_json": "s3.PutObject",
+    "tags": [call("s3.PutBucketTagging")],
+    "public_access_block": [call("s3.PutPublicAccessBlock")],
+    "website": [call("s3.PutBucketWebsite")],
+    # Refused while a public access block set moments earlier spreads: see _put_policy.
+    "policy": [call("s3.PutBucketPolicy"),
+               call("s3.PutBucketPolicy", each="retry while the new access block spreads")],
+    "config_json": [call("s3.PutObject")],
 }
 ORDER = list(CALLS)  # tags first: a half-made bucket is still known as ours
 
@@ -317,8 +319,8 @@ def _plan_env(project: Project, env: str) -> Change:
             create_bucket(p, bucket)
         _apply_fields(p, env, bucket, new, routing_rules)
 
-    calls = (["s3.CreateBucket"] if have is None else []) + [
-        CALLS[name] for name in ORDER if name in new
+    calls = ([call("s3.CreateBucket")] if have is None else []) + [
+        c for name in ORDER if name in new for c in CALLS[name]
     ]
     shown = [_shown(f) for f in sorted(fields, key=lambda f: ORDER.index(f.field))]
     if have is None:
@@ -412,29 +414,6 @@ def write_initial_config(project: Project, env: str, bucket: str) -> None:
     )
 
 
-def read_config_json(project: Project, env: str) -> dict[str, Any] | None:
-    """The environment's `config.json` (its release pointer), or None when there is none."""
-    bucket = project.site_bucket(env)
-    found = project.aws.call(
-        "s3",
-        "get_object",
-        resource=f"s3://{bucket}/{CONFIG_KEY}",
-        missing=True,
-        Bucket=bucket,
-        Key=CONFIG_KEY,
-    )
-    if found is None:
-        return None
-    body = found["Body"].read()
-    try:
-        content = json.loads(body)
-    except ValueError:
-        raise OperationFailed(f"s3://{bucket}/{CONFIG_KEY} is not valid JSON") from None
-    if not isinstance(content, dict):
-        raise OperationFailed(f"s3://{bucket}/{CONFIG_KEY} is not a JSON object")
-    return content
-
-
 # -- prune and destroy ---------------------------------------------------------------------
 
 
@@ -475,7 +454,8 @@ def _delete(bucket: str, env: str) -> Change:
         p.aws.call("s3", "delete_bucket", resource=f"bucket {bucket}", missing=True, Bucket=bucket)
 
     fields = [FieldChange("env", env, None)]
-    return Change(KIND, bucket, "delete", fields, ["s3.DeleteObjects", "s3.DeleteBucket"], apply)
+    calls = [call("s3.DeleteObjects", each="1,000 objects"), call("s3.DeleteBucket")]
+    return Change(KIND, bucket, "delete", fields, calls, apply)
 
 
 def prune(project: Project) -> list[Change]:

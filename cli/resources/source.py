@@ -20,7 +20,7 @@ from typing import Any
 from ..errors import OperationFailed
 from ..names import connection_name, events_role_name, pipeline_name
 from ..names import source_rule_name as rule_name
-from ..plan import Change, FieldChange
+from ..plan import Call, Change, FieldChange, call
 from ..project import Project
 from . import policies
 
@@ -191,12 +191,16 @@ def plan(project: Project) -> list[Change]:
             return [Change(KIND, connection_name(project), "none")]
         return [Change(KIND, connection_name(project), "create",
                        [FieldChange("provider", None, "GitHub")],
-                       [f"{CONNECTIONS}.CreateConnection"], _create_connection)]
+                       [Call(CONNECTIONS, "CreateConnection")], _create_connection)]
     if pipeline.source.provider != "s3":
         return []
     want = _desired_rule(project)
     have = _read_rule(project)
-    calls = ["s3.PutBucketNotificationConfiguration", "events.PutRule", "events.PutTargets"]
+    calls = [
+        call("s3.PutBucketNotificationConfiguration",
+             when="the bucket's EventBridge events are off"),
+        call("events.PutRule"), call("events.PutTargets"),
+    ]
     if have is None:
         return [Change(KIND, rule_name(project), "create",
                        [FieldChange(k, None, v) for k, v in want.items()], calls, _apply_rule)]
@@ -220,8 +224,8 @@ def destroy(project: Project) -> list[Change]:
                    Rule=name, Ids=["pipeline"])
         p.aws.call("events", "delete_rule", resource=f"rule {name}", missing=True, Name=name)
 
-    return [Change(KIND, name, "delete", [], ["events.RemoveTargets", "events.DeleteRule"],
-                   apply)]
+    calls = [call("events.RemoveTargets"), call("events.DeleteRule")]
+    return [Change(KIND, name, "delete", [], calls, apply)]
 
 
 def require_connection(project: Project) -> str:

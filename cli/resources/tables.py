@@ -16,7 +16,7 @@ from .. import parallel
 from ..aws import tags_dict
 from ..config import Table, TableAttribute, TableIndex
 from ..errors import OperationFailed
-from ..plan import Change, FieldChange
+from ..plan import Call, Change, FieldChange, call
 from ..project import TAG_APP, Project
 
 KIND = "dynamodb-table"
@@ -168,19 +168,19 @@ def plan_table(project: Project, env: str, key: str, table: Table) -> Change:
     if not fields:
         return Change(KIND, name, "none")
     changing = {f.field for f in fields}
-    calls: list[str] = []
+    calls: list[Call] = []
     if "billing" in changing:
-        calls.append("dynamodb.UpdateTable")
+        calls.append(call("dynamodb.UpdateTable"))
     if "stream" in changing:
         # A stream's view type cannot change while it is enabled: disable, then enable.
         both = have["stream"] is not None and want["stream"] is not None
-        calls += ["dynamodb.UpdateTable"] * (2 if both else 1)
+        calls += [call("dynamodb.UpdateTable")] * (2 if both else 1)
     if "ttl" in changing:
         both = have["ttl"] is not None and want["ttl"] is not None
-        calls += ["dynamodb.UpdateTimeToLive"] * (2 if both else 1)
-    calls += ["dynamodb.UpdateTable"] * (len(added) + len(removed))
+        calls += [call("dynamodb.UpdateTimeToLive")] * (2 if both else 1)
+    calls += [call("dynamodb.UpdateTable")] * (len(added) + len(removed))
     if "tags" in changing:
-        calls.append("dynamodb.TagResource")
+        calls.append(call("dynamodb.TagResource"))
 
     def apply(p: Project) -> None:
         if "billing" in changing:
@@ -243,7 +243,8 @@ def _keys(spec: dict[str, Any]) -> str:
 def _create(name: str, want: dict[str, Any]) -> Change:
     fields = [FieldChange(field, None, value) for field, value in want.items()
               if value not in (None, {})]
-    calls = ["dynamodb.CreateTable"] + (["dynamodb.UpdateTimeToLive"] if want["ttl"] else [])
+    calls = [call("dynamodb.CreateTable"),
+             *([call("dynamodb.UpdateTimeToLive")] if want["ttl"] else [])]
 
     def apply(p: Project) -> None:
         indexes = want["indexes"]
@@ -311,7 +312,7 @@ def destroy(project: Project) -> list[Change]:
             p.aws.call("dynamodb", "delete_table", resource=f"table {name}", missing=True,
                        TableName=name)
 
-        return Change(KIND, name, "delete", [], ["dynamodb.DeleteTable"], apply)
+        return Change(KIND, name, "delete", [], [call("dynamodb.DeleteTable")], apply)
 
     return [change(name) for name, _ in _ours(project)]
 

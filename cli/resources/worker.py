@@ -13,7 +13,7 @@ from ..aws import FUNCTION_BUSY, IAM_PROPAGATION
 from ..errors import OperationFailed
 from ..names import worker_name, worker_role_name
 from ..package import Package
-from ..plan import Change, FieldChange
+from ..plan import Change, FieldChange, call
 from ..project import TAG_APP, Project
 from . import function, policies
 
@@ -68,7 +68,7 @@ def plan(project: Project) -> list[Change]:
     if found is None:
         fields = [FieldChange(k, None, v) for k, v in want.items()]
         fields.append(FieldChange("code", None, f"sha256:{code.sha256_b64} ({code.files} files)"))
-        return [Change(KIND, name, "create", fields, ["lambda.CreateFunction"],
+        return [Change(KIND, name, "create", fields, [call("lambda.CreateFunction")],
                        lambda p: _create(p, want, code))]
     function.check_owner(project, found, name,
                          hint="rename this app (app: in sdeliver.yaml names the worker)")
@@ -83,9 +83,9 @@ def plan(project: Project) -> list[Change]:
         fields.append(FieldChange("tags", found["Tags"], merged))
     if not fields:
         return [Change(KIND, name, "none")]
-    calls = (["lambda.UpdateFunctionConfiguration"] if changing else []) + (
-        ["lambda.UpdateFunctionCode"] if new_code else []
-    ) + (["lambda.TagResource"] if merged != found["Tags"] else [])
+    calls = ([call("lambda.UpdateFunctionConfiguration")] if changing else []) + (
+        [call("lambda.UpdateFunctionCode")] if new_code else []
+    ) + ([call("lambda.TagResource")] if merged != found["Tags"] else [])
 
     def apply(p: Project) -> None:
         res = f"function {name}"
@@ -143,7 +143,8 @@ def destroy(project: Project) -> list[Change]:
         p.aws.call("lambda", "delete_function", resource=f"function {worker_name(p)}",
                    missing=True, retry=(FUNCTION_BUSY,), FunctionName=worker_name(p))
 
-    return [Change(KIND, worker_name(project), "delete", [], ["lambda.DeleteFunction"], apply)]
+    calls = [call("lambda.DeleteFunction")]
+    return [Change(KIND, worker_name(project), "delete", [], calls, apply)]
 
 
 def role(project: Project) -> policies.Role:

@@ -274,7 +274,7 @@ def test_reconcile_shows_and_repairs_a_manual_change(project_for) -> None:  # ty
     [change] = pipeline.plan(project)
     assert change.action == "update"
     assert [f.field for f in change.fields] == ["stage:Acceptance"]
-    assert change.calls == ["codepipeline.UpdatePipeline"]
+    assert change.shown_calls == ["codepipeline.UpdatePipeline"]
     assert change.apply is not None
     change.apply(project)
     assert [c.action for c in pipeline.plan(project)] == ["none"]
@@ -442,8 +442,9 @@ def test_the_transition_is_enabled_again_when_waiting_fails(project_for) -> None
 def test_creating_the_pipeline_holds_its_first_run(project_for, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     held: list[str] = []
     monkeypatch.setattr(pipeline, "hold_first_run", lambda p: held.append(pipeline.name(p)))
+    monkeypatch.setenv("SDELIVER_STRICT_PLANS", "0")  # the hold, faked, makes none of its calls
     project = project_for(GITHUB)
     [change] = pipeline.plan(project)
-    assert "codepipeline.DisableStageTransition" in change.calls
+    assert "codepipeline.DisableStageTransition" in change.shown_calls
     converge(project)
     assert held == ["dromedary-delivery"]

@@ -9,6 +9,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 from sdeliver import names
 from sdeliver.errors import AwsError, OperationFailed
 from sdeliver.project import Project
@@ -154,7 +155,8 @@ def test_a_policy_deleted_behind_sdelivers_back_is_shown_and_restored(make_proje
     [drifted] = [c for c in changes if c.action != "none"]
     assert (drifted.name, drifted.action) == (TEST, "update")
     assert [f.field for f in drifted.fields] == ["policy"]
-    assert drifted.calls == ["s3.PutBucketPolicy"]
+    assert drifted.shown_calls == [
+        "s3.PutBucketPolicy", "s3.PutBucketPolicy (each retry while the new access block spreads)"]
     assert (
         json.loads(s3().get_bucket_policy(Bucket=TEST)["Policy"])["Statement"][0]["Action"]
         == "s3:GetObject"
@@ -218,15 +220,6 @@ def test_the_users_own_tags_are_kept(make_project) -> None:  # type: ignore[no-u
 
     tags = {t["Key"]: t["Value"] for t in s3().get_bucket_tagging(Bucket=TEST)["TagSet"]}
     assert tags == {**project.tags("test"), "team": "web"}
-
-
-def test_read_config_json_returns_the_release_pointer_or_none(make_project) -> None:  # type: ignore[no-untyped-def]
-    project = make_project()
-    assert site.read_config_json(project, "test") is None
-
-    converge(project)
-
-    assert site.read_config_json(project, "test") == config_json(TEST)
 
 
 # -- ownership -----------------------------------------------------------------------------
@@ -387,17 +380,24 @@ BLOCKED = (
 
 
 def refuse_public_policy(project: Project, monkeypatch, times: int) -> list[str]:  # type: ignore[no-untyped-def]
-    real_call = project.aws.call
+    """S3 refuses the first `times` PutBucketPolicy calls as AWS does while a public access
+    block spreads (answered in the client, so each refusal is a call sdeliver made)."""
     attempts: list[str] = []
 
-    def call(service: str, operation: str, **params: Any) -> Any:
-        if operation == "put_bucket_policy":
-            attempts.append(params["Bucket"])
-            if len(attempts) <= times:
-                raise AwsError(BLOCKED, code="AccessDenied")
-        return real_call(service, operation, **params)
+    def keep(params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["refused_bucket"] = params["Bucket"]
 
-    monkeypatch.setattr(project.aws, "call", call)
+    def answer(context: dict[str, Any], **_: Any) -> Any:
+        attempts.append(context["refused_bucket"])
+        if len(attempts) > times:
+            return None
+        return AWSResponse(None, 403, {}, None), {
+            "Error": {"Code": "AccessDenied", "Message": BLOCKED.split("bucket x: ")[1]},
+            "ResponseMetadata": {"HTTPStatusCode": 403}}
+
+    events = project.aws.client("s3").meta.events
+    events.register("before-parameter-build.s3.PutBucketPolicy", keep)
+    events.register("before-call.s3.PutBucketPolicy", answer)
     return attempts
 
 
