@@ -483,7 +483,7 @@ def test_a_change_shows_its_calls_with_their_conditions() -> None:
 
 
 def test_the_plan_table_shows_each_changes_calls(capsys: pytest.CaptureFixture[str]) -> None:
-    from sdeliver.render import plan_table
+    from sdeliver.output import plan_table
 
     plan_table(Plan([Change("site-bucket", "b", "create", [], [
         call("s3.CreateBucket"), call("s3.PutBucketPolicy"),
