@@ -6,7 +6,9 @@ wrong types, impossible values, unreadable or oversized files all end in one mes
 
 from __future__ import annotations
 
+import difflib
 import re
+import typing
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
@@ -21,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from .errors import ConfigError
+from .errors import ConfigError, UsageError
 from .yamlsafe import YamlProblem, compose, construct
 
 DEFAULT_CONFIG_NAME = "sdeliver.yaml"
@@ -493,8 +495,6 @@ class Config(Model):
         return (self.project_dir / relative).resolve()
 
     def env(self, name: str) -> Environment:
-        from .errors import UsageError
-
         if name not in self.environments:
             known = ", ".join(self.environments)
             raise UsageError(f"unknown environment {name!r}: {self.path.name} declares {known}")
@@ -602,8 +602,6 @@ def _suggestion(loc: tuple[str, ...], err: dict[str, Any]) -> str:
     """' (did you mean 'memory'?)' for an unknown key close to a key its section knows."""
     if err.get("type") != "extra_forbidden" or not loc:
         return ""
-    import difflib
-    import typing
 
     def is_model(value: Any) -> bool:
         return isinstance(value, type) and issubclass(value, BaseModel)

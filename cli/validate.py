@@ -15,6 +15,7 @@ from typing import Any
 from .config import Config, _Lines, _where
 from .errors import ConfigError
 from .local.runner import local_runtime_problem
+from .openapi import foreign_integrations, load_document, stage_variables, to_openapi3
 from .yamlsafe import compose
 
 # Runtimes AWS has deprecated: it applies no more security patches, and then blocks
@@ -111,7 +112,6 @@ def check_files(config: Config) -> list[str]:
     if config.site is not None:
         _directory(config, "site", "source", config.site.source, problem)
     if config.api.openapi is not None:
-        from .openapi import load_document
 
         try:  # the same loader deploy uses: what passes here builds there
             document = load_document(SimpleNamespace(config=config), config.api.openapi)  # type: ignore[arg-type]
@@ -129,7 +129,6 @@ def check_files(config: Config) -> list[str]:
 def _foreign(config: Config, document: dict[str, Any], lines: _Lines) -> list[str]:
     """Operations whose own integration deploy refuses (unless allowed). The account is
     not known without AWS: deploy checks it."""
-    from .openapi import foreign_integrations, stage_variables, to_openapi3
 
     assert config.api.openapi is not None
     try:

@@ -12,6 +12,7 @@ The worker never imports typer or rich (the CLI's), so they are left out.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import io
@@ -136,7 +137,5 @@ def build(runtime: str = RUNTIME, architecture: str = "x86_64") -> Package:
 
 
 def _package(data: bytes, files: int) -> Package:
-    import base64
-
     raw = hashlib.sha256(data)
     return Package(data, base64.b64encode(raw.digest()).decode("ascii"), raw.hexdigest(), files)

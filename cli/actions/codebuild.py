@@ -19,8 +19,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import EXIT_FAILED, EXIT_USAGE, EnvironmentLocked, SdeliverError
+from ..operations.pipeline import project_at
+from ..operations.pipeline_actions import run_action
 from ..pipeline_spec import ACTIONS
 from ..release import CACHE
+from .worker import LogProgress, own_aws
 
 # The Lambda worker returns to CodePipeline and is invoked again while a lease is held;
 # a build waits for it instead, this long at most.
@@ -44,10 +47,6 @@ def run(environ: Mapping[str, str]) -> int:
 
 
 def _step(environ: Mapping[str, str], tree: Path) -> int:
-    from ..operations.pipeline import project_at
-    from ..operations.pipeline_actions import run_action
-    from .worker import LogProgress, own_aws
-
     action = environ.get("SDELIVER_ACTION", "")
     env = environ.get("SDELIVER_ENV") or None
     if action not in ACTIONS:

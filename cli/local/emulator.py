@@ -17,9 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..aws import Aws
+from ..config import load_config
 from ..endpoints import HOST, register_gateway, use_dummy_credentials
 from ..errors import ConfigError, OperationFailed
+from .background import ensure_server
+from .edge import install_client, install_server, wsgi
+from .gateway import Gateway
 from .quirks import _ignore_policy_conditions, allow_mock_integrations, file_any_methods
+from .runner import local_runtime_problem
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -69,7 +75,6 @@ def start_emulator(port: int = 0, on_request: Callable[[], None] | None = None) 
             "the local emulator is not installed",
             hint="pip install 'sdeliver[local]'",
         ) from None
-    from .edge import install_client, install_server
 
     _ignore_policy_conditions()
     allow_mock_integrations()
@@ -92,8 +97,6 @@ def _server_class(on_request: Callable[[], None] | None) -> Any:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
     from moto.server import ThreadedMotoServer
     from werkzeug.serving import make_server
-
-    from .edge import wsgi
 
     # moto 5.2.5 serves with a request handler of its own; earlier versions with werkzeug's.
     handler = getattr(werkzeug_app, "MotoRequestHandler", None)
@@ -119,7 +122,6 @@ def ensure_hosted_zone(endpoint: str, config: Config | None) -> None:
     """The config's public zone, so DNS changes have somewhere to go (AWS users bring one)."""
     if config is None or config.dns is None:
         return
-    from ..aws import Aws
 
     aws = Aws(region=config.region, endpoint_url=endpoint)
     zone = config.dns.zone
@@ -155,15 +157,11 @@ def local_endpoint(
     """The emulator for a `--local` command: the project's running server (a `local
     serve`, or the background one an earlier `--local` command started), or a new
     background one that outlives this command."""
-    from .background import ensure_server
-    from .runner import local_runtime_problem
 
     why = local_runtime_problem(config.function.runtime)
     if why is not None:
         raise ConfigError(f"{config.path}: function.runtime: {why}",
                           hint="run this app against AWS, or choose a runtime local mode runs")
-
-    from .edge import install_client
 
     session = LocalSession("", [use_dummy_credentials()])
     try:
@@ -181,8 +179,6 @@ def local_endpoint(
 def start_gateway(
     endpoint: str, config: Callable[[], Config | None], port: int = 0
 ) -> Gateway:
-    from .gateway import Gateway
-
     gateway = Gateway(endpoint=endpoint, config=config, port=port)
     try:
         gateway.start()
@@ -196,8 +192,6 @@ def start_gateway(
 
 def live_config(path: Path) -> Callable[[], Config | None]:
     """The config at `path`, read again when the file changes; None while there is none."""
-    from ..config import load_config
-    from ..errors import ConfigError
 
     seen: dict[str, Any] = {"stamp": None, "config": None}
 

@@ -49,11 +49,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ..aws import Aws
 from ..endpoints import HOST, env_urls
 from ..errors import AwsError, OperationFailed
-from ..openapi import CORS_ORIGIN, gateway_responses, template_origins
+from ..openapi import CORS_ORIGIN, LAMBDA_URI, STAGE_VARIABLE, gateway_responses, template_origins
+from ..project import Project
 from ..resources import cdn
+from ..resources.api import NO_RELEASE
 from ..resources.cdn import is_cloudfront
+from .edge import install_client
 from .proxy import (
     ANY_METHODS,
     MalformedResponse,
@@ -117,7 +121,6 @@ class Gateway:
         self._code = CodeCache()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        from .edge import install_client
 
         install_client(endpoint)  # reads of the live release (CloudFront hosting)
 
@@ -206,9 +209,6 @@ class Gateway:
         return Response(200, json.dumps(document).encode(), [("Content-Type", "application/json")])
 
     def _project(self) -> Project | None:
-        from ..aws import Aws
-        from ..project import Project
-
         config = self.config()
         if config is None:
             return None
@@ -335,7 +335,6 @@ class Gateway:
     def _unreleased(self, aws: Aws, api_id: str, stage: dict[str, Any]) -> bool:
         """The stage serves sdeliver's "no release yet" deployment. moto keeps no snapshot
         of a deployment, so the gateway knows that one by its description."""
-        from ..resources.api import NO_RELEASE
 
         deployment_id = stage.get("deploymentId")
         if not deployment_id:
@@ -456,7 +455,6 @@ def mock_response(integration: dict[str, Any], request: Request) -> Response:
 def _lambda_target(uri: str, variables: dict[str, str]) -> tuple[str, str] | None:
     """(function name, qualifier) a Lambda integration URI invokes, stage variables put in;
     None when the URI is not a Lambda function's."""
-    from ..openapi import LAMBDA_URI, STAGE_VARIABLE
 
     matched = LAMBDA_URI.match(uri)
     if matched is None:

@@ -21,8 +21,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..aws import Aws
+from ..config import load_config
+from ..endpoints import env_urls, register_gateway, use_dummy_credentials
 from ..errors import SdeliverError
+from ..local.emulator import ensure_hosted_zone, start_emulator, start_gateway
 from ..progress import Progress
+from ..project import Project
+from ..resources import cdn
+from ..scaffold import scaffold, templates
+from . import deploy as deploy_op
+from . import promote as promote_op
+from . import reconcile
+from . import rollback as rollback_op
+from .status import history, status
 
 APP = "demo-app"
 
@@ -62,7 +74,6 @@ def fetch_json(url: str) -> Any:
 
 def scaffold_app(target: Path) -> None:
     """The sample app, its e2e run by this very interpreter (pytest need not be installed)."""
-    from ..scaffold import scaffold, templates
 
     scaffold(templates().joinpath("python-api"), target, APP)
     config = target / "sdeliver.yaml"
@@ -89,17 +100,6 @@ def run_demo(
     prepare: Callable[[Path], None] | None = None,
 ) -> DemoReport:
     """Run the story; `show(kind, data)` renders status and history between steps."""
-    from ..aws import Aws
-    from ..config import load_config
-    from ..endpoints import env_urls, register_gateway, use_dummy_credentials
-    from ..local.emulator import ensure_hosted_zone, start_emulator, start_gateway
-    from ..project import Project
-    from ..resources import cdn
-    from . import deploy as deploy_op
-    from . import promote as promote_op
-    from . import reconcile
-    from . import rollback as rollback_op
-    from .status import history, status
 
     workdir = directory or Path(tempfile.mkdtemp(prefix="sdeliver-demo-"))
     target = workdir / APP

@@ -14,6 +14,7 @@ Each step is public: the pipeline's actions (operations/pipeline.py) run the sam
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -24,10 +25,11 @@ from .. import parallel, sites
 from .. import publish as site
 from ..aws import FUNCTION_BUSY
 from ..endpoints import gateway_url
-from ..errors import SdeliverError
+from ..errors import OperationFailed, SdeliverError
 from ..ledger import Entry, EntryFields, Ledger, Outcome
 from ..project import Project
 from ..release import Release, ReleaseStore, build
+from ..resources import api, function
 from ..resources.api import rest_api_id as api_id
 from .moves import Live, Move, describe, disagreements, expected_site, read_live
 from .pointers import (
@@ -59,12 +61,10 @@ def publish_version(
 ) -> str:
     """The version that runs `built`: the code is uploaded and a version published only
     when needed. latest: $LATEST as the caller read it already (else read here)."""
-    from ..resources import function
 
     name = project.function_name
     latest = latest or function.read_function(project)
     if latest is None:
-        from ..errors import OperationFailed
 
         raise OperationFailed(
             f"function {name} does not exist", hint="run 'sdeliver init' (or reconcile) first"
@@ -127,9 +127,6 @@ def _apply_function_settings(project: Project, latest: dict[str, Any]) -> dict[s
     """Give $LATEST the settings sdeliver.yaml declares (environment, memory, timeout,
     handler, runtime, role) before a version is published: a version snapshots them, so a
     deploy of unchanged code with changed settings still publishes one. Returns $LATEST."""
-    import json
-
-    from ..resources import function
 
     want = function.desired(project)
     have = function.settings(latest)
@@ -185,7 +182,6 @@ def deploy_api(
     ledger's current entry and the stage's live deployment: when that deployment is the
     entry's and of this very definition, the stage stays on it (the integration reaches the
     function through the alias, which deploy moves): no new deployment, no stage update."""
-    from ..resources import api
 
     current, live_deployment = serving
     if (
@@ -337,8 +333,6 @@ def deploy(
     force: bool = False,
     wait: float | None = None,
 ) -> ReleaseResult:
-    from ..resources import api, function
-
     project.config.env(env)
     project.progress.step(f"building {project.app}")
     built = build(project)

@@ -18,6 +18,20 @@ from ..config import Config
 from ..errors import UsageError
 from ..plan import Change, Plan, execute
 from ..project import Project
+from ..resources import (
+    api,
+    artifacts,
+    cdn,
+    codebuild,
+    dns,
+    function,
+    iam,
+    pipeline,
+    site,
+    source,
+    tables,
+    worker,
+)
 
 # Parts of sdeliver.yaml a target can go without (`--skip`, SDELIVER_SKIP): the pipeline is
 # CodePipeline, CodeBuild and the worker, which LocalStack's community edition lacks.
@@ -40,21 +54,6 @@ def leave_out(config: Config, skip: Sequence[str]) -> tuple[Config, list[str]]:
 
 
 def kinds() -> list[ModuleType]:
-    from ..resources import (
-        api,
-        artifacts,
-        cdn,
-        codebuild,
-        dns,
-        function,
-        iam,
-        pipeline,
-        site,
-        source,
-        tables,
-        worker,
-    )
-
     return [
         artifacts, tables, iam, function, api, site, cdn, dns, worker, codebuild, source, pipeline
     ]
@@ -66,7 +65,6 @@ def waves() -> list[list[ModuleType]]:
     CodeBuild project and the pipeline compares their role with the ARN the roles' plan
     found (`iam.role_arn`); CloudFront's reads the API's id and the site buckets' state the
     first group learns; nothing else reads a fact another kind's plan sets."""
-    from ..resources import cdn, codebuild, function, pipeline, source, worker
 
     after_roles = [function, cdn, worker, codebuild, source, pipeline]
     first = [kind for kind in kinds() if kind not in after_roles]
@@ -106,7 +104,6 @@ def apply(project: Project, plan: Plan) -> None:
 def destroy_plan(project: Project, *, purge: bool) -> Plan:
     """Everything of the app, in reverse order; what holds data (the artifact bucket, the
     tables) only with purge: the tables are then listed unchanged, as kept."""
-    from ..resources import artifacts, tables
 
     result = Plan()
     with project.progress.waiting("reading what exists in AWS"):

@@ -10,6 +10,7 @@ from typing import Any
 
 from .. import parallel
 from ..aws import tags_dict
+from ..errors import OperationFailed
 from ..plan import Change, FieldChange, call, diff_fields
 from ..project import Project
 
@@ -181,8 +182,6 @@ def plan(project: Project) -> list[Change]:
     want = desired(project, bucket)
     have = read(project, bucket)
     if have is not None and have["tags"].get("sdeliver:app") not in (None, project.app):
-        from ..errors import OperationFailed
-
         raise OperationFailed(
             f"artifact bucket {bucket} belongs to sdeliver app {have['tags']['sdeliver:app']!r}",
             hint="set artifacts.bucket in sdeliver.yaml to a bucket of this app",

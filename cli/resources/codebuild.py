@@ -21,10 +21,12 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
+from .. import worker_package
 from ..aws import CODEBUILD_ROLE_PROPAGATION
 from ..errors import OperationFailed
 from ..names import codebuild_name as name
 from ..names import codebuild_role_name as role_name
+from ..package import EPOCH, archive_file, collect
 from ..plan import Change, FieldChange, call
 from ..project import TAG_APP, Project
 from ..release import CACHE
@@ -73,8 +75,6 @@ def _record_hash(data: bytes) -> str:
 def wheel() -> Wheel:
     """This sdeliver as a pure-Python wheel, reproducibly (the same code, the same bytes),
     requiring the dependency versions it runs with here, as the worker does."""
-    from .. import worker_package
-    from ..package import EPOCH, archive_file, collect
 
     try:
         version = metadata.version("sdeliver")

@@ -30,7 +30,7 @@ from ..names import pipeline_name as name
 from ..names import pipeline_role_name as role_name
 from ..plan import Change, FieldChange, call
 from ..project import TAG_APP, Project
-from . import codebuild, policies, source
+from . import codebuild, policies, source, worker
 
 KIND = "codepipeline"
 MASKED = "****"
@@ -452,7 +452,6 @@ def roles(project: Project) -> list[policies.Role]:
     `build: codebuild`), when sdeliver.yaml declares a pipeline."""
     if project.config.pipeline is None:
         return []
-    from . import worker
 
     build = [codebuild.role(project)] if codebuild.enabled(project) else []
     events = ([source.events_role(project)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import worker_package
 from ..aws import FUNCTION_BUSY, IAM_PROPAGATION
 from ..errors import OperationFailed
 from ..names import worker_name, worker_role_name
@@ -25,7 +26,6 @@ DESCRIPTION = "sdeliver pipeline worker"
 
 
 def desired(project: Project) -> dict[str, Any]:
-    from .. import worker_package
 
     environment = {"SDELIVER_APP": project.app}
     if project.aws.endpoint_url:  # an emulator: the worker talks to it, not to AWS
@@ -49,8 +49,6 @@ def actual(found: dict[str, Any]) -> dict[str, Any]:
 
 
 def package() -> Package:
-    from .. import worker_package
-
     return worker_package.build(worker_package.RUNTIME, ARCHITECTURE)
 
 
