@@ -762,8 +762,10 @@ def check_crt() -> None:
     if not botocore.regions.HAS_CRT:
         raise OperationFailed(
             "site.hosting cloudfront switches releases through a CloudFront KeyValueStore, "
-            "whose API botocore signs only with awscrt installed",
-            hint="pip install 'botocore[crt]' (in sdeliver's environment)",
+            "whose API botocore signs only with awscrt, which is missing here (or "
+            "BOTO_DISABLE_CRT is set)",
+            hint="reinstall sdeliver with its dependencies, or pip install 'boto3[crt]' "
+            "in its environment",
         )
 
 
