@@ -97,7 +97,12 @@ def plan(project: Project, *, prune: bool = False) -> Plan:
     return result
 
 
-def apply(project: Project, plan: Plan) -> None:
+def apply(project: Project, plan: Plan, *, wait: bool = True) -> None:
+    """wait=False (`--no-wait`): not for CloudFront distributions to deploy (cdn.no_wait)."""
+    if not wait:
+        from ..resources import cdn
+
+        cdn.no_wait(project)
     for change in plan.pending:
         project.progress.step(f"{change.action} {change.resource}")
         if change.apply is not None:

@@ -44,6 +44,10 @@ KVS = "cloudfront-keyvaluestore"
 CLOUDFRONT_ZONE_ID = "Z2FDTNDATAQYW2"  # every CloudFront distribution's alias target zone
 RELEASE_KEY = "release"  # the KeyValueStore key naming the live release
 RELEASES = "releases"  # the bucket prefix under which each release's site lives
+NO_WAIT = "cdn.no_wait"  # a fact: --no-wait (see no_wait)
+DEPLOY_POLL = 20.0  # seconds between looks at a deploying distribution
+SAY_EVERY = 60.0  # seconds between progress lines while it deploys
+DEPLOY_PATIENCE = 45 * 60.0  # usually 3-15 minutes on AWS
 
 # AWS-managed policies (fixed ids, the same in every account).
 CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
@@ -644,13 +648,64 @@ def _update_distribution(project: Project, env: str, dist_id: str) -> None:
     _wait_deployed(project, env)
 
 
+def no_wait(project: Project) -> None:
+    """`--no-wait`: this command does not wait for a distribution it creates or updates to
+    deploy (minutes on AWS). Safe: nothing sdeliver does next needs it deployed — the
+    bucket policy and the alias records need only its ARN and domain, a release switch
+    only the key value store; `status` says when it is done. Waiting for the certificate
+    is never skipped: CloudFront refuses a distribution whose certificate is not issued."""
+    project.facts[NO_WAIT] = True
+
+
 def _wait_deployed(project: Project, env: str) -> None:
     dist = project.facts[_fact(env, "dist")]
+    if project.facts.get(NO_WAIT):
+        project.progress.step(
+            f"not waiting for CloudFront to deploy distribution {dist['id']} (--no-wait): "
+            f"'sdeliver status' says when {domain(project, env)} serves it")
+        return
+    wait_deployed(project, dist["id"], "deploy")
+
+
+def wait_deployed(project: Project, dist_id: str, what: str) -> None:
+    """Poll until the distribution is Deployed, with a line every SAY_EVERY seconds."""
+    started = time.monotonic()
+    said = -SAY_EVERY
     with project.progress.waiting(
-        f"waiting for CloudFront to deploy distribution {dist['id']} (minutes on AWS)"
+        f"waiting for CloudFront to {what} distribution {dist_id} (minutes on AWS)"
     ):
-        project.aws.wait(CLOUDFRONT, "distribution_deployed", resource=f"distribution "
-                         f"{dist['id']}", delay=20, max_attempts=90, Id=dist["id"])
+        while True:
+            status = deploy_status(project, dist_id)
+            if status == "Deployed":
+                return
+            waited = time.monotonic() - started
+            if waited > DEPLOY_PATIENCE:
+                raise OperationFailed(
+                    f"CloudFront distribution {dist_id} is still {status} after "
+                    f"{waited / 60:.0f} minutes",
+                    hint="'sdeliver status' says when it is done; then run the command again")
+            if waited - said >= SAY_EVERY:
+                said = waited
+                project.progress.step(f"CloudFront distribution {dist_id}: {status}, "
+                                      f"{int(waited) // 60}m{int(waited) % 60:02d}s so far")
+            project.aws.sleep(DEPLOY_POLL)
+
+
+def deploy_status(project: Project, dist_id: str) -> str:
+    """"InProgress" while CloudFront deploys the distribution's last change, "Deployed" once
+    every edge location serves it."""
+    found = project.aws.call(CLOUDFRONT, "get_distribution", resource=f"distribution {dist_id}",
+                             Id=dist_id)
+    return str(found["Distribution"]["Status"])
+
+
+def distribution_state(project: Project, env: str) -> dict[str, str] | None:
+    """For `status`: {id, domain, status} of the environment's distribution, read now
+    (status: "InProgress" while a change deploys, "Deployed" once done), or None."""
+    found = find_distribution(project, env)
+    if found is None:
+        return None
+    return {"id": found["Id"], "domain": found["DomainName"], "status": found["Status"]}
 
 
 def distribution(project: Project, env: str) -> dict[str, str] | None:
@@ -865,11 +920,7 @@ def _delete_distribution(project: Project, dist_id: str) -> None:
         config = {**found["DistributionConfig"], "Enabled": False}
         etag = project.aws.call(CLOUDFRONT, "update_distribution", resource=res, Id=dist_id,
                                 IfMatch=etag, DistributionConfig=config)["ETag"]
-    with project.progress.waiting(
-        f"waiting for CloudFront to disable distribution {dist_id} (minutes on AWS)"
-    ):
-        project.aws.wait(CLOUDFRONT, "distribution_deployed", resource=res, delay=20,
-                         max_attempts=90, Id=dist_id)
+    wait_deployed(project, dist_id, "disable")
     etag = project.aws.call(CLOUDFRONT, "get_distribution", resource=res, Id=dist_id)["ETag"]
     project.aws.call(CLOUDFRONT, "delete_distribution", resource=res, Id=dist_id, IfMatch=etag)
 
