@@ -952,6 +952,7 @@ def _delete_oac(project: Project, oac_id: str) -> None:
 
 def live_release(project: Project, env: str) -> str | None:
     """The release the environment's KeyValueStore names (None: none yet)."""
+    check_crt()
     found = project.aws.call(KVS, "get_key", resource=f"live release of {env}", missing=True,
                              ignore=("ResourceNotFoundException",),
                              KvsARN=store_arn(project, env), Key=RELEASE_KEY)
@@ -960,6 +961,7 @@ def live_release(project: Project, env: str) -> str | None:
 
 def switch_release(project: Project, env: str, release_id: str) -> bool:
     """Make `release_id` the live release: ONE PutKey (none when it is live already)."""
+    check_crt()
     if live_release(project, env) == release_id:
         return False
     arn = store_arn(project, env)

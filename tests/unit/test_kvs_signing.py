@@ -89,3 +89,18 @@ def test_without_awscrt_the_error_is_one_line_saying_what_to_install(
     assert "\n" not in raised.value.message
     assert "awscrt" in raised.value.message
     assert "boto3[crt]" in (raised.value.hint or "")
+
+
+def test_without_awscrt_a_release_command_stops_before_any_key_value_store_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from sdeliver.project import Project
+
+    monkeypatch.setattr(botocore.regions, "HAS_CRT", False)
+    project = Project(config=None, aws=Aws(region="eu-west-1"))  # type: ignore[arg-type]
+
+    for read_or_switch in (lambda: cdn.live_release(project, "test"),
+                           lambda: cdn.switch_release(project, "test", "r1")):
+        with pytest.raises(OperationFailed, match="signs only with awscrt"):
+            read_or_switch()
+    assert project.aws.stats.reads == project.aws.stats.writes == 0
