@@ -6,7 +6,8 @@ never rewritten. The environment's KeyValueStore names the live release, and the
 distribution's CloudFront Function serves `/x` from `releases/<live>/x`. So a deploy,
 promote or rollback uploads what the prefix lacks (nothing, for a release the bucket
 held before) and then switches in ONE write (a PutKey); visitors see the old release or
-the new one, never a mix.
+the new one, never a mix. After a successful move, still under its lease, the sites of
+releases beyond `site.retention` are removed (`prune`, called by operations/moves.py).
 """
 
 from __future__ import annotations

@@ -88,9 +88,14 @@ def test_retention_keeps_the_newest_release_sites_and_removes_the_rest(make_proj
                for line in project.progress.lines)
 
 
-def test_the_default_retention_is_ten(make_project, edge) -> None:  # type: ignore[no-untyped-def]
-    project = cloudfront_app(make_project, edge)
-    assert project.config.site is not None and project.config.site.retention == 10
+def test_the_default_retention_is_ten_and_at_least_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from sdeliver.config import parse_config
+    from sdeliver.errors import ConfigError
+
+    config = parse_config(quick_config(), tmp_path / "sdeliver.yaml")
+    assert config.site is not None and config.site.retention == 10
+    with pytest.raises(ConfigError, match="retention"):
+        parse_config(quick_config(retention=0), tmp_path / "sdeliver.yaml")
 
 
 def test_a_rollback_to_a_removed_release_uploads_it_again_and_keeps_the_one_it_left(make_project, edge) -> None:  # type: ignore[no-untyped-def]
