@@ -295,6 +295,13 @@ class Site(Model):
         "a CloudFront distribution per environment (ACM certificate, private bucket, /api/* "
         "to the API, each release under its own prefix, switched in one write).",
     )
+    retention: int = Field(
+        default=10, ge=1, le=1000,
+        description="cloudfront hosting: how many releases' sites each environment's bucket "
+        "keeps under releases/ (the live one and those rollback goes back to first); older "
+        "ones are removed after a successful release. A rollback to a removed one uploads it "
+        "again from the artifact bucket.",
+    )
     config: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("config")

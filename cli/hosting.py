@@ -6,7 +6,8 @@ never rewritten. The environment's KeyValueStore names the live release, and the
 distribution's CloudFront Function serves `/x` from `releases/<live>/x`. So a deploy,
 promote or rollback uploads what the prefix lacks (nothing, for a release the bucket
 held before) and then switches in ONE write (a PutKey); visitors see the old release or
-the new one, never a mix.
+the new one, never a mix. After a successful move, still under its lease, the sites of
+releases beyond `site.retention` are removed (`prune`, called by operations/moves.py).
 """
 
 from __future__ import annotations
@@ -104,3 +105,35 @@ def publish_release(
         _put(project, bucket, key, body, len(body))
     cdn.switch_release(project, env, release_id)
     return PublishResult(uploaded, 0, len(files) - uploaded, sent)
+
+
+# -- retention -----------------------------------------------------------------------------
+
+
+def release_prefixes(project: Project, bucket: str) -> list[str]:
+    """The release ids the bucket holds a site for (its `releases/<id>/` prefixes)."""
+    found = project.aws.paginate(
+        "s3", "list_objects_v2", "CommonPrefixes", resource=f"s3://{bucket}/{cdn.RELEASES}/",
+        Bucket=bucket, Prefix=f"{cdn.RELEASES}/", Delimiter="/",
+    )
+    return sorted(item["Prefix"][len(cdn.RELEASES) + 1:].rstrip("/") for item in found)
+
+
+def prune(project: Project, env: str, held: list[str], keep: list[str]) -> list[str]:
+    """Remove from the environment's bucket the sites of the releases in `held` that are
+    not in `keep`; the live release is never removed, whatever `keep` says (it is read
+    again here). Only under the environment's lease, after the move's entry is recorded:
+    no other command is uploading to, or switching to, a prefix meanwhile."""
+    bucket = project.site_bucket(env)
+    live = cdn.live_release(project, env)
+    doomed = [r for r in held if r not in keep and r != live]
+    for release_id in doomed:
+        prefix = cdn.release_prefix(release_id)
+        keys = list(_listing(project, bucket, prefix))
+        for start in range(0, len(keys), 1000):
+            project.aws.call(
+                "s3", "delete_objects", resource=f"s3://{bucket}/{prefix}", Bucket=bucket,
+                Delete={"Objects": [{"Key": k} for k in keys[start : start + 1000]],
+                        "Quiet": True},
+            )
+    return doomed

@@ -59,6 +59,7 @@ SEQ_DIGITS = 10
 MAX_SEQ = 10**9 - 1
 READ_AHEAD = 16  # ledger bodies fetched at once by `entries`
 WALK_AHEAD = 4  # and by a walk back from the newest (current, previous_release)
+RECENT_WALK = 4  # entries read per release `recent_sites` looks for, at most
 SHOWN_PER_PROBLEM = 5  # stray keys or gaps named one by one; the rest are counted
 _NAME = re.compile(rf"(\d{{{SEQ_DIGITS}}})\.json")
 
@@ -357,6 +358,29 @@ class Ledger:
             if below is None or below.release != before.release:
                 return below
             origin = self._origin(below)  # seq only decreases: the walk ends
+
+    def recent_sites(self, current: Entry, count: int) -> list[str]:
+        """Up to `count` releases whose site the environment served, in the order a
+        retention keeps them: the one `current` serves, then those successive rollbacks go
+        back to (the stack, `previous_release`), then the others its newest entries name,
+        newest first (a release rolled away from, a failed attempt's upload)."""
+        found: list[str] = []
+
+        def add(entry: Entry) -> None:
+            site = entry.site_release or entry.release
+            if site not in found and len(found) < count:
+                found.append(site)
+
+        entry: Entry | None = current
+        while entry is not None and len(found) < count:
+            add(entry)
+            entry = self.previous_release(entry)
+        # Bounded: a history of a thousand deploys of one release is not read whole.
+        for walked, newer in enumerate(self._newest_first(fresh=False)):
+            if len(found) >= count or walked >= count * RECENT_WALK:
+                break
+            add(newer)
+        return found
 
     def _origin(self, entry: Entry) -> Entry:
         """The deploy or promote whose place on the stack `entry` holds."""

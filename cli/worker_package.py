@@ -7,7 +7,10 @@ ledger and the lock depend on. So they are all installed with pip for the Lambda
 (manylinux wheels only, never compiled here) into a cache directory, once per set of
 pinned versions, and zipped with sdeliver's package reproducibly (`package.archive_file`).
 
-The worker never imports typer or rich (the CLI's), so they are left out.
+The worker never imports typer or rich (the CLI's), so they are left out. It does take
+awscrt (compiled, so the Lambda platform's wheel): botocore signs the CloudFront
+KeyValueStore API, which switches a CloudFront-hosted site's release, only with it, and
+with it installed botocore signs every call through it, as the CLI does.
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ RUNTIME = "python3.12"
 HANDLER = "sdeliver.actions.worker.handler"
 # What the worker imports beyond the standard library, pinned to what this sdeliver runs
 # with, so the worker behaves as the CLI that was tested.
-DISTRIBUTIONS = ("pydantic", "pydantic-core", "tenacity", "PyYAML", "boto3", "botocore")
+DISTRIBUTIONS = (
+    "pydantic", "pydantic-core", "tenacity", "PyYAML", "boto3", "botocore", "awscrt",
+)
 PLATFORMS = {
     # Lambda's Amazon Linux 2023 runtimes have glibc 2.34: manylinux 2014 and 2_28 wheels run.
     "x86_64": ("manylinux2014_x86_64", "manylinux_2_28_x86_64"),

@@ -14,10 +14,12 @@ import os
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 import boto3
@@ -151,6 +153,16 @@ def _fail_fast_on_connection_errors(
         raise caught_exception
 
 
+def _to_endpoint(request: Any, endpoint_url: str, **_: Any) -> None:
+    """Send a KeyValueStore call to the emulator's endpoint itself: botocore's endpoint
+    rules put the store's account id in front of a custom endpoint's host
+    (123456789012.127.0.0.1:4566), which resolves nowhere. Before signing: the signature
+    covers the host."""
+    wanted = urllib.parse.urlsplit(endpoint_url)
+    url = urllib.parse.urlsplit(request.url)
+    request.url = urllib.parse.urlunsplit(url._replace(netloc=wanted.netloc))
+
+
 class Credentials(Protocol):
     """Keys to sign with (what `actions.job.Credentials` holds)."""
 
@@ -265,6 +277,11 @@ class Aws:
                 client.meta.events.register_first(
                     "needs-retry", _fail_fast_on_connection_errors
                 )
+                if name == "cloudfront-keyvaluestore" and self.endpoint_url:
+                    client.meta.events.register(
+                        "before-sign.cloudfront-keyvaluestore.*",
+                        partial(_to_endpoint, endpoint_url=self.endpoint_url),
+                    )
                 if self._params_log:
                     # First: what sdeliver passed, before botocore's handlers add their own.
                     client.meta.events.register_first(

@@ -14,7 +14,7 @@ from ..context import state
 from ..errors import UsageError
 from ..output import info, interactive
 from ._shared import epilog
-from .reconcile import SkipOption
+from .reconcile import NoWaitOption, SkipOption
 
 EPILOG = epilog(
     "sdeliver init                          # provision what sdeliver.yaml declares",
@@ -60,6 +60,7 @@ def init(
         bool, typer.Option("--write-only", help="Write sdeliver.yaml and stop (no AWS calls).")
     ] = False,
     skip: SkipOption = None,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Provision everything sdeliver.yaml declares (the first reconcile).
 
@@ -88,4 +89,5 @@ def init(
     if write_only:
         g.config()  # validate what is there
         return
-    run_reconcile(g, check=check, dry_run=dry_run, prune=False, verb="init", skip=skip)
+    run_reconcile(g, check=check, dry_run=dry_run, prune=False, verb="init", skip=skip,
+                  wait=not no_wait)

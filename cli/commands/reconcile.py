@@ -14,6 +14,7 @@ EPILOG = epilog(
     "sdeliver reconcile --check        # exit 3 when AWS differs from sdeliver.yaml",
     "sdeliver reconcile --yes          # apply without asking",
     "sdeliver reconcile --json --check # the plan as data",
+    "sdeliver reconcile --yes --no-wait # CloudFront deploys on; see 'sdeliver status'",
 )
 
 
@@ -30,13 +31,14 @@ def reconcile(
         typer.Option("--prune", help="Also delete what sdeliver created and no longer declares."),
     ] = False,
     skip: SkipOption = None,
+    no_wait: NoWaitOption = False,
 ) -> None:
     """Read what exists, compare it field by field with sdeliver.yaml, print the plan, apply it.
 
     Never moves a release pointer (alias version, stage deployment, site content).
     """
     g = state(ctx)
-    run_reconcile(g, check=check, dry_run=dry_run, prune=prune, skip=skip)
+    run_reconcile(g, check=check, dry_run=dry_run, prune=prune, skip=skip, wait=not no_wait)
 
 
 SkipOption = Annotated[
@@ -45,6 +47,16 @@ SkipOption = Annotated[
         "--skip", envvar="SDELIVER_SKIP", metavar="PART",
         help="Leave out a part the endpoint does not offer: 'pipeline' (CodePipeline, "
         "CodeBuild, the pipeline worker and their roles).",
+    ),
+]
+
+
+NoWaitOption = Annotated[
+    bool,
+    typer.Option(
+        "--no-wait",
+        help="Do not wait for CloudFront distributions to deploy (minutes on AWS); "
+        "'sdeliver status' says when they are done. Certificates are still waited for.",
     ),
 ]
 
@@ -61,7 +73,7 @@ def project_skipping(g, skip: list[str] | None):  # type: ignore[no-untyped-def]
 
 
 def run_reconcile(g, *, check: bool, dry_run: bool, prune: bool, verb: str = "reconcile",  # type: ignore[no-untyped-def]
-                  skip: list[str] | None = None) -> None:
+                  skip: list[str] | None = None, wait: bool = True) -> None:
     from ..operations import reconcile as op
     from ..output import emit_json, info, plan_table
 
@@ -81,7 +93,7 @@ def run_reconcile(g, *, check: bool, dry_run: bool, prune: bool, verb: str = "re
         if g.json:
             emit_json({**document, "applied": False})
         return
-    op.apply(project, plan)
+    op.apply(project, plan, wait=wait)
     if g.json:
         emit_json({**document, "applied": True})
     else:

@@ -84,6 +84,8 @@ def render(document: dict[str, Any]) -> None:
                 + escape("; ".join(env["drift"]))
                 + f"\n  {escape(env['repair'])}"
             )
+        if "distribution" in env or env.get("distribution_error"):
+            console().print(distribution_line(name, env))
         if env.get("locked_by"):
             console().print(f"[yellow]{name} is locked:[/] {env['locked_by']}")
         if env.get("lock_error"):
@@ -96,3 +98,19 @@ def render(document: dict[str, Any]) -> None:
                 f"{name}: last attempt #{last['seq']} {last['action']} "
                 f"{last['outcome']} ({last.get('message') or ''})"
             )
+
+
+def distribution_line(name: str, env: dict[str, Any]) -> str:
+    """Whether the environment's CloudFront distribution serves its last change yet."""
+    from ..output import escape
+
+    if env.get("distribution_error"):
+        return f"[yellow]{name} CloudFront:[/] {escape(env['distribution_error'])}"
+    dist = env.get("distribution")
+    if dist is None:
+        return f"[yellow]{name}: no CloudFront distribution yet[/] (run 'sdeliver reconcile')"
+    if dist["status"] == "Deployed":
+        return f"{name}: CloudFront distribution {dist['id']} deployed"
+    return (f"[yellow]{name}: CloudFront distribution {dist['id']} is still deploying "
+            f"({escape(dist['status'])})[/]: https://{escape(env.get('domain') or '')}/ may "
+            "not serve its last change yet; 'sdeliver status' again in a few minutes")

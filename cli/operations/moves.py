@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .. import parallel
+from .. import hosting, parallel
 from ..errors import EnvironmentLocked, Interrupted, SdeliverError
 from ..ledger import Action, Entry, EntryFields, Ledger
 from ..lock import EnvironmentLock
@@ -46,6 +46,7 @@ RELEASE_MARK = "sdeliver release "  # how versions and deployments name their re
 # An early confirmation of the lease (beside the last site writes) stands for this long;
 # after e2e or any longer step the lease is confirmed again before the entry is written.
 CONFIRM_FRESH = 2.0
+PRUNED_AFTER = ("deploy", "promote", "rollback")  # the moves that make a release live
 
 
 @dataclass(frozen=True)
@@ -385,6 +386,8 @@ class Move:
         try:
             if exc is not None and self.recorded is None and self.on_failure is not None:
                 self._fail(exc)
+            elif exc is None:
+                self._prune_sites()
         finally:
             self.lock.__exit__(exc_type, exc, tb)
         if isinstance(exc, KeyboardInterrupt):
@@ -400,6 +403,36 @@ class Move:
                 f"{self.command} {self.env}: interrupted; {said}",
                 signal_name=getattr(exc, "signal_name", "SIGINT"),
             ) from None
+
+    def _prune_sites(self) -> None:
+        """CloudFront hosting: once a release is live and recorded, remove the sites of
+        releases beyond `site.retention` from the bucket — still under the lease, so no
+        other command uploads or switches meanwhile. Never the live release, those a
+        rollback goes back to first, nor the one that served until this move (edge
+        locations read the switch a few seconds late). A failure only warns: the release
+        is made and recorded."""
+        entry, site = self.recorded, self.project.config.site
+        if (entry is None or not entry.live or entry.action not in PRUNED_AFTER
+                or site is None or site.hosting != "cloudfront"):
+            return
+        try:
+            held = hosting.release_prefixes(self.project, self.project.site_bucket(self.env))
+            if len(held) <= site.retention:
+                return
+            self.lock.confirm()
+            assert self.ledger is not None
+            keep = self.ledger.recent_sites(entry, site.retention)
+            if self.live is not None and self.live.site_release:
+                keep.append(self.live.site_release)
+            removed = hosting.prune(self.project, self.env, held, keep)
+        except SdeliverError as err:
+            self.project.progress.warn(
+                f"could not remove old site releases of {self.env}: {err.message}")
+            return
+        if removed:
+            self.project.progress.detail(
+                f"removed the sites of {len(removed)} older release(s) of {self.env} "
+                f"(site.retention {site.retention}): {', '.join(removed)}")
 
     def _fail(self, exc: BaseException) -> None:
         assert self.on_failure is not None

@@ -95,9 +95,12 @@ def plan(project: Project, *, prune: bool = False) -> Plan:
     return result
 
 
-def apply(project: Project, plan: Plan) -> None:
+def apply(project: Project, plan: Plan, *, wait: bool = True) -> None:
     """Apply reconcile's or destroy's plan through the one executor, which checks that each
-    change makes the AWS write calls the plan showed (see `plan.execute`)."""
+    change makes the AWS write calls the plan showed (see `plan.execute`). wait=False
+    (`--no-wait`): not for CloudFront distributions to deploy (cdn.no_wait)."""
+    if not wait:
+        cdn.no_wait(project)
     execute(project, plan)
 
 

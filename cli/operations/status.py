@@ -10,6 +10,7 @@ from ..errors import SdeliverError
 from ..ledger import Ledger
 from ..lock import read_lock
 from ..project import Project
+from ..resources import cdn
 from ..resources.api import rest_api_id as api_id
 from .moves import disagreements, identify, read_live
 from .pointers import urls
@@ -21,9 +22,18 @@ def environment_status(project: Project, env: str) -> dict[str, Any]:
     ledger = Ledger(project, env)
     # Side by side: the live pointers (config.json's release among them), the ledger and
     # the lease (answers looked at in this order).
-    got_live, got_last, got_lease = parallel.settled(
-        lambda: read_live(project, env), ledger.latest, lambda: read_lock(project, env)
+    got_live, got_last, got_lease, got_cdn = parallel.settled(
+        lambda: read_live(project, env), ledger.latest, lambda: read_lock(project, env),
+        lambda: cdn.distribution_state(project, env) if cdn.is_cloudfront(project) else None,
     )
+    try:
+        found_cdn = got_cdn.value()
+        if found_cdn is not None or cdn.is_cloudfront(project):
+            # {id, domain, status}: "InProgress" until every edge location serves its last
+            # change (reconcile --no-wait does not wait for that); None: not made yet.
+            doc["distribution"] = found_cdn
+    except SdeliverError as err:
+        doc["distribution_error"] = err.message
     try:
         live = got_live.value()
         pointers = live.pointers

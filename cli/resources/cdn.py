@@ -45,6 +45,10 @@ CLOUDFRONT = "cloudfront"
 KVS = "cloudfront-keyvaluestore"
 RELEASE_KEY = "release"  # the KeyValueStore key naming the live release
 RELEASES = "releases"  # the bucket prefix under which each release's site lives
+NO_WAIT = "cdn.no_wait"  # a fact: --no-wait (see no_wait)
+DEPLOY_POLL = 20.0  # seconds between looks at a deploying distribution
+SAY_EVERY = 60.0  # seconds between progress lines while it deploys
+DEPLOY_PATIENCE = 45 * 60.0  # usually 3-15 minutes on AWS
 
 # AWS-managed policies (fixed ids, the same in every account).
 CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
@@ -645,13 +649,64 @@ def _update_distribution(project: Project, env: str, dist_id: str) -> None:
     _wait_deployed(project, env)
 
 
+def no_wait(project: Project) -> None:
+    """`--no-wait`: this command does not wait for a distribution it creates or updates to
+    deploy (minutes on AWS). Safe: nothing sdeliver does next needs it deployed — the
+    bucket policy and the alias records need only its ARN and domain, a release switch
+    only the key value store; `status` says when it is done. Waiting for the certificate
+    is never skipped: CloudFront refuses a distribution whose certificate is not issued."""
+    project.facts[NO_WAIT] = True
+
+
 def _wait_deployed(project: Project, env: str) -> None:
     dist = project.facts[_fact(env, "dist")]
+    if project.facts.get(NO_WAIT):
+        project.progress.step(
+            f"not waiting for CloudFront to deploy distribution {dist['id']} (--no-wait): "
+            f"'sdeliver status' says when {domain(project, env)} serves it")
+        return
+    wait_deployed(project, dist["id"], "deploy")
+
+
+def wait_deployed(project: Project, dist_id: str, what: str) -> None:
+    """Poll until the distribution is Deployed, with a line every SAY_EVERY seconds."""
+    started = time.monotonic()
+    said = -SAY_EVERY
     with project.progress.waiting(
-        f"waiting for CloudFront to deploy distribution {dist['id']} (minutes on AWS)"
+        f"waiting for CloudFront to {what} distribution {dist_id} (minutes on AWS)"
     ):
-        project.aws.wait(CLOUDFRONT, "distribution_deployed", resource=f"distribution "
-                         f"{dist['id']}", delay=20, max_attempts=90, Id=dist["id"])
+        while True:
+            status = deploy_status(project, dist_id)
+            if status == "Deployed":
+                return
+            waited = time.monotonic() - started
+            if waited > DEPLOY_PATIENCE:
+                raise OperationFailed(
+                    f"CloudFront distribution {dist_id} is still {status} after "
+                    f"{waited / 60:.0f} minutes",
+                    hint="'sdeliver status' says when it is done; then run the command again")
+            if waited - said >= SAY_EVERY:
+                said = waited
+                project.progress.step(f"CloudFront distribution {dist_id}: {status}, "
+                                      f"{int(waited) // 60}m{int(waited) % 60:02d}s so far")
+            project.aws.sleep(DEPLOY_POLL)
+
+
+def deploy_status(project: Project, dist_id: str) -> str:
+    """"InProgress" while CloudFront deploys the distribution's last change, "Deployed" once
+    every edge location serves it."""
+    found = project.aws.call(CLOUDFRONT, "get_distribution", resource=f"distribution {dist_id}",
+                             Id=dist_id)
+    return str(found["Distribution"]["Status"])
+
+
+def distribution_state(project: Project, env: str) -> dict[str, str] | None:
+    """For `status`: {id, domain, status} of the environment's distribution, read now
+    (status: "InProgress" while a change deploys, "Deployed" once done), or None."""
+    found = find_distribution(project, env)
+    if found is None:
+        return None
+    return {"id": found["Id"], "domain": found["DomainName"], "status": found["Status"]}
 
 
 def distribution(project: Project, env: str) -> dict[str, str] | None:
@@ -760,19 +815,28 @@ def check_crt(project: Project) -> None:
     does only with its CRT extra installed: say so before anything is made. Asked of this
     project's client, which resolves its endpoint without sending anything (an endpoint
     URL's client may be set up to sign otherwise)."""
+    import botocore.auth
     import botocore.exceptions
 
     client = project.aws.client(KVS)
     probe = f"arn:{project.aws.partition}:cloudfront::000000000000:key-value-store/probe"
     try:
-        client._resolve_endpoint_ruleset(
+        _, _, properties = client._resolve_endpoint_ruleset(
             client.meta.service_model.operation_model("GetKey"),
             {"KvsARN": probe, "Key": RELEASE_KEY}, {})
+        # The ruleset's "sigv4a" is botocore's signer "v4a" (botocore strips "sig" too).
+        schemes = [str(s.get("name", "")).removeprefix("sig")
+                   for s in (properties or {}).get("authSchemes") or []]
+        if schemes and not any(name in botocore.auth.AUTH_TYPE_MAPS for name in schemes):
+            # botocore has a signer for none of them: SigV4A comes with awscrt.
+            raise botocore.exceptions.MissingDependencyException(msg="awscrt")
     except botocore.exceptions.MissingDependencyException:
         raise OperationFailed(
             "site.hosting cloudfront switches releases through a CloudFront KeyValueStore, "
-            "whose API botocore signs only with awscrt installed",
-            hint="pip install 'botocore[crt]' (in sdeliver's environment)",
+            "whose API botocore signs only with awscrt, which is missing here (or "
+            "BOTO_DISABLE_CRT is set)",
+            hint="reinstall sdeliver with its dependencies, or pip install 'boto3[crt]' "
+            "in its environment",
         ) from None
 
 
@@ -874,11 +938,7 @@ def _delete_distribution(project: Project, dist_id: str) -> None:
         config = {**found["DistributionConfig"], "Enabled": False}
         etag = project.aws.call(CLOUDFRONT, "update_distribution", resource=res, Id=dist_id,
                                 IfMatch=etag, DistributionConfig=config)["ETag"]
-    with project.progress.waiting(
-        f"waiting for CloudFront to disable distribution {dist_id} (minutes on AWS)"
-    ):
-        project.aws.wait(CLOUDFRONT, "distribution_deployed", resource=res, delay=20,
-                         max_attempts=90, Id=dist_id)
+    wait_deployed(project, dist_id, "disable")
     etag = project.aws.call(CLOUDFRONT, "get_distribution", resource=res, Id=dist_id)["ETag"]
     project.aws.call(CLOUDFRONT, "delete_distribution", resource=res, Id=dist_id, IfMatch=etag)
 
@@ -910,6 +970,7 @@ def _delete_oac(project: Project, oac_id: str) -> None:
 
 def live_release(project: Project, env: str) -> str | None:
     """The release the environment's KeyValueStore names (None: none yet)."""
+    check_crt(project)
     found = project.aws.call(KVS, "get_key", resource=f"live release of {env}", missing=True,
                              ignore=("ResourceNotFoundException",),
                              KvsARN=store_arn(project, env), Key=RELEASE_KEY)
@@ -918,6 +979,7 @@ def live_release(project: Project, env: str) -> str | None:
 
 def switch_release(project: Project, env: str, release_id: str) -> bool:
     """Make `release_id` the live release: ONE PutKey (none when it is live already)."""
+    check_crt(project)
     if live_release(project, env) == release_id:
         return False
     arn = store_arn(project, env)

@@ -14,6 +14,7 @@ a second reconcile sees what the first one wrote.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import uuid
 from typing import Any
@@ -28,9 +29,31 @@ CLOUDFRONT_OPS = {
 }
 
 
+# Services the CloudFront plan and the release commands call from several threads at once.
+THREADED_SERVICES = ("cloudfront", "route53", "s3", "lambda", "apigateway", "acm", "iam")
+
+
+def warm_moto_routers() -> None:
+    """Build moto's request routers now, in this thread. moto builds one lazily at a
+    service's first request, compiling werkzeug rules with ast.parse; on CPython 3.11.7,
+    ast.parse in two threads at once can fail with "SystemError: AST constructor recursion
+    depth mismatch" — and the plan asks several services side by side. Built once per
+    process (moto caches them)."""
+    from moto.core.routing import NotFound, get_service_router
+
+    for name in THREADED_SERVICES:
+        router = get_service_router(name)
+        model = router._service_model
+        for protocol in model.metadata.get("protocols", [model.protocol]):
+            with contextlib.suppress(NotFound):  # a protocol moto has no router for
+                router._get_router(protocol)
+
+
 def keep_distribution_fields(monkeypatch: pytest.MonkeyPatch) -> None:
     from moto import settings
     from moto.cloudfront import models
+
+    warm_moto_routers()
 
     origin_init = models.Origin.__init__
     behaviour_init = models.DefaultCacheBehaviour.__init__

@@ -203,6 +203,17 @@ def test_the_wheel_holds_sdeliver_and_pins_what_it_runs_with() -> None:
     assert entry.split(",")[1] == "sha256=" + base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
+def test_the_wheel_makes_codebuild_install_awscrt_for_its_own_platform() -> None:
+    """CodeBuild's EndToEnd reads a CloudFront-hosted site's live release from the
+    KeyValueStore (SigV4A: awscrt); pip there picks the wheel of the image's platform."""
+    from importlib import metadata
+
+    built = codebuild.wheel()
+    with zipfile.ZipFile(io.BytesIO(built.data)) as archive:
+        meta = archive.read(f"sdeliver-{metadata.version('sdeliver')}.dist-info/METADATA")
+    assert f"Requires-Dist: awscrt=={metadata.version('awscrt')}" in meta.decode()
+
+
 def test_the_wheel_is_reproducible() -> None:
     assert codebuild.wheel().data == codebuild.wheel().data
 

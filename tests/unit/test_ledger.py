@@ -277,6 +277,24 @@ def test_a_release_deployed_after_a_rollback_rolls_back_to_the_restored_one(
     assert rollback(ledger).release == "z"
 
 
+def test_recent_sites_are_the_live_one_then_the_rollback_stack_then_the_newest_others(
+    project: Project,
+) -> None:
+    ledger = Ledger(project, "test")
+    for release in ("v", "w", "z", "a"):
+        deploy(ledger, release)
+    deploy(ledger, "x", outcome="failed")
+    deploy(ledger, "b")
+    back = rollback(ledger)  # -> a; b is off the stack, x never served
+    deploy(ledger, "c", site_release="c-site")  # an entry serving another release's site
+
+    current = ledger.current()
+    assert current is not None
+    assert ledger.recent_sites(current, 4) == ["c-site", "a", "z", "w"]
+    assert ledger.recent_sites(back, 6) == ["a", "z", "w", "v", "c-site", "b"]
+    assert ledger.recent_sites(current, 1) == ["c-site"]
+
+
 def test_there_is_nothing_before_the_first_release(project: Project) -> None:
     ledger = Ledger(project, "test")
     first = deploy(ledger, "a")

@@ -47,9 +47,12 @@ def test_the_handler_imports_from_the_zip_alone_in_a_fresh_interpreter(
         "import sys; sys.path[:] = [p for p in sys.path if 'site-packages' not in p];"
         f"sys.path.insert(0, {str(task)!r});"
         "from sdeliver.actions.worker import handler;"
-        "import pydantic_core, yaml, tenacity, boto3;"
+        "import pydantic_core, yaml, tenacity, boto3, awscrt, botocore.compat;"
         "assert pydantic_core.__file__.startswith(sys.path[0]), pydantic_core.__file__;"
         "assert boto3.__file__.startswith(sys.path[0]), boto3.__file__;"
+        "assert awscrt.__file__.startswith(sys.path[0]), awscrt.__file__;"
+        # What HTTPS hosting's release switch needs: botocore signs SigV4A with awscrt.
+        "assert botocore.compat.HAS_CRT;"
         "print(sorted(m for m in ('typer', 'rich', 'click', 'moto') if m in sys.modules))"
     )
     found = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
@@ -61,6 +64,20 @@ def test_the_handler_imports_from_the_zip_alone_in_a_fresh_interpreter(
 def test_the_compiled_core_is_built_for_the_lambda_runtime(lambda_package: Package) -> None:
     cores = [n for n in names(lambda_package) if n.startswith("pydantic_core/_pydantic_core") and n.endswith(".so")]
     assert cores == ["pydantic_core/_pydantic_core.cpython-312-x86_64-linux-gnu.so"]
+
+
+def _elf_machine(data: bytes) -> int:
+    assert data[:4] == b"\x7fELF"
+    return int.from_bytes(data[18:20], "little")
+
+
+def test_awscrt_is_built_for_the_lambda_platform_not_this_machine() -> None:
+    # Its compiled core is one abi3 module per platform: e_machine 62 is x86-64, 183 AArch64.
+    for architecture, machine in (("x86_64", 62), ("arm64", 183)):
+        package = worker_package.build(worker_package.RUNTIME, architecture)
+        archive = zipfile.ZipFile(io.BytesIO(package.data))
+        [core] = [n for n in archive.namelist() if n.startswith("_awscrt") and n.endswith(".so")]
+        assert _elf_machine(archive.read(core)) == machine, (architecture, core)
 
 
 def test_the_package_holds_sdeliver_but_not_its_templates(lambda_package: Package) -> None:
