@@ -177,6 +177,37 @@ def test_drift_is_found_by_check_and_repaired(hosted) -> None:  # type: ignore[n
         "ViewerProtocolPolicy"] == "redirect-to-https"
 
 
+def test_drift_of_a_validation_record_and_the_oac_is_found_and_repaired(hosted) -> None:  # type: ignore[no-untyped-def]
+    project, fake = hosted
+    converge(project)
+    acm, cf, r53 = (boto3.client("acm", region_name="us-east-1"), boto3.client("cloudfront"),
+                    boto3.client("route53"))
+    [cert] = [c for c in acm.list_certificates()["CertificateSummaryList"]
+              if c["DomainName"] == PROD]
+    option = acm.describe_certificate(CertificateArn=cert["CertificateArn"])["Certificate"][
+        "DomainValidationOptions"][0]["ResourceRecord"]
+    [cname] = [r for r in r53.list_resource_record_sets(HostedZoneId=zone())["ResourceRecordSets"]
+               if r["Name"] == option["Name"] and r["Type"] == "CNAME"]
+    r53.change_resource_record_sets(HostedZoneId=zone(), ChangeBatch={
+        "Changes": [{"Action": "DELETE", "ResourceRecordSet": cname}]})
+    name = cdn.resource_name(project, "test", "site")
+    [oac] = [o for o in cf.list_origin_access_controls()["OriginAccessControlList"]["Items"]
+             if o["Name"] == name]
+    found = cf.get_origin_access_control(Id=oac["Id"])
+    config = found["OriginAccessControl"]["OriginAccessControlConfig"]
+    cf.update_origin_access_control(Id=oac["Id"], IfMatch=found["ETag"],
+                                    OriginAccessControlConfig={**config, "SigningBehavior": "never"})
+
+    plan = reconcile.plan(fresh(project, fake))  # what `reconcile --check` prints
+
+    assert {(c.kind, c.name) for c in plan.pending} == {
+        ("acm-certificate", PROD), ("cloudfront-oac", name)}
+    reconcile.apply(fresh(project, fake), plan)
+    assert reconcile.plan(fresh(project, fake)).converged
+    assert cf.get_origin_access_control(Id=oac["Id"])["OriginAccessControl"][
+        "OriginAccessControlConfig"]["SigningBehavior"] == "always"
+
+
 def site_zip(tmp_path: Path, name: str, files: dict[str, str]) -> Path:
     path = tmp_path / f"{name}.zip"
     with zipfile.ZipFile(path, "w") as archive:
