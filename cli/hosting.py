@@ -12,6 +12,7 @@ releases beyond `site.retention` are removed (`prune`, called by operations/move
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -99,7 +100,6 @@ def publish_release(
     body = config_bytes(config)
     found = project.aws.call("s3", "head_object", resource=f"s3://{bucket}/{key}", missing=True,
                              Bucket=bucket, Key=key)
-    import hashlib
 
     if found is None or found["ETag"].strip('"') != hashlib.md5(body).hexdigest():  # noqa: S324
         _put(project, bucket, key, body, len(body))

@@ -13,10 +13,12 @@ from .. import parallel
 from ..aws import FUNCTION_BUSY
 from ..endpoints import local_urls
 from ..errors import AwsError, OperationFailed
+from ..hosting import publish_release
 from ..ledger import E2e
 from ..project import Project
 from ..publish import Prior, PublishResult, files_from_zip, publish
 from ..release import ReleaseStore
+from ..resources import api, function
 from ..resources.api import rest_api_id as api_id
 from ..shell import run_command
 
@@ -32,7 +34,6 @@ class Pointers:
 
 
 def read_pointers(project: Project, env: str) -> Pointers:
-    from ..resources import api, function
 
     # Side by side: the alias, and the API's id then its stage.
     alias, stage = parallel.together(
@@ -106,8 +107,6 @@ def _alias_at(project: Project, env: str, version: str, weights: dict[str, float
 
 
 def point_stage(project: Project, env: str, deployment_id: str) -> None:
-    from ..resources import api
-
     api.point_stage(project, api_id(project), env, deployment_id)
 
 
@@ -163,7 +162,6 @@ def publish_site(
             site_zip = ReleaseStore(project).download_site(release_id, Path(tmp))
         with files_from_zip(site_zip) as files:
             if project.config.site.hosting == "cloudfront":
-                from ..hosting import publish_release
 
                 # The release's files under its own prefix, then ONE write makes it live.
                 return publish_release(project, env, files, config, release_id, force=force)

@@ -33,12 +33,16 @@ import time
 from functools import partial
 from typing import Any
 
+import botocore.auth
+import botocore.exceptions
+
 from .. import parallel
 from ..errors import OperationFailed
 from ..names import CLOUDFRONT_ZONE_ID
 from ..plan import Action, Change, FieldChange, call
 from ..project import TAG_APP, Project
 from . import api
+from .dns import _fqdn, _target, find_zone, read
 
 ACM = "acm@us-east-1"
 CLOUDFRONT = "cloudfront"
@@ -162,8 +166,6 @@ def _validation_records(cert: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _missing_validation(project: Project, zone_id: str, cert: dict[str, Any]) -> list[Any]:
-    from .dns import _fqdn
-
     missing = []
     for record in _validation_records(cert):
         found = project.aws.call(
@@ -763,16 +765,12 @@ def _plan_policy(project: Project, env: str) -> Change:
 
 
 def _alias(name: str, dist_domain: str, rtype: str) -> dict[str, Any]:
-    from .dns import _fqdn
-
     return {"Name": _fqdn(name), "Type": rtype, "AliasTarget": {
         "HostedZoneId": CLOUDFRONT_ZONE_ID, "DNSName": dist_domain.rstrip(".") + ".",
         "EvaluateTargetHealth": False}}
 
 
 def _plan_records(project: Project, env: str, zone_id: str) -> Change:
-    from .dns import _target, read
-
     name = domain(project, env)
     dist = project.facts.get(_fact(env, "dist"))
     records = read(project, zone_id, name)
@@ -815,8 +813,6 @@ def check_crt(project: Project) -> None:
     does only with its CRT extra installed: say so before anything is made. Asked of this
     project's client, which resolves its endpoint without sending anything (an endpoint
     URL's client may be set up to sign otherwise)."""
-    import botocore.auth
-    import botocore.exceptions
 
     client = project.aws.client(KVS)
     probe = f"arn:{project.aws.partition}:cloudfront::000000000000:key-value-store/probe"
@@ -844,8 +840,6 @@ def check_crt(project: Project) -> None:
 
 
 def plan(project: Project) -> list[Change]:
-    from .dns import find_zone
-
     if not envs(project):
         return []
     check_crt(project)
@@ -879,7 +873,6 @@ def destroy(project: Project) -> list[Change]:
     ours to delete)."""
     if not envs(project):
         return []
-    from .dns import find_zone
 
     zone_id = find_zone(project, required=False)
     result: list[Change] = []
@@ -913,8 +906,6 @@ def destroy(project: Project) -> list[Change]:
 
 
 def _destroy_records(project: Project, env: str, zone_id: str) -> list[Change]:
-    from .dns import read
-
     name = domain(project, env)
     ours = [r for r in read(project, zone_id, name) if r["Type"] in ("A", "AAAA")
             and r.get("AliasTarget", {}).get("HostedZoneId") == CLOUDFRONT_ZONE_ID]

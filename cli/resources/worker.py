@@ -26,7 +26,6 @@ DESCRIPTION = "sdeliver pipeline worker"
 
 
 def desired(project: Project) -> dict[str, Any]:
-
     environment = {"SDELIVER_APP": project.app}
     if project.aws.endpoint_url:  # an emulator: the worker talks to it, not to AWS
         environment["SDELIVER_ENDPOINT_URL"] = project.aws.endpoint_url
