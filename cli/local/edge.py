@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from typing import Any
 
+import botocore.handlers
+
 KVS_SERVICE = "cloudfront-keyvaluestore"
 KVS_PATH = re.compile(r"^/key-value-stores/(?P<arn>arn:[^/]*:key-value-store/[^/]+)"
                       r"(?P<keys>/keys(?:/(?P<key>.+))?)?$")
@@ -279,8 +281,6 @@ def install_client(endpoint: str) -> None:
 
     Registered with botocore's built-in handlers, which every session made afterwards
     installs (the Aws of this command, the gateway's)."""
-    import botocore.handlers
-
     with _lock:
         _endpoints.add(endpoint.rstrip("/"))
         spec = (f"creating-client-class.{KVS_SERVICE}", _add_local_signing)
