@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..aws import Aws
-from ..config import load_config
+from ..config import Config, load_config
 from ..endpoints import env_urls, register_gateway, use_dummy_credentials
 from ..errors import SdeliverError
 from ..local.emulator import ensure_hosted_zone, start_emulator, start_gateway
@@ -34,6 +34,7 @@ from . import deploy as deploy_op
 from . import promote as promote_op
 from . import reconcile
 from . import rollback as rollback_op
+from .result import ReleaseResult
 from .status import history, status
 
 APP = "demo-app"
@@ -92,6 +93,122 @@ def set_version(target: Path, version: str) -> None:
     handler.write_text("\n".join(lines) + "\n")
 
 
+@dataclass
+class _Story:
+    """The demo's world (the app's directory, the emulator, the gateway) and its steps, each
+    a method that acts and checks what serves afterwards."""
+
+    target: Path
+    endpoint: str
+    gateway: str
+    config: Config
+    progress: Progress
+    report: DemoReport
+    show: Callable[[str, Any], None] | None
+
+    def check(self, step: str, what: str, ok: bool, detail: str = "") -> None:
+        self.report.checks.append(Check(step, what, ok, detail))
+        mark = "ok  " if ok else "FAIL"
+        self.progress.detail(f"[{mark}] {what}" + (f" ({detail})" if detail and not ok else ""))
+        if not ok:
+            self.progress.warn(f"check failed: {what}: {detail}")
+
+    def project(self) -> Project:
+        """A fresh project each step, as each command of a user makes its own."""
+        fresh = load_config(self.target / "sdeliver.yaml")
+        aws = Aws(region=fresh.region, endpoint_url=self.endpoint, log=self.progress.detail)
+        return Project(config=fresh, aws=aws, progress=self.progress)
+
+    def served(self, env: str) -> Any:
+        return fetch_json(env_urls(self.gateway, self.config, env)[0] + "hello")
+
+    def site_config(self, env: str) -> Any:
+        return fetch_json(env_urls(self.gateway, self.config, env)[1] + "config.json")
+
+    def serves(self, step: str, env: str, version: str) -> None:
+        found = self.served(env)
+        self.check(step, f"{env} serves {version}", found.get("version") == version, str(found))
+
+    def after(self, p: Project, envs: tuple[str, ...] = ("test", "prod")) -> None:
+        if self.show is not None:
+            self.show("status", status(p))
+            for env in envs:
+                self.show("history", {"env": env, **history(p, env, 5)})
+
+    # -- the steps --------------------------------------------------------------------------
+
+    def init(self) -> None:
+        self.progress.step(f"1/6 init: provision {APP} in the emulator ({self.endpoint})")
+        p = self.project()
+        plan = reconcile.plan(p)
+        reconcile.apply(p, plan)
+        self.check("init", "init creates every declared resource", bool(plan.pending))
+        self.check("init", "a second init changes nothing",
+                   reconcile.plan(self.project()).converged)
+        if cdn.is_cloudfront(p):
+            self.check("init", "each environment has its HTTPS distribution (certificate, "
+                       "private bucket, /api/ on the site's origin)",
+                       all(cdn.distribution(p, env) for env in cdn.envs(p)))
+
+    def deploy_v1(self) -> ReleaseResult:
+        self.progress.step("2/6 deploy test: build, publish, run e2e against the local gateway")
+        first = deploy_op.deploy(p := self.project(), "test")
+        self.check("deploy", "deploy to test succeeds with e2e passing", first.ok,
+                   f"{first.outcome}, e2e {first.e2e}")
+        self.serves("deploy", "test", "v1")
+        self.after(p, ("test",))
+        return first
+
+    def promote_v1(self, first: ReleaseResult) -> None:
+        self.progress.step("3/6 promote test->prod: the same version, deployment and site")
+        promoted = promote_op.promote(p := self.project(), "test", "prod")
+        self.check("promote", "promote succeeds", promoted.ok, promoted.outcome)
+        self.check("promote", "prod runs the release test runs",
+                   promoted.release == first.release and promoted.version == first.version)
+        self.serves("promote", "prod", "v1")
+        shown = self.site_config("prod")
+        self.check("promote", "prod's config.json names prod and the release",
+                   shown.get("env") == "prod" and shown.get("release") == first.release,
+                   str(shown))
+        self.after(p)
+
+    def deploy_v2(self) -> None:
+        self.progress.step("4/6 change the app to v2 and deploy test")
+        set_version(self.target, "v2")
+        second = deploy_op.deploy(self.project(), "test")
+        self.check("deploy v2", "deploy of v2 succeeds", second.ok, second.outcome)
+        self.serves("deploy v2", "test", "v2")
+        self.check("deploy v2", "prod still serves v1",
+                   self.served("prod").get("version") == "v1", str(self.served("prod")))
+        unchanged = deploy_op.deploy(self.project(), "test")
+        self.check("deploy v2", "deploying the same sources again changes nothing",
+                   unchanged.outcome == "unchanged", unchanged.outcome)
+
+    def promote_v2(self) -> None:
+        self.progress.step("5/6 promote test->prod again")
+        again = promote_op.promote(p := self.project(), "test", "prod")
+        self.check("promote v2", "promote of v2 succeeds", again.ok, again.outcome)
+        self.serves("promote v2", "prod", "v2")
+        self.after(p)
+
+    def rollback(self, first: ReleaseResult) -> None:
+        self.progress.step("6/6 rollback prod: back to the previous release, as the ledger says")
+        back = rollback_op.rollback(p := self.project(), "prod")
+        self.check("rollback", "rollback succeeds", back.ok, back.outcome)
+        self.check("rollback", "prod serves v1 again",
+                   self.served("prod").get("version") == "v1", str(self.served("prod")))
+        shown = self.site_config("prod")
+        self.check("rollback", "prod's config.json is v1's release again",
+                   shown.get("release") == first.release, str(shown))
+        if cdn.is_cloudfront(p):
+            live = cdn.live_release(p, "prod")
+            self.check("rollback",
+                       "prod's distribution serves v1's release: one pointer moved back",
+                       live == first.release, str(live))
+        self.check("rollback", "test still serves v2", self.served("test").get("version") == "v2")
+        self.after(p)
+
+
 def run_demo(
     progress: Progress,
     *,
@@ -100,7 +217,6 @@ def run_demo(
     prepare: Callable[[Path], None] | None = None,
 ) -> DemoReport:
     """Run the story; `show(kind, data)` renders status and history between steps."""
-
     workdir = directory or Path(tempfile.mkdtemp(prefix="sdeliver-demo-"))
     target = workdir / APP
     report = DemoReport(str(target))
@@ -113,136 +229,16 @@ def run_demo(
     gateway = start_gateway(emulator.endpoint, lambda: config)
     unregister = register_gateway(emulator.endpoint, gateway.url)
     ensure_hosted_zone(emulator.endpoint, config)  # the zone its domains live in
-
-    def check(step: str, what: str, ok: bool, detail: str = "") -> None:
-        report.checks.append(Check(step, what, ok, detail))
-        mark = "ok  " if ok else "FAIL"
-        progress.detail(f"[{mark}] {what}" + (f" ({detail})" if detail and not ok else ""))
-        if not ok:
-            progress.warn(f"check failed: {what}: {detail}")
-
-    def project() -> Project:
-        fresh = load_config(target / "sdeliver.yaml")
-        aws = Aws(region=fresh.region, endpoint_url=emulator.endpoint, log=progress.detail)
-        return Project(config=fresh, aws=aws, progress=progress)
-
-    def served(env: str) -> Any:
-        return fetch_json(env_urls(gateway.url, config, env)[0] + "hello")
-
-    def site_config(env: str) -> Any:
-        return fetch_json(env_urls(gateway.url, config, env)[1] + "config.json")
-
-    def live(env: str) -> str | None:
-        return cdn.live_release(project(), env) if cdn.is_cloudfront(project()) else None
-
-    def after(step: str, p: Project, envs: tuple[str, ...] = ("test", "prod")) -> None:
-        if show is not None:
-            show("status", status(p))
-            for env in envs:
-                show("history", {"env": env, **history(p, env, 5)})
-
+    story = _Story(target, emulator.endpoint, gateway.url, config, progress, report, show)
     try:
-        progress.step(f"1/6 init: provision {APP} in the emulator ({emulator.endpoint})")
-        p = project()
-        plan = reconcile.plan(p)
-        reconcile.apply(p, plan)
-        check("init", "init creates every declared resource", bool(plan.pending))
-        check("init", "a second init changes nothing", reconcile.plan(project()).converged)
-        if cdn.is_cloudfront(p):
-            check("init", "each environment has its HTTPS distribution (certificate, private "
-                  "bucket, /api/ on the site's origin)",
-                  all(cdn.distribution(p, env) for env in cdn.envs(p)))
-
-        progress.step("2/6 deploy test: build, publish, run e2e against the local gateway")
-        first = deploy_op.deploy(p := project(), "test")
-        check(
-            "deploy",
-            "deploy to test succeeds with e2e passing",
-            first.ok,
-            f"{first.outcome}, e2e {first.e2e}",
-        )
-        check(
-            "deploy", "test serves v1", served("test").get("version") == "v1", str(served("test"))
-        )
-        after("deploy", p, ("test",))
-
-        progress.step("3/6 promote test->prod: the same version, deployment and site")
-        promoted = promote_op.promote(p := project(), "test", "prod")
-        check("promote", "promote succeeds", promoted.ok, promoted.outcome)
-        check(
-            "promote",
-            "prod runs the release test runs",
-            promoted.release == first.release and promoted.version == first.version,
-        )
-        check(
-            "promote", "prod serves v1", served("prod").get("version") == "v1", str(served("prod"))
-        )
-        check(
-            "promote",
-            "prod's config.json names prod and the release",
-            site_config("prod").get("env") == "prod"
-            and site_config("prod").get("release") == first.release,
-            str(site_config("prod")),
-        )
-        after("promote", p)
-
-        progress.step("4/6 change the app to v2 and deploy test")
-        set_version(target, "v2")
-        second = deploy_op.deploy(p := project(), "test")
-        check("deploy v2", "deploy of v2 succeeds", second.ok, second.outcome)
-        check(
-            "deploy v2",
-            "test serves v2",
-            served("test").get("version") == "v2",
-            str(served("test")),
-        )
-        check(
-            "deploy v2",
-            "prod still serves v1",
-            served("prod").get("version") == "v1",
-            str(served("prod")),
-        )
-        unchanged = deploy_op.deploy(p := project(), "test")
-        check(
-            "deploy v2",
-            "deploying the same sources again changes nothing",
-            unchanged.outcome == "unchanged",
-            unchanged.outcome,
-        )
-
-        progress.step("5/6 promote test->prod again")
-        again = promote_op.promote(p := project(), "test", "prod")
-        check("promote v2", "promote of v2 succeeds", again.ok, again.outcome)
-        check(
-            "promote v2",
-            "prod serves v2",
-            served("prod").get("version") == "v2",
-            str(served("prod")),
-        )
-        after("promote v2", p)
-
-        progress.step("6/6 rollback prod: back to the previous release, as the ledger says")
-        back = rollback_op.rollback(p := project(), "prod")
-        check("rollback", "rollback succeeds", back.ok, back.outcome)
-        check(
-            "rollback",
-            "prod serves v1 again",
-            served("prod").get("version") == "v1",
-            str(served("prod")),
-        )
-        check(
-            "rollback",
-            "prod's config.json is v1's release again",
-            site_config("prod").get("release") == first.release,
-            str(site_config("prod")),
-        )
-        if cdn.is_cloudfront(p):
-            check("rollback", "prod's distribution serves v1's release: one pointer moved back",
-                  live("prod") == first.release, str(live("prod")))
-        check("rollback", "test still serves v2", served("test").get("version") == "v2")
-        after("rollback", p)
+        story.init()
+        first = story.deploy_v1()
+        story.promote_v1(first)
+        story.deploy_v2()
+        story.promote_v2()
+        story.rollback(first)
     except SdeliverError as err:
-        check("demo", "every step ran", False, err.message)
+        story.check("demo", "every step ran", False, err.message)
     finally:
         unregister()
         gateway.stop()
