@@ -162,10 +162,13 @@ def test_every_declined_prompt_says_nothing_changed(capsys, monkeypatch) -> None
 
 
 def test_shell_completion_is_offered() -> None:
+    import shlex
     import subprocess
     import sys
 
-    shown = subprocess.run([sys.executable, "-m", "sdeliver", "--show-completion", "bash"],
+    # --show-completion detects the shell it runs under (shellingham, through the parent
+    # processes): run from bash, as a user types it, whatever started the tests.
+    shown = subprocess.run(["bash", "-c", f"{shlex.quote(sys.executable)} -m sdeliver --show-completion"],
                            capture_output=True, text=True, timeout=60, check=False)
     assert shown.returncode == 0, shown.stderr
     assert "_sdeliver_completion" in shown.stdout and "complete " in shown.stdout
