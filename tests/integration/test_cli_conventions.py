@@ -167,8 +167,10 @@ def test_shell_completion_is_offered() -> None:
     import sys
 
     # --show-completion detects the shell it runs under (shellingham, through the parent
-    # processes): run from bash, as a user types it, whatever started the tests.
-    shown = subprocess.run(["bash", "-c", f"{shlex.quote(sys.executable)} -m sdeliver --show-completion"],
-                           capture_output=True, text=True, timeout=60, check=False)
+    # processes): run from bash, as a user types it, whatever started the tests. (Two
+    # commands, so that bash waits for python instead of becoming it.)
+    line = f"{shlex.quote(sys.executable)} -m sdeliver --show-completion; exit $?"
+    shown = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=60,
+                           check=False)
     assert shown.returncode == 0, shown.stderr
     assert "_sdeliver_completion" in shown.stdout and "complete " in shown.stdout
