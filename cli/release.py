@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, cast
 
 from . import parallel
 from .aws import s3
@@ -26,6 +26,20 @@ from .shell import run_command, source_revision
 
 MANIFEST = "release.json"
 CACHE = Path(".sdeliver") / "cache"  # in the project directory
+
+
+class Manifest(TypedDict, total=False):
+    """A release's manifest (`release.json` beside its artifacts in the artifact bucket):
+    what promote, rollback and the pipeline's steps know of a stored release. A key may be
+    missing from a manifest an older sdeliver wrote."""
+
+    release: str
+    code_sha256: str
+    definition_sha256: str
+    site_digest: str | None
+    site_config: dict[str, Any]  # config.json's keys beside apiBaseurl, env and release
+    source_revision: str | None
+    version: str  # config.json's "version": the commit, else when it was first built
 
 
 @dataclass
@@ -42,7 +56,7 @@ class Release:
     source_revision: str | None
     workdir: tempfile.TemporaryDirectory[str] = field(repr=False)
 
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self) -> Manifest:
         return {
             "release": self.release_id,
             "code_sha256": self.code_sha256,
@@ -137,12 +151,12 @@ class ReleaseStore:
     def __init__(self, project: Project) -> None:
         self.project = project
         self.bucket = project.artifact_bucket
-        self._manifests: dict[str, dict[str, Any]] = {}  # read or written: immutable
+        self._manifests: dict[str, Manifest] = {}  # read or written: immutable
 
     def key(self, release_id: str, name: str) -> str:
         return f"{self.project.prefix}/artifacts/{release_id}/{name}"
 
-    def manifest(self, release_id: str) -> dict[str, Any] | None:
+    def manifest(self, release_id: str) -> Manifest | None:
         if release_id in self._manifests:
             return self._manifests[release_id]
         body = s3.get_bytes(self.project.aws, self.bucket, self.key(release_id, MANIFEST),
@@ -150,7 +164,7 @@ class ReleaseStore:
         if body is None:
             return None
         try:
-            manifest = dict(json.loads(body))
+            manifest = cast(Manifest, dict(json.loads(body)))
         except (ValueError, TypeError):
             raise OperationFailed(
                 f"release {release_id}: its manifest in s3://{self.bucket} is corrupt"
@@ -158,7 +172,7 @@ class ReleaseStore:
         self._manifests[release_id] = manifest
         return manifest
 
-    def require(self, release_id: str) -> dict[str, Any]:
+    def require(self, release_id: str) -> Manifest:
         manifest = self.manifest(release_id)
         if manifest is None:
             raise OperationFailed(

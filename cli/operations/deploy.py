@@ -28,7 +28,7 @@ from ..endpoints import gateway_url
 from ..errors import OperationFailed, SdeliverError
 from ..ledger import Entry, EntryFields, Ledger, Outcome
 from ..project import Project
-from ..release import Release, ReleaseStore, build
+from ..release import Manifest, Release, ReleaseStore, build
 from ..resources import api, function
 from ..resources.api import rest_api_id as api_id
 from .moves import Live, Move, describe, disagreements, expected_site, read_live
@@ -485,7 +485,7 @@ class NewSiteFiles:
         project: Project,
         env: str,
         release_id: str,
-        manifest: dict[str, Any],
+        manifest: Manifest,
         site_zip: Path | None,
         shown: site.Published | None = None,
     ) -> None:

@@ -33,7 +33,7 @@ from ..errors import OperationFailed
 from ..openapi import Definition
 from ..progress import Progress
 from ..project import Project
-from ..release import Release, ReleaseStore, build, run_build_commands
+from ..release import Manifest, Release, ReleaseStore, build, run_build_commands
 from ..resources import function
 from . import deploy as steps
 from .moves import Move, describe
@@ -125,7 +125,7 @@ def release_in(project: Project) -> str:
 # -- Acceptance / Production ---------------------------------------------------------------
 
 
-def stored_release(project: Project, release_id: str) -> tuple[Release, dict[str, Any]]:
+def stored_release(project: Project, release_id: str) -> tuple[Release, Manifest]:
     """A stored release as a `Release` the deploy pieces take (no function bytes needed)."""
     store = ReleaseStore(project)
     manifest = store.require(release_id)
@@ -150,7 +150,7 @@ def stored_release(project: Project, release_id: str) -> tuple[Release, dict[str
 @contextlib.contextmanager
 def releasing(
     project: Project, env: str, release_id: str, step: str
-) -> Iterator[tuple[Release, dict[str, Any], Move]]:
+) -> Iterator[tuple[Release, Manifest, Move]]:
     """A move of the environment toward the release (its steps run in separate jobs, so
     pointers already on this release are the same move going on); on failure the
     environment goes back on its current release and the failed attempt is recorded, as

@@ -17,7 +17,7 @@ from ..hosting import publish_release
 from ..ledger import E2e
 from ..project import Project
 from ..publish import Prior, PublishResult, files_from_zip, publish
-from ..release import ReleaseStore
+from ..release import Manifest, ReleaseStore
 from ..resources import api, function
 from ..resources.api import rest_api_id as api_id
 from ..shell import run_command
@@ -125,7 +125,7 @@ def urls(project: Project, env: str) -> tuple[str, str]:
 
 
 def site_config(
-    project: Project, env: str, manifest: dict[str, Any], release_id: str
+    project: Project, env: str, manifest: Manifest, release_id: str
 ) -> dict[str, Any]:
     api_url, _ = urls(project, env)
     return {
@@ -143,7 +143,7 @@ def publish_site(
     project: Project,
     env: str,
     release_id: str,
-    manifest: dict[str, Any],
+    manifest: Manifest,
     site_zip: Path | None = None,
     *,
     force: bool = False,

@@ -20,7 +20,7 @@ from ..errors import OperationFailed, SdeliverError, UsageError
 from ..ledger import Entry, EntryFields, Ledger, Outcome
 from ..project import Project
 from ..publish import Prior, listing
-from ..release import ReleaseStore
+from ..release import Manifest, ReleaseStore
 from ..resources.api import rest_api_id as api_id
 from .deploy import put_back, restore
 from .moves import Move, describe, disagreements
@@ -154,7 +154,7 @@ def _promote_locked(
     source: str,
     target: str,
     src: Entry,
-    manifest: dict[str, Any],
+    manifest: Manifest,
     site_zip: Path | None,
     move: Move,
     *,
