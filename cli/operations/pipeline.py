@@ -47,7 +47,7 @@ class FunctionBusy(OperationFailed):
     """The function is still applying an earlier update: try the step again later."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ActionResult:
     action: str  # as in UserParameters: deploy-app, ...
     env: str | None
@@ -83,7 +83,7 @@ def project_at(directory: Path, aws: Aws, progress: Progress) -> Project:
 def dependencies(project: Project) -> ActionResult:
     run_build_commands(project)
     count = len(project.config.build.commands)
-    return ActionResult("dependencies", None, f"ran {count} build command(s)")
+    return ActionResult(action="dependencies", env=None, summary=f"ran {count} build command(s)")
 
 
 def build_and_package(project: Project, *, revision: str | None = None) -> ActionResult:
@@ -105,9 +105,8 @@ def build_and_package(project: Project, *, revision: str | None = None) -> Actio
     finally:
         built.close()
     how = "stored" if stored else "already stored"
-    return ActionResult(
-        "build-and-package", None, f"release {built.release_id} {how}", built.release_id
-    )
+    return ActionResult(action="build-and-package", env=None,
+                        summary=f"release {built.release_id} {how}", release=built.release_id)
 
 
 def release_in(project: Project) -> str:
@@ -190,23 +189,26 @@ def deploy_app(project: Project, env: str, release_id: str, *, wait: bool = True
         version = steps.publish_version(project, release, ReleaseStore(project))
         before = read_pointers(project, env)
         steps.switch_alias(project, env, version, before.alias_revision)
-    return ActionResult("deploy-app", env, f"alias {env} → version {version}", release_id)
+    return ActionResult(action="deploy-app", env=env, summary=f"alias {env} → version {version}",
+                        release=release_id)
 
 
 def deploy_api(project: Project, env: str, release_id: str) -> ActionResult:
     with releasing(project, env, release_id, "DeployAPI") as (release, _, _ledger):
         deployment = steps.deploy_api(project, env, release)
         point_stage(project, env, deployment)
-    return ActionResult("deploy-api", env, f"stage {env} → deployment {deployment}", release_id)
+    return ActionResult(action="deploy-api", env=env,
+                        summary=f"stage {env} → deployment {deployment}", release=release_id)
 
 
 def deploy_site(project: Project, env: str, release_id: str) -> ActionResult:
     with releasing(project, env, release_id, "DeploySite") as (_, manifest, _ledger):
         published = publish_site(project, env, release_id, manifest)
     if published is None:
-        return ActionResult("deploy-site", env, "no site to publish", release_id)
+        return ActionResult(action="deploy-site", env=env, summary="no site to publish",
+                            release=release_id)
     summary = f"site {env}: {published.uploaded} uploaded, {published.deleted} deleted"
-    return ActionResult("deploy-site", env, summary, release_id)
+    return ActionResult(action="deploy-site", env=env, summary=summary, release=release_id)
 
 
 def end_to_end(
@@ -232,4 +234,5 @@ def end_to_end(
             current=current,
             undo=undo if rollback_on_failure else None,
         )
-    return ActionResult("end-to-end", env, result.summary(), release_id, result.ok, result)
+    return ActionResult(action="end-to-end", env=env, summary=result.summary(),
+                        release=release_id, ok=result.ok, result=result)

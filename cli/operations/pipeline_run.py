@@ -107,7 +107,8 @@ def run_locally(
                 if action["actionTypeId"]["category"] == "Approval":
                     if not approve(stage["name"]):
                         raise OperationFailed(f"{stage['name']} was not approved: stopped here")
-                    ran.actions.append(ActionResult("approval", None, "approved"))
+                    approved = ActionResult(action="approval", env=None, summary="approved")
+                    ran.actions.append(approved)
                     continue
                 params = resource.user_parameters(action)
                 project.progress.step(f"  {action['name']} ({params.get('env') or 'build'})")
