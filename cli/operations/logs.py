@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..aws import lambda_
 from ..errors import AwsError, UsageError
 from ..project import Project
 
@@ -59,10 +60,7 @@ def parse_since(text: str) -> float:
 def alias_versions(project: Project, env: str) -> list[str]:
     """The Lambda versions `env`'s alias points to: its version and a canary's."""
     project.config.env(env)
-    alias = project.aws.call(
-        "lambda", "get_alias", resource=f"alias {project.function_name}:{env}", missing=True,
-        FunctionName=project.function_name, Name=env,
-    )
+    alias = lambda_.get_alias(project.aws, project.function_name, env)
     if alias is None:
         return []
     weights = (alias.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}

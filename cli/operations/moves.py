@@ -29,6 +29,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .. import hosting, parallel
+from ..aws import lambda_
 from ..errors import EnvironmentLocked, Interrupted, SdeliverError
 from ..ledger import Action, Entry, EntryFields, Ledger
 from ..lock import EnvironmentLock
@@ -148,10 +149,7 @@ def identify(project: Project, live: Live) -> Found:
     def alias_release() -> str | None:
         if version is None:
             return None
-        found = project.aws.call(
-            "lambda", "get_function_configuration", resource=f"function {name}:{version}",
-            missing=True, FunctionName=name, Qualifier=version,
-        )
+        found = lambda_.version_configuration(project.aws, name, version)
         return _named((found or {}).get("Description"))
 
     def stage_release() -> str | None:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import parallel
-from ..aws import FUNCTION_BUSY
+from ..aws import FUNCTION_BUSY, lambda_
 from ..endpoints import local_urls
 from ..errors import AwsError, OperationFailed
 from ..hosting import publish_release
@@ -94,10 +94,7 @@ def move_alias(
 
 
 def _alias_at(project: Project, env: str, version: str, weights: dict[str, float]) -> bool:
-    found = project.aws.call(
-        "lambda", "get_alias", resource=f"alias {env}", missing=True,
-        FunctionName=project.function_name, Name=env,
-    )
+    found = lambda_.get_alias(project.aws, project.function_name, env)
     if found is None or found.get("FunctionVersion") != version:
         return False
     have = (found.get("RoutingConfig") or {}).get("AdditionalVersionWeights") or {}

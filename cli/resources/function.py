@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import parallel
-from ..aws import FUNCTION_BUSY, IAM_PROPAGATION
+from ..aws import FUNCTION_BUSY, IAM_PROPAGATION, lambda_
 from ..errors import OperationFailed
 from ..package import Package, package_directory
 from ..plan import Change, FieldChange, call
@@ -51,9 +51,7 @@ def read_function(project: Project) -> dict[str, Any] | None:
 
 def read_configuration(project: Project, name: str) -> dict[str, Any] | None:
     """$LATEST's configuration (with CodeSha256) and the function's Tags, or None."""
-    found = project.aws.call(
-        "lambda", "get_function", resource=f"function {name}", missing=True, FunctionName=name,
-    )
+    found = lambda_.get_function(project.aws, name)
     if found is None:
         return None
     return {**found["Configuration"], "Tags": found.get("Tags") or {}}
@@ -86,8 +84,7 @@ def update_configuration(
         "lambda", "update_function_configuration", resource=f"function {name}",
         retry=(FUNCTION_BUSY, IAM_PROPAGATION), FunctionName=name, **params,
     )
-    project.aws.wait("lambda", "function_updated_v2", resource=f"function {name}",
-                     FunctionName=name)
+    lambda_.wait_updated(project.aws, name)
 
 
 def tag_function(project: Project, name: str, arn: str, tags: dict[str, str]) -> None:
@@ -97,10 +94,7 @@ def tag_function(project: Project, name: str, arn: str, tags: dict[str, str]) ->
 
 def read_alias(project: Project, env: str) -> dict[str, Any] | None:
     """Name, FunctionVersion, Description, and RoutingConfig / RevisionId when AWS gives them."""
-    found = project.aws.call(
-        "lambda", "get_alias", resource=f"alias {project.function_name}:{env}", missing=True,
-        FunctionName=project.function_name, Name=env,
-    )
+    found = lambda_.get_alias(project.aws, project.function_name, env)
     if found is None:
         return None
     return {k: v for k, v in found.items() if k != "ResponseMetadata"}
@@ -152,8 +146,7 @@ def update_code(project: Project, package: Package) -> dict[str, Any]:
         FunctionName=name, Architectures=[project.config.function.architecture],
         Publish=False, **code_params(project, package),
     )
-    project.aws.wait("lambda", "function_updated_v2", resource=f"function {name}",
-                     FunctionName=name)
+    lambda_.wait_updated(project.aws, name)
     return {k: v for k, v in updated.items() if k != "ResponseMetadata"}
 
 
@@ -165,8 +158,7 @@ def publish_version(project: Project, *, description: str = "") -> str:
         FunctionName=name, Description=description,
     )
     version = str(published["Version"])
-    project.aws.wait("lambda", "function_active_v2", resource=f"function {name}:{version}",
-                     FunctionName=name, Qualifier=version)
+    lambda_.wait_active(project.aws, name, version)
     return version
 
 
@@ -256,13 +248,11 @@ def _create(project: Project) -> Change:
         )
         if created is None:  # adopted: its first attempt may or may not have published
             created = _adopt(p)
-            p.aws.wait("lambda", "function_active_v2", resource=f"function {name}",
-                       FunctionName=name)
+            lambda_.wait_active(p.aws, name)
             version = latest_published_version(p) or publish_version(p, description=CREATED)
         else:
             version = str(created["Version"])
-            p.aws.wait("lambda", "function_active_v2", resource=f"function {name}:{version}",
-                       FunctionName=name, Qualifier=version)
+            lambda_.wait_active(p.aws, name, version)
         p.facts["function_arn"] = created["FunctionArn"]
         p.facts["function_version"] = version
 

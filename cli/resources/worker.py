@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import worker_package
-from ..aws import FUNCTION_BUSY, IAM_PROPAGATION
+from ..aws import FUNCTION_BUSY, IAM_PROPAGATION, lambda_
 from ..errors import OperationFailed
 from ..names import worker_name, worker_role_name
 from ..package import Package
@@ -91,7 +91,7 @@ def plan(project: Project) -> list[Change]:
         if new_code:
             p.aws.call("lambda", "update_function_code", resource=res, retry=(FUNCTION_BUSY,),
                        FunctionName=name, ZipFile=code.data, Architectures=[ARCHITECTURE])
-            p.aws.wait("lambda", "function_updated_v2", resource=res, FunctionName=name)
+            lambda_.wait_updated(p.aws, name)
         if merged != found["Tags"]:
             function.tag_function(p, name, found["FunctionArn"], project.tags())
 
@@ -113,14 +113,12 @@ def _create(project: Project, want: dict[str, Any], code: Package) -> None:
         # when it carries this app's tag (the next reconcile compares the rest).
         ignore=("ResourceConflictException",),
     ) or _adopt(project, name)
-    project.aws.wait("lambda", "function_active_v2", resource=f"function {name}",
-                     FunctionName=name)
+    lambda_.wait_active(project.aws, name)
 
 
 def _adopt(project: Project, name: str) -> dict[str, Any]:
-    found = project.aws.call(
-        "lambda", "get_function", resource=f"function {name}", FunctionName=name
-    )
+    found = lambda_.get_function(project.aws, name, missing=False)
+    assert found is not None  # missing=False raises instead
     if (found.get("Tags") or {}).get(TAG_APP) != project.app:
         raise OperationFailed(
             f"function {name} already exists and was not made by sdeliver for {project.app}",
