@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +27,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
     allow_mock_integrations()
     file_any_methods()
+    # A shell without job control starts a background command with SIGINT ignored, and an
+    # ignored signal stays ignored in every child: the Ctrl-C tests would wait in vain.
+    # Ctrl-C means KeyboardInterrupt here and (reset on exec) default in the CLIs we start.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)
