@@ -38,9 +38,17 @@ def get_alias(aws: Aws, name: str, alias: str) -> dict[str, Any] | None:
     return found
 
 
-def wait_updated(aws: Aws, name: str) -> None:
-    """Until the function's last update (code or settings) is applied."""
-    aws.wait("lambda", "function_updated_v2", resource=f"function {name}", FunctionName=name)
+def wait_updated(aws: Aws, name: str, *, delay: float = 2) -> None:
+    """Until the function's last update (code or settings) is applied (polled every
+    `delay` seconds: a deploy waits on its critical path with 1)."""
+    aws.wait("lambda", "function_updated_v2", resource=f"function {name}", delay=delay,
+             FunctionName=name)
+
+
+def wait_published(aws: Aws, name: str, version: str, *, delay: float = 2) -> None:
+    """Until a version PublishVersion just made can be invoked."""
+    aws.wait("lambda", "published_version_active", resource=f"function {name}", delay=delay,
+             FunctionName=name, Qualifier=version)
 
 
 def wait_active(aws: Aws, name: str, version: str | None = None) -> None:

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 from .. import parallel, sites
 from .. import publish as site
-from ..aws import FUNCTION_BUSY
+from ..aws import FUNCTION_BUSY, lambda_
 from ..endpoints import gateway_url
 from ..errors import OperationFailed, SdeliverError
 from ..ledger import Entry, EntryFields, Ledger, Outcome
@@ -89,13 +89,7 @@ def publish_version(
         # Its own answer may say it is done already: no poll then.
         if (updated or {}).get("LastUpdateStatus") != "Successful":
             with project.progress.waiting(f"waiting for {name} to finish updating"):
-                project.aws.wait(
-                    "lambda",
-                    "function_updated_v2",
-                    resource=f"function {name}",
-                    delay=1,
-                    FunctionName=name,
-                )
+                lambda_.wait_updated(project.aws, name, delay=1)
     else:
         reusable = _matching_version(project, latest)
         if reusable is not None:
@@ -112,14 +106,7 @@ def publish_version(
     version = str(published["Version"])
     if published.get("State") != "Active":
         with project.progress.waiting(f"waiting for version {version} to be active"):
-            project.aws.wait(
-                "lambda",
-                "published_version_active",
-                resource=f"function {name}",
-                delay=1,
-                FunctionName=name,
-                Qualifier=version,
-            )
+            lambda_.wait_published(project.aws, name, version, delay=1)
     return version
 
 
