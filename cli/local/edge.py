@@ -69,6 +69,13 @@ def install_server() -> None:
 
 def _keep_distribution_fields(models: Any) -> None:
     """moto's Origin and DefaultCacheBehaviour never store these two fields."""
+    models.Origin.__init__, models.DefaultCacheBehaviour.__init__ = (
+        distribution_field_inits(models))
+
+
+def distribution_field_inits(models: Any) -> tuple[Any, Any]:
+    """moto's Origin and DefaultCacheBehaviour constructors, keeping OriginAccessControlId
+    and FunctionAssociations (the tests' in-process fake patches with them too)."""
     origin_init = models.Origin.__init__
     behaviour_init = models.DefaultCacheBehaviour.__init__
 
@@ -80,8 +87,7 @@ def _keep_distribution_fields(models: Any) -> None:
         behaviour_init(self, config)
         self.function_associations = config.get("FunctionAssociations") or {"Quantity": 0}
 
-    models.Origin.__init__ = origin
-    models.DefaultCacheBehaviour.__init__ = behaviour
+    return origin, behaviour
 
 
 def _function(response: Any, *, if_match: bool) -> Any:

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from botocore.awsrequest import AWSResponse
+from sdeliver.local.edge import distribution_field_inits
 
 ACCOUNT = "123456789012"
 CLOUDFRONT_OPS = {
@@ -55,17 +56,7 @@ def keep_distribution_fields(monkeypatch: pytest.MonkeyPatch) -> None:
 
     warm_moto_routers()
 
-    origin_init = models.Origin.__init__
-    behaviour_init = models.DefaultCacheBehaviour.__init__
-
-    def origin(self: Any, origin: dict[str, Any]) -> None:
-        origin_init(self, origin)
-        self.origin_access_control_id = origin.get("OriginAccessControlId", "")
-
-    def behaviour(self: Any, config: dict[str, Any]) -> None:
-        behaviour_init(self, config)
-        self.function_associations = config.get("FunctionAssociations") or {"Quantity": 0}
-
+    origin, behaviour = distribution_field_inits(models)
     monkeypatch.setattr(models.Origin, "__init__", origin)
     monkeypatch.setattr(models.DefaultCacheBehaviour, "__init__", behaviour)
     # Certificates issue at their first description after the request.
