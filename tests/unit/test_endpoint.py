@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import http.server
 import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sdeliver.aws import CONNECT_ATTEMPTS, Aws, _fail_fast_on_connection_errors
 from sdeliver.errors import AwsError
+
+from tests.conftest import loopback
 
 HTML_ERROR = b"""<!DOCTYPE HTML>
 <html lang="en">
@@ -44,14 +45,8 @@ class _Html(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def html_server() -> Iterator[str]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Html)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback(_Html) as url:
+        yield url
 
 
 def _closed_port() -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import threading
 from collections.abc import Iterator
 from typing import ClassVar
 
@@ -17,6 +16,8 @@ from sdeliver.aws import Aws
 from sdeliver.errors import OperationFailed
 from sdeliver.project import Project
 from sdeliver.resources import cdn
+
+from tests.conftest import loopback
 
 ARN = "arn:aws:cloudfront::123456789012:key-value-store/0b0e1f7c-7b8a-4d3e-9f00-000000000001"
 
@@ -45,14 +46,8 @@ class _Kvs(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def kvs_server() -> Iterator[str]:
     _Kvs.seen = []
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Kvs)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with loopback(_Kvs) as url:
+        yield url
 
 
 def without_awscrt(monkeypatch: pytest.MonkeyPatch) -> None:
